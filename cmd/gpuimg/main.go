@@ -1,0 +1,38 @@
+// Command gpuimg builds container images that carry the NVIDIA driver userspace
+// matched to a host's kernel driver, and launches them with device nodes only.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		// Errors are printed once, here; commands wrap them with the fix in the message.
+		fmt.Fprintln(os.Stderr, "gpuimg: "+err.Error())
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitCoder lets a package choose the process exit status (e.g. 130 on Ctrl-C,
+// or the exit status of a container run by `gpuimg run`).
+type exitCoder interface{ ExitCode() int }
+
+func exitCode(err error) int {
+	var ec exitCoder
+	if errors.As(err, &ec) && ec.ExitCode() != 0 {
+		return ec.ExitCode()
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	return 1
+}

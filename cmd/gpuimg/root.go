@@ -1,0 +1,24 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gpuimg",
+		Short: "Build container images with the NVIDIA driver userspace inside, and launch them with device nodes only",
+		Long: `gpuimg builds container images that carry the NVIDIA driver userspace (NVIDIA's .run,
+installed with --no-kernel-module) matched exactly to a host's kernel driver, on BuildKit,
+and launches them with nothing but device nodes: no nvidia-container-toolkit on the host.
+
+  gpuimg build --driver 450.102.04
+  gpuimg run myimg:450.102.04 -- nvidia-smi`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		DisableAutoGenTag: true,
+	}
+	// One line per command group; each lives in its own file in this directory.
+	root.AddCommand()
+	return root
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gpuimg's demo, tests and benchmarks need, when missing.
+# Safe to run again: packages already present are not touched.
+set -euo pipefail
+
+packages=(
+  runc         # the OCI runtime buildkitd's OCI worker drives
+  debootstrap  # makes the Debian base image (no Docker Hub here)
+  docker.io    # dockerd: `docker load` and `docker run --device` end-to-end tests
+  podman       # the CDI end-to-end test
+  uidmap       # podman's user-namespace helpers
+  iptables     # dockerd refuses to start without the binary, even with --iptables=false
+  gcc libc6-dev # compiles the stand-in driver's ELF libraries and nvidia-smi
+  curl zstd xz-utils # benchmarks compare against curl; payload codecs for fixtures
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing Debian packages: ${missing[*]}; run 'sudo make deps'" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
