@@ -1,0 +1,26 @@
+// Package templates holds the text templates gpuimg renders: the Dockerfile
+// equivalent of a build, the device-node init script and its systemd unit.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"text/template"
+)
+
+//go:embed *.tmpl
+var files embed.FS
+
+// Render executes the named template (a file name in this directory) with data.
+func Render(name string, data any) (string, error) {
+	t, err := template.New(name).Option("missingkey=error").ParseFS(files, name)
+	if err != nil {
+		return "", fmt.Errorf("template %s: %w", name, err)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		return "", fmt.Errorf("template %s: %w", name, err)
+	}
+	return buf.String(), nil
+}
