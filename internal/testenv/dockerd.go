@@ -1,0 +1,163 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Debian's docker.io: the daemon and the client built with it (the newer
+// client in /usr/local/bin may speak an API version dockerd 20.10 refuses).
+const (
+	dockerdBinary = "/usr/sbin/dockerd"
+	dockerBinary  = "/usr/bin/docker"
+)
+
+// DockerDaemon is a private dockerd started for one test: its own data root,
+// exec root and socket, no iptables and no bridge, so it never touches the
+// host's networking or a system docker.
+type DockerDaemon struct {
+	// Host is the daemon's address for `docker -H` ("unix:///…/docker.sock").
+	Host string
+	// Dir holds the socket, the data and exec roots and the daemon's log.
+	Dir string
+}
+
+// Dockerd starts a private dockerd (which starts its own containerd), waits
+// until it answers, and stops it when the test ends. It needs root and
+// Debian's docker.io; without them it skips, or fails under CI=true.
+func Dockerd(t testing.TB) *DockerDaemon {
+	t.Helper()
+	RequireRoot(t)
+	for _, bin := range []string{dockerdBinary, dockerBinary} {
+		if _, err := os.Stat(bin); err != nil {
+			SkipOrFail(t, "%s not found (Debian's docker.io; `make deps` installs it)", bin)
+		}
+	}
+	// A short directory outside t.TempDir(): unix socket paths are limited to
+	// 108 bytes and containerd nests its own sockets under the exec root.
+	dir, err := os.MkdirTemp("", "gpuimg-dockerd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &DockerDaemon{Host: "unix://" + filepath.Join(dir, "docker.sock"), Dir: dir}
+	logFile, err := os.Create(filepath.Join(dir, "dockerd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(dockerdBinary,
+		"--iptables=false", "--ip-masq=false", "--bridge=none",
+		"--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"),
+		"--host", d.Host,
+		"--pidfile", filepath.Join(dir, "dockerd.pid"),
+	)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	// Its own process group, so a Ctrl-C on `go test` does not race the cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		os.RemoveAll(dir)
+		t.Fatalf("start dockerd: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		logFile.Close()
+		// dockerd unmounts its overlay layers on a clean stop; whatever is
+		// still mounted below dir (a killed daemon) is detached before removal.
+		unmountBelow(dir)
+		if err := os.RemoveAll(dir); err != nil {
+			t.Logf("removing dockerd dir: %v", err)
+		}
+	})
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := exec.CommandContext(ctx, dockerBinary, "-H", d.Host, "version", "--format", "{{.Server.Version}}").Run()
+		cancel()
+		if err == nil {
+			return d
+		}
+		select {
+		case werr := <-exited:
+			exited <- werr // let the cleanup see it too
+			t.Fatalf("dockerd exited during startup (%v); log:\n%s", werr, readTail(filepath.Join(dir, "dockerd.log")))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dockerd did not answer on %s within 60s; log:\n%s", d.Host, readTail(filepath.Join(dir, "dockerd.log")))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Run runs /usr/bin/docker -H Host with args and returns what it printed.
+func (d *DockerDaemon) Run(t testing.TB, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(dockerBinary, append([]string{"-H", d.Host}, args...)...)
+	cmd.Stdout = &out
+	cmd.Stderr = &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// Load runs `docker load -i tarPath` (a docker-format tarball; dockerd 20.10
+// cannot load OCI tarballs) and fails the test when it does not succeed.
+func (d *DockerDaemon) Load(t testing.TB, tarPath string) {
+	t.Helper()
+	stdout, stderr, err := d.Run(t, "load", "-i", tarPath)
+	if err != nil {
+		t.Fatalf("docker load -i %s: %v\n%s%s", tarPath, err, stdout, stderr)
+	}
+}
+
+// Log returns the daemon's log so far, for failure messages.
+func (d *DockerDaemon) Log() string { return readTail(filepath.Join(d.Dir, "dockerd.log")) }
+
+func readTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	const keep = 8000
+	if len(b) > keep {
+		b = b[len(b)-keep:]
+	}
+	return string(b)
+}
+
+// unmountBelow lazily unmounts every mount point under dir, deepest first.
+func unmountBelow(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			points = append(points, fields[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(points[i], syscall.MNT_DETACH)
+	}
+}
