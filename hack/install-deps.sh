@@ -12,6 +12,7 @@ packages=(
   iptables     # dockerd refuses to start without the binary, even with --iptables=false
   gcc libc6-dev # compiles the stand-in driver's ELF libraries and nvidia-smi
   curl zstd xz-utils # benchmarks compare against curl; payload codecs for fixtures
+  busybox-static # a static busybox: the tiny image the launcher end-to-end tests run (no Docker Hub)
 )
 
 missing=()
