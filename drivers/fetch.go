@@ -1,0 +1,560 @@
+package drivers
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// FetchOptions says which package to fetch, from where, and how to check it.
+type FetchOptions struct {
+	Version Version
+	Arch    string // x86_64 or aarch64
+	Variant string // "" or full, no-compat32
+	// Mirror is "", a name from MirrorHosts, or a URL template (see Resolve).
+	Mirror string
+	// SHA256 pins the expected checksum; it wins over the catalog's.
+	SHA256 string
+	// AllowUnverified accepts a package no checksum is known for (not in the
+	// catalog, no --sha256, no .sha256sum sidecar).
+	AllowUnverified bool
+	CacheDir        string // "" → DefaultCacheDir()
+	// Offline answers from the cache only and never opens a connection.
+	Offline bool
+	// Client makes the requests; nil uses one with connect and header timeouts.
+	Client *http.Client
+	// StallTimeout aborts a request that receives no bytes for this long
+	// (default 30s); the download then resumes where it stopped.
+	StallTimeout time.Duration
+	// Attempts per URL for interrupted downloads (default 3), RetryDelay
+	// before each new attempt (default 1s).
+	Attempts   int
+	RetryDelay time.Duration
+	// Progress receives progress lines (nil: none); ProgressBar redraws one
+	// line in place, for a terminal.
+	Progress    io.Writer
+	ProgressBar bool
+}
+
+// Run is a verified package in the cache.
+type Run struct {
+	Path    string  `json:"path"`
+	SHA256  string  `json:"sha256"`
+	Size    int64   `json:"size"`
+	Version Version `json:"version"`
+	Arch    string  `json:"arch"`
+	Variant string  `json:"variant"`
+	// Source is the URL it came from, "cache", or the imported file.
+	Source string `json:"source"`
+	// VerifiedBy names the checksum's origin: catalog, --sha256,
+	// .sha256sum, or "" when accepted unverified.
+	VerifiedBy string `json:"verified_by"`
+}
+
+// Checksum origins reported in Run.VerifiedBy.
+const (
+	VerifiedByCatalog = "catalog"
+	VerifiedByFlag    = "--sha256"
+	VerifiedBySidecar = ".sha256sum"
+)
+
+// Fetch downloads (or finds in the cache) a verified package and returns its
+// cached path.
+func Fetch(ctx context.Context, opts FetchOptions) (string, error) {
+	run, err := FetchRun(ctx, opts)
+	return run.Path, err
+}
+
+// errHTTPStatus is an HTTP answer that is not the file.
+type errHTTPStatus struct {
+	url  string
+	code int
+}
+
+func (e *errHTTPStatus) Error() string {
+	return fmt.Sprintf("%s: HTTP %d %s", e.url, e.code, http.StatusText(e.code))
+}
+
+// errStalled is the cause of a request cancelled by the stall watchdog.
+var errStalled = errors.New("no data received")
+
+// FetchRun is Fetch with the details of what was fetched and how it was
+// verified.
+func FetchRun(ctx context.Context, opts FetchOptions) (Run, error) {
+	f, err := newFetcher(opts)
+	if err != nil {
+		return Run{}, err
+	}
+	if run, ok := f.fromCache(); ok {
+		return run, nil
+	}
+	if opts.Offline {
+		return Run{}, fmt.Errorf("%w: %s (%s) is not in the driver cache %s and --offline forbids downloading it: fetch it on a connected machine with the same --cache-dir, or `gpuimg drivers import FILE`", ErrNotCached, f.file, f.checksumNote(), f.dir)
+	}
+	if !f.verified() && !opts.AllowUnverified && !f.mayFindSidecar() {
+		return Run{}, f.noChecksumError()
+	}
+	if err := prepareCache(f.dir); err != nil {
+		return Run{}, err
+	}
+	unlock, err := f.lock(ctx)
+	if err != nil {
+		return Run{}, err
+	}
+	defer unlock()
+	// Another process may have finished the same download while we waited.
+	if run, ok := f.fromCache(); ok {
+		return run, nil
+	}
+	return f.download(ctx)
+}
+
+type fetcher struct {
+	opts    FetchOptions
+	dir     string
+	file    string
+	pkg     Package
+	inCat   bool
+	wantSHA string
+	// verifiedBy is where wantSHA came from.
+	verifiedBy string
+	client     *http.Client
+	urls       []string
+}
+
+func newFetcher(opts FetchOptions) (*fetcher, error) {
+	if opts.Version.IsZero() {
+		return nil, fmt.Errorf("no driver version given: %s", versionExample)
+	}
+	if err := CheckArch(opts.Arch); err != nil {
+		return nil, err
+	}
+	if err := CheckVariant(opts.Variant); err != nil {
+		return nil, err
+	}
+	if opts.Variant == "" {
+		opts.Variant = VariantFull
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = 30 * time.Second
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 3
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	dir, err := cacheDirOrDefault(opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	f := &fetcher{opts: opts, dir: dir, file: RunFileName(opts.Version, opts.Arch, opts.Variant)}
+	f.pkg, f.inCat = LookupPackage(opts.Version, opts.Arch, opts.Variant)
+	if f.inCat {
+		f.wantSHA, f.verifiedBy = f.pkg.SHA256, VerifiedByCatalog
+	}
+	if opts.SHA256 != "" {
+		sha, err := NormalizeSHA256(opts.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		if f.inCat && sha != f.pkg.SHA256 {
+			fmt.Fprintf(opts.Progress, "warning: --sha256 %s differs from the catalog's %s for %s; using --sha256\n", sha, f.pkg.SHA256, f.file)
+		}
+		f.wantSHA, f.verifiedBy = sha, VerifiedByFlag
+	}
+	if !opts.Offline {
+		if f.urls, err = Resolve(opts.Version, opts.Arch, opts.Variant, opts.Mirror); err != nil {
+			return nil, err
+		}
+	}
+	f.client = opts.Client
+	if f.client == nil {
+		f.client = newHTTPClient(opts.StallTimeout)
+	}
+	return f, nil
+}
+
+func newHTTPClient(stall time.Duration) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: stall,
+		// A transparently gunzipped body would break Range offsets.
+		DisableCompression: true,
+		ReadBufferSize:     256 << 10,
+	}}
+}
+
+func (f *fetcher) verified() bool { return f.wantSHA != "" }
+
+// mayFindSidecar: NVIDIA's hosts and templates may have a .sha256sum beside the file.
+func (f *fetcher) mayFindSidecar() bool { return len(f.urls) > 0 }
+
+func (f *fetcher) checksumNote() string {
+	if f.verified() {
+		return "sha256 " + f.wantSHA
+	}
+	return "no known checksum"
+}
+
+func (f *fetcher) noChecksumError() error {
+	return fmt.Errorf("%s is not in the catalog and no checksum is available for it (no .sha256sum beside it on the mirror): pass --sha256 HEX from a source you trust, or --allow-unverified to accept it unchecked", f.file)
+}
+
+func (f *fetcher) runAt(path, sha string, size int64, source string) Run {
+	return Run{Path: path, SHA256: sha, Size: size, Version: f.opts.Version, Arch: f.opts.Arch,
+		Variant: f.opts.Variant, Source: source, VerifiedBy: f.verifiedBy}
+}
+
+func (f *fetcher) fromCache() (Run, bool) {
+	if f.verified() {
+		size := int64(-1)
+		if f.inCat && f.verifiedBy == VerifiedByCatalog {
+			size = f.pkg.Size
+		}
+		if p, ok := cachedBySHA(f.dir, f.wantSHA, f.file, size); ok {
+			st, _ := os.Stat(p)
+			return f.runAt(p, f.wantSHA, st.Size(), "cache"), true
+		}
+		return Run{}, false
+	}
+	// No checksum known now: a copy cached earlier (verified then by a
+	// sidecar or accepted unverified) is what the user fetched before.
+	if p, sha, ok := cachedByName(f.dir, f.file); ok {
+		st, _ := os.Stat(p)
+		run := f.runAt(p, sha, st.Size(), "cache")
+		run.VerifiedBy = "cache"
+		return run, true
+	}
+	return Run{}, false
+}
+
+func (f *fetcher) lock(ctx context.Context) (func(), error) {
+	fl := flock.New(filepath.Join(f.dir, cacheLocks, f.file+".lock"))
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, unwritableCache(f.dir, err)
+	}
+	if !ok {
+		fmt.Fprintf(f.opts.Progress, "waiting for another gpuimg fetching %s\n", f.file)
+		if ok, err = fl.TryLockContext(ctx, 100*time.Millisecond); err != nil || !ok {
+			return nil, fmt.Errorf("wait for the lock on %s: %w", f.file, err)
+		}
+	}
+	return func() { fl.Unlock() }, nil
+}
+
+// partPath is where the download grows. With a known checksum it survives a
+// failed run so the next one resumes; an unverified download starts over.
+func (f *fetcher) partPath() string {
+	key := "unverified"
+	if f.verified() {
+		key = f.wantSHA
+	}
+	return filepath.Join(f.dir, cachePartials, f.file+"."+key+".part")
+}
+
+func (f *fetcher) download(ctx context.Context) (Run, error) {
+	if !f.verified() {
+		if err := f.findSidecar(ctx); err != nil {
+			return Run{}, err
+		}
+		if !f.verified() && !f.opts.AllowUnverified {
+			return Run{}, f.noChecksumError()
+		}
+		if !f.verified() {
+			fmt.Fprintf(f.opts.Progress, "warning: no checksum known for %s; accepting it unverified (--allow-unverified)\n", f.file)
+		}
+	}
+	part := f.partPath()
+	if !f.verified() {
+		os.Remove(part)
+	}
+	var failures []string
+	for _, u := range f.urls {
+		sha, size, err := f.downloadURL(ctx, u, part)
+		if err == nil {
+			err = f.checkDownloaded(part, sha, size)
+		}
+		if err == nil {
+			path, err := storeBlob(f.dir, part, sha, f.file)
+			if err != nil {
+				return Run{}, err
+			}
+			return f.runAt(path, sha, size, u), nil
+		}
+		if ctx.Err() != nil {
+			return Run{}, fmt.Errorf("fetch %s: %w (the partial download is kept; run the command again to resume)", f.file, context.Cause(ctx))
+		}
+		failures = append(failures, err.Error())
+		var status *errHTTPStatus
+		if !errors.As(err, &status) {
+			fmt.Fprintf(f.opts.Progress, "%v\n", err)
+		}
+	}
+	hint := "check the version and --arch, or name another --mirror"
+	if fileExists(part) {
+		hint = "the partial download is kept: run the command again to resume, or name another --mirror"
+	}
+	return Run{}, fmt.Errorf("fetch %s failed from every URL (%s):\n  %s", f.file, hint, strings.Join(failures, "\n  "))
+}
+
+// checkDownloaded verifies a complete download and removes it when it is not
+// the package asked for, so a bad file is never resumed or kept.
+func (f *fetcher) checkDownloaded(part, sha string, size int64) error {
+	var err error
+	switch {
+	case f.inCat && f.verifiedBy == VerifiedByCatalog && size != f.pkg.Size:
+		err = fmt.Errorf("%w: %s is %d bytes, the catalog says %d", ErrChecksumMismatch, f.file, size, f.pkg.Size)
+	case f.verified() && sha != f.wantSHA:
+		err = fmt.Errorf("%w: %s has sha256 %s, want %s (from %s): the mirror served a damaged or different file", ErrChecksumMismatch, f.file, sha, f.wantSHA, f.verifiedBy)
+	default:
+		err = CheckRunFile(part, f.opts.Version, f.opts.Arch)
+	}
+	if err != nil {
+		os.Remove(part)
+	}
+	return err
+}
+
+// downloadURL fetches u into part, resuming across attempts, and returns the
+// sha256 and size of the complete file.
+func (f *fetcher) downloadURL(ctx context.Context, u, part string) (string, int64, error) {
+	var lastErr error
+	for attempt := 1; attempt <= f.opts.Attempts; attempt++ {
+		if attempt > 1 {
+			fmt.Fprintf(f.opts.Progress, "%s interrupted (%v); resuming, attempt %d of %d\n", f.file, lastErr, attempt, f.opts.Attempts)
+			select {
+			case <-ctx.Done():
+				return "", 0, context.Cause(ctx)
+			case <-time.After(f.opts.RetryDelay):
+			}
+		}
+		sha, size, err := f.downloadAttempt(ctx, u, part)
+		if err == nil {
+			return sha, size, nil
+		}
+		lastErr = err
+		var status *errHTTPStatus
+		if errors.As(err, &status) && status.code < 500 || ctx.Err() != nil {
+			return "", 0, err
+		}
+	}
+	return "", 0, fmt.Errorf("%s: %w", u, lastErr)
+}
+
+// downloadAttempt makes one request, appending to what part already holds.
+func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, int64, error) {
+	out, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", 0, unwritableCache(f.dir, err)
+	}
+	defer out.Close()
+	h := sha256.New()
+	have, err := copyHashing(nil, h, out, nil) // what an earlier attempt left
+	if err != nil {
+		return "", 0, fmt.Errorf("read the partial download: %w", err)
+	}
+	if f.inCat && have > f.pkg.Size {
+		if err := restart(out, h); err != nil {
+			return "", 0, err
+		}
+		have = 0
+	}
+	if f.inCat && have == f.pkg.Size {
+		return hex.EncodeToString(h.Sum(nil)), have, nil
+	}
+
+	reqCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s: %w", u, err)
+	}
+	req.Header.Set("User-Agent", "gpuimg")
+	if have > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return "", 0, explainStall(reqCtx, fmt.Errorf("%s: %w", u, err), f.opts.StallTimeout)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && have > 0:
+		if start, ok := contentRangeStart(resp.Header.Get("Content-Range")); !ok || start != have {
+			restart(out, h)
+			return "", 0, fmt.Errorf("%s: the server resumed at the wrong offset (Content-Range %q); starting over", u, resp.Header.Get("Content-Range"))
+		}
+	case resp.StatusCode == http.StatusOK:
+		if have > 0 {
+			if err := restart(out, h); err != nil {
+				return "", 0, err
+			}
+			have = 0
+		}
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		restart(out, h)
+		return "", 0, fmt.Errorf("%s: the server refused to resume at byte %d; starting over", u, have)
+	default:
+		return "", 0, &errHTTPStatus{url: u, code: resp.StatusCode}
+	}
+	if _, err := out.Seek(have, io.SeekStart); err != nil {
+		return "", 0, err
+	}
+
+	total := int64(-1)
+	if resp.ContentLength >= 0 {
+		total = have + resp.ContentLength
+	} else if f.inCat {
+		total = f.pkg.Size
+	}
+	bar := newProgress(f.opts.Progress, f.opts.ProgressBar, f.file, u, have, total)
+	body := newStallReader(resp.Body, f.opts.StallTimeout, cancel)
+	n, err := copyHashing(out, h, body, func(n int64) { bar.update(have + n) })
+	body.stop()
+	size := have + n
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil {
+		err = out.Sync()
+	}
+	bar.finish(err)
+	if err != nil {
+		return "", 0, explainStall(reqCtx, fmt.Errorf("%s: download stopped at byte %d: %w", u, size, err), f.opts.StallTimeout)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
+}
+
+func explainStall(reqCtx context.Context, err error, stall time.Duration) error {
+	if errors.Is(context.Cause(reqCtx), errStalled) {
+		return fmt.Errorf("%w (the server sent nothing for %s)", err, stall)
+	}
+	return err
+}
+
+// restart empties the partial file and the running hash.
+func restart(out *os.File, h hash.Hash) error {
+	h.Reset()
+	if err := out.Truncate(0); err != nil {
+		return fmt.Errorf("reset the partial download: %w", err)
+	}
+	_, err := out.Seek(0, io.SeekStart)
+	return err
+}
+
+// contentRangeStart parses "bytes START-END/TOTAL".
+func contentRangeStart(v string) (int64, bool) {
+	rest, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	start, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(start, 10, 64)
+	return n, err == nil
+}
+
+// findSidecar looks for NVIDIA's <file>.sha256sum beside each URL.
+func (f *fetcher) findSidecar(ctx context.Context) error {
+	for _, u := range f.urls {
+		sha, err := f.fetchSidecar(ctx, u+".sha256sum")
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			continue
+		}
+		f.wantSHA, f.verifiedBy = sha, VerifiedBySidecar
+		fmt.Fprintf(f.opts.Progress, "using the checksum in %s.sha256sum\n", u)
+		return nil
+	}
+	return nil
+}
+
+func (f *fetcher) fetchSidecar(ctx context.Context, u string) (string, error) {
+	reqCtx, cancel := context.WithTimeout(ctx, f.opts.StallTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", &errHTTPStatus{url: u, code: resp.StatusCode}
+	}
+	line, err := bufio.NewReader(io.LimitReader(resp.Body, 4096)).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", err
+	}
+	return parseSHA256Sum(line, f.file)
+}
+
+// parseSHA256Sum reads a `sha256sum` line ("<hex>  <file>" or "<hex> *<file>")
+// and checks it names file.
+func parseSHA256Sum(line, file string) (string, error) {
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return "", errors.New("empty .sha256sum")
+	}
+	sha, err := NormalizeSHA256(fields[0])
+	if err != nil {
+		return "", err
+	}
+	if len(fields) > 1 && filepath.Base(strings.TrimPrefix(fields[1], "*")) != file {
+		return "", fmt.Errorf(".sha256sum names %s, not %s", fields[1], file)
+	}
+	return sha, nil
+}
+
+// stallReader cancels the request when no bytes arrive for the timeout.
+type stallReader struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func newStallReader(r io.Reader, d time.Duration, cancel context.CancelCauseFunc) *stallReader {
+	return &stallReader{r: r, d: d, timer: time.AfterFunc(d, func() { cancel(errStalled) })}
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.timer.Reset(s.d)
+	}
+	return n, err
+}
+
+func (s *stallReader) stop() { s.timer.Stop() }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,163 @@
+package drivers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Downloads and verification read hundreds of megabytes; hashing on the
+// reading goroutine would serialise read, write and hash. copyHashing instead
+// hands each chunk to a writer goroutine and a hasher goroutine, so the three
+// overlap and throughput is set by the slowest, not their sum.
+const (
+	copyChunkSize = 1 << 20
+	copyChunks    = 8
+)
+
+type copyChunk struct {
+	buf  []byte
+	data []byte
+	refs atomic.Int32
+}
+
+// copyHashing copies src to dst (nil: hash only) while hashing into h, and
+// calls progress with the running byte count. It returns the bytes read and
+// the first read or write error (io.EOF is not an error).
+func copyHashing(dst io.Writer, h hash.Hash, src io.Reader, progress func(int64)) (int64, error) {
+	consumers := int32(1)
+	if dst != nil {
+		consumers = 2
+	}
+	free := make(chan *copyChunk, copyChunks)
+	for range copyChunks {
+		free <- &copyChunk{buf: make([]byte, copyChunkSize)}
+	}
+	release := func(c *copyChunk) {
+		if c.refs.Add(-1) == 0 {
+			free <- c
+		}
+	}
+	toHash := make(chan *copyChunk, copyChunks)
+	toWrite := make(chan *copyChunk, copyChunks)
+	var wg sync.WaitGroup
+	var writeErr atomic.Pointer[error]
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for c := range toHash {
+			h.Write(c.data)
+			release(c)
+		}
+	}()
+	if dst != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range toWrite {
+				if writeErr.Load() == nil {
+					if _, err := dst.Write(c.data); err != nil {
+						writeErr.Store(&err)
+					}
+				}
+				release(c)
+			}
+		}()
+	}
+	var total int64
+	var readErr error
+	for readErr == nil && writeErr.Load() == nil {
+		c := <-free
+		n, err := fill(src, c.buf)
+		if n > 0 {
+			c.data = c.buf[:n]
+			c.refs.Store(consumers)
+			toHash <- c
+			if dst != nil {
+				toWrite <- c
+			}
+			total += int64(n)
+			if progress != nil {
+				progress(total)
+			}
+		} else {
+			free <- c
+		}
+		readErr = err
+	}
+	close(toHash)
+	close(toWrite)
+	wg.Wait()
+	if p := writeErr.Load(); p != nil {
+		return total, *p
+	}
+	if readErr == io.EOF {
+		readErr = nil
+	}
+	return total, readErr
+}
+
+// fill reads until buf is full or src fails, returning src's own error (so a
+// truncated HTTP body's io.ErrUnexpectedEOF is kept, unlike io.ReadFull).
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// FileSHA256 returns the lowercase hex sha256 and size of the file at path.
+func FileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("open %s to hash it: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := copyHashing(nil, h, f, nil)
+	if err != nil {
+		return "", n, fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// ErrChecksumMismatch marks a file whose sha256 is not the expected one.
+var ErrChecksumMismatch = errors.New("sha256 mismatch")
+
+// VerifyFile checks that the file at path has the sha256 sha256hex.
+func VerifyFile(path, sha256hex string) error {
+	want, err := NormalizeSHA256(sha256hex)
+	if err != nil {
+		return err
+	}
+	got, _, err := FileSHA256(path)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%w: %s has sha256 %s, want %s: the file is damaged or not the package you meant; fetch it again", ErrChecksumMismatch, path, got, want)
+	}
+	return nil
+}
+
+// NormalizeSHA256 validates a sha256 given by a user (any case, optional
+// "sha256:" prefix) and returns it in lowercase hex.
+func NormalizeSHA256(s string) (string, error) {
+	h := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(s), "sha256:"))
+	if !isSHA256Hex(h) {
+		return "", fmt.Errorf("sha256 %q is not 64 hex digits: copy it from NVIDIA's .sha256sum file or `sha256sum FILE`", s)
+	}
+	return h, nil
+}
