@@ -19,6 +19,12 @@ and launches them with nothing but device nodes: no nvidia-container-toolkit on 
 		DisableAutoGenTag: true,
 	}
 	// One line per command group; each lives in its own file in this directory.
-	root.AddCommand()
+	root.AddCommand(
+		newBuildCmd(),
+		newHostCmd(),
+		newFlagsCmd(),
+		newRunCmd(),
+		newCDICmd(),
+	)
 	return root
 }

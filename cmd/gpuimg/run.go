@@ -1,0 +1,49 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/gpuimg/gpuimg/launch"
+)
+
+type runOptions struct {
+	launch.RunOptions
+	root string
+}
+
+func newRunCmd() *cobra.Command {
+	var opts runOptions
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE [COMMAND...]  |  run [flags] -- [RUNTIME-ARGS...] IMAGE [COMMAND...]",
+		Short: "Check the image's driver against the host's and run it with the selected GPUs' device nodes",
+		Long: `Read the image's io.gpuimg.driver.version label (local engine, registry, or a tarball),
+refuse when it differs from the host driver (unless --force), then run
+'<runtime> run <device flags> [RUNTIME-ARGS] IMAGE [COMMAND]'. Runtime arguments go after
+'--' the way you would type them after 'docker run', or one by one with --runtime-arg.
+
+  gpuimg run --gpus 0 myimg:580.159.04 nvidia-smi
+  gpuimg run --gpus 0,1 -- --rm -it -v /data:/data myimg:580.159.04 python train.py
+  gpuimg run --dry-run myimg:580.159.04`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() == 0 {
+				extra, image, command, err := launch.SplitRunArgs(args)
+				if err != nil {
+					return err
+				}
+				opts.RuntimeArgs = append(opts.RuntimeArgs, extra...)
+				opts.Image, opts.Cmd = image, command
+			} else {
+				opts.Image, opts.Cmd = args[0], args[1:]
+			}
+			return launch.Launch(cmd.Context(), opts.root, opts.RunOptions, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	// Flags end at IMAGE: what follows is the container's command.
+	cmd.Flags().SetInterspersed(false)
+	addPlanFlags(cmd, &opts.Plan, &opts.root, &opts.Runtime)
+	cmd.Flags().StringArrayVar(&opts.RuntimeArgs, "runtime-arg", nil, "an extra argument for '<runtime> run' (repeatable), e.g. --runtime-arg=--rm")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print the full command instead of running it")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "run even when the image's driver label differs from the host driver")
+	return cmd
+}

@@ -1,0 +1,199 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/gpuimg/gpuimg/host"
+)
+
+// ErrDriverMismatch is wrapped when an image's driver is not the host's.
+var ErrDriverMismatch = errors.New("driver version mismatch")
+
+// CheckDriver compares the image's driver label with the host's driver, as
+// strings: "470.82" and "470.82.00" are different drivers' names and the
+// userspace must equal the module exactly. It returns warnings (no label,
+// or a mismatch under force) or an error naming the fix.
+func CheckDriver(img Image, hostVersion string, force bool) (warnings []string, err error) {
+	label, ok := img.Labels[DriverLabel]
+	if !ok || label == "" {
+		return []string{fmt.Sprintf("image %s has no %s label: cannot verify that its driver userspace matches the host's %s (images from `gpuimg build` carry it)",
+			img.Ref, DriverLabel, hostVersion)}, nil
+	}
+	if label == hostVersion {
+		return nil, nil
+	}
+	msg := fmt.Sprintf("image %s carries the %s driver userspace but the host runs the %s kernel module; the container would fail with \"Failed to initialize NVML: Driver/library version mismatch\"",
+		img.Ref, label, hostVersion)
+	if force {
+		return []string{msg + " (--force: launching anyway)"}, nil
+	}
+	return nil, fmt.Errorf("%w: %s: build a matching image with `gpuimg build --driver %s`, or pass --force", ErrDriverMismatch, msg, hostVersion)
+}
+
+// forbiddenRuntimeArgs need nvidia-container-toolkit, which gpuimg replaces.
+var forbiddenRuntimeArgs = []string{"--gpus", "--runtime=nvidia"}
+
+// CheckRuntimeArgs refuses extra runtime arguments that need the toolkit.
+func CheckRuntimeArgs(args []string) error {
+	for i, a := range args {
+		for _, bad := range forbiddenRuntimeArgs {
+			if a == bad || strings.HasPrefix(a, bad+"=") || (a == "--runtime" && i+1 < len(args) && args[i+1] == "nvidia") {
+				return fmt.Errorf("%q needs nvidia-container-toolkit (\"could not select device driver\" without it); gpuimg passes the GPUs itself: use gpuimg's --gpus instead", a)
+			}
+		}
+	}
+	return nil
+}
+
+// RunOptions are `gpuimg run`'s inputs.
+type RunOptions struct {
+	Image string
+	Cmd   []string
+	// RuntimeArgs go between `run` and the image (--rm, -it, -v ...).
+	RuntimeArgs []string
+	Runtime     string
+	Plan        Options
+	DryRun      bool
+	Force       bool
+}
+
+// RunCommand reads the image's label, guards the driver version and returns
+// the full runtime command line (argv[0] is the runtime) with the warnings
+// to print.
+func RunCommand(ctx context.Context, h host.Host, opts RunOptions) (argv, warnings []string, err error) {
+	if err := CheckRuntime(opts.Runtime); err != nil {
+		return nil, nil, err
+	}
+	if err := CheckRuntimeArgs(opts.RuntimeArgs); err != nil {
+		return nil, nil, err
+	}
+	if opts.Image == "" {
+		return nil, nil, errors.New("no image given: gpuimg run [flags] IMAGE [COMMAND...]")
+	}
+	if _, err := exec.LookPath(opts.Runtime); err != nil && !opts.DryRun {
+		return nil, nil, fmt.Errorf("%s not found on PATH: install it, or choose another engine with --runtime (docker, podman, nerdctl)", opts.Runtime)
+	}
+	plan, err := NewPlan(h, opts.Plan)
+	if err != nil {
+		return nil, nil, err
+	}
+	img, err := ReadImage(ctx, opts.Image, opts.Runtime)
+	if err != nil {
+		if !opts.Force {
+			return nil, nil, err
+		}
+		warnings = append(warnings, fmt.Sprintf("%v (--force: launching without checking the driver)", err))
+	} else {
+		w, err := CheckDriver(img, h.Driver.Version, opts.Force)
+		if err != nil {
+			return nil, nil, err
+		}
+		warnings = append(warnings, w...)
+	}
+	warnings = append(warnings, plan.Warnings...)
+	args, err := plan.Args(opts.Runtime)
+	if err != nil {
+		return nil, nil, err
+	}
+	argv = append([]string{opts.Runtime, "run"}, args...)
+	argv = append(argv, opts.RuntimeArgs...)
+	argv = append(argv, opts.Image)
+	argv = append(argv, opts.Cmd...)
+	return argv, warnings, nil
+}
+
+// ExitError carries the container's exit status out of `gpuimg run`.
+type ExitError struct {
+	Runtime string
+	Code    int
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("%s run exited with status %d", e.Runtime, e.Code)
+}
+
+// ExitCode is the status gpuimg exits with.
+func (e *ExitError) ExitCode() int { return e.Code }
+
+// Run prints the warnings, then runs argv with the terminal passed through
+// (or prints it with dryRun). A non-zero exit becomes an *ExitError.
+func Run(argv, warnings []string, dryRun bool, stdout, stderr io.Writer) error {
+	printWarnings(stderr, warnings)
+	if dryRun {
+		_, err := fmt.Fprintln(stdout, ShellJoin(argv))
+		return err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code := exitErr.ExitCode()
+		if code < 0 {
+			code = 128 + 9 // killed by a signal
+		}
+		return &ExitError{Runtime: argv[0], Code: code}
+	}
+	if err != nil {
+		return fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	return nil
+}
+
+// Boolean flags of `docker run` / `podman run` / `nerdctl run`: every other
+// flag given without "=value" consumes the next word.
+var boolRunFlags = map[string]bool{
+	"--detach": true, "--interactive": true, "--tty": true, "--rm": true, "--init": true,
+	"--read-only": true, "--publish-all": true, "--no-healthcheck": true, "--oom-kill-disable": true,
+	"--sig-proxy": true, "--disable-content-trust": true, "--quiet": true, "--help": true,
+	"--replace": true, "--rmi": true, "--no-hosts": true, "--env-host": true, "--http-proxy": true,
+	"--read-only-tmpfs": true, "--rootfs": true, "--tls-verify": true, "--privileged": true,
+}
+
+const boolShortFlags = "ditPq"
+
+// SplitRunArgs splits a `docker run`-style tail ("--rm -it -v a:b IMAGE CMD...")
+// into runtime arguments, the image and its command.
+func SplitRunArgs(words []string) (runtimeArgs []string, image string, cmd []string, err error) {
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		if w == "--" {
+			if i+1 >= len(words) {
+				break
+			}
+			return runtimeArgs, words[i+1], words[i+2:], nil
+		}
+		if !strings.HasPrefix(w, "-") || w == "-" {
+			return runtimeArgs, w, words[i+1:], nil
+		}
+		runtimeArgs = append(runtimeArgs, w)
+		if strings.Contains(w, "=") {
+			continue
+		}
+		takesValue := false
+		if strings.HasPrefix(w, "--") {
+			takesValue = !boolRunFlags[w]
+		} else {
+			for _, c := range w[1:] {
+				if !strings.ContainsRune(boolShortFlags, c) {
+					// "-v x" or "-itv x": a value-taking short flag ends the cluster.
+					takesValue = true
+				}
+			}
+		}
+		if takesValue {
+			if i+1 >= len(words) {
+				return nil, "", nil, fmt.Errorf("runtime flag %s needs a value", w)
+			}
+			i++
+			runtimeArgs = append(runtimeArgs, words[i])
+		}
+	}
+	return nil, "", nil, errors.New("no image among the runtime arguments: gpuimg run [flags] -- [RUNTIME-ARGS...] IMAGE [COMMAND...]")
+}
