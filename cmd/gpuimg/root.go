@@ -20,6 +20,7 @@ and launches them with nothing but device nodes: no nvidia-container-toolkit on 
 	}
 	// One line per command group; each lives in its own file in this directory.
 	root.AddCommand(
+		newBuildCmd(),
 		newHostCmd(),
 		newFlagsCmd(),
 		newRunCmd(),

@@ -1,0 +1,182 @@
+package build
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+const ociLayoutScheme = "oci-layout://"
+
+// baseSpec is a parsed --base.
+type baseSpec struct {
+	Given string // as the user wrote it
+	// Layout is the OCI layout directory for oci-layout://DIR[:TAG|@DIGEST].
+	Layout      string
+	Tag, Digest string
+	// Named is the normalised registry reference otherwise.
+	Named reference.Named
+}
+
+func parseBase(s string) (baseSpec, error) {
+	if s == "" {
+		s = DefaultBase
+	}
+	b := baseSpec{Given: s}
+	if rest, ok := strings.CutPrefix(s, ociLayoutScheme); ok {
+		if i := strings.Index(rest, "@"); i >= 0 {
+			b.Layout, b.Digest = rest[:i], rest[i+1:]
+			if _, err := digest.Parse(b.Digest); err != nil {
+				return b, fmt.Errorf("--base %s: %q is not a digest (want sha256:…)", s, b.Digest)
+			}
+		} else if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+			b.Layout, b.Tag = rest[:i], rest[i+1:]
+		} else {
+			b.Layout = rest
+		}
+		if b.Layout == "" {
+			return b, fmt.Errorf("--base %s names no directory: use oci-layout://DIR[:TAG|@DIGEST]", s)
+		}
+		return b, nil
+	}
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return b, fmt.Errorf("--base %q is not an image reference (e.g. ubuntu:22.04, registry:5000/img@sha256:…) or oci-layout://DIR: %w", s, err)
+	}
+	b.Named = reference.TagNameOnly(named)
+	return b, nil
+}
+
+// layoutImage is the base image picked from an OCI layout for one platform.
+type layoutImage struct {
+	// Name is the image's full name from the layout's annotations, or
+	// "oci-layout:TAG": never the directory, which differs between machines.
+	Name     string
+	Manifest digest.Digest
+	Config   []byte
+}
+
+// resolveLayout picks the image for platform p from the layout: by digest, by
+// tag (containerd's image-name annotation, the full or short name, or
+// org.opencontainers.image.ref.name), or the layout's only image; an index is
+// descended into for the platform. Read on the client, so air-gapped bases
+// need nothing from the builder or a registry.
+func resolveLayout(b baseSpec, p ocispecs.Platform) (layoutImage, error) {
+	if _, err := os.Stat(filepath.Join(b.Layout, "index.json")); err != nil {
+		return layoutImage{}, fmt.Errorf("--base %s: no OCI layout at %s (index.json missing): create one with `crane pull --format=oci REF DIR` or `make base`", b.Given, b.Layout)
+	}
+	idx, err := layout.ImageIndexFromPath(b.Layout)
+	if err != nil {
+		return layoutImage{}, fmt.Errorf("--base %s: %w", b.Given, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return layoutImage{}, fmt.Errorf("--base %s: %w", b.Given, err)
+	}
+	desc, err := pickDescriptor(b, im.Manifests)
+	if err != nil {
+		return layoutImage{}, err
+	}
+	top := desc
+	if desc.MediaType.IsIndex() {
+		child, err := idx.ImageIndex(desc.Digest)
+		if err != nil {
+			return layoutImage{}, fmt.Errorf("--base %s: %w", b.Given, err)
+		}
+		cm, err := child.IndexManifest()
+		if err != nil {
+			return layoutImage{}, fmt.Errorf("--base %s: %w", b.Given, err)
+		}
+		want := platforms.Only(p)
+		found := false
+		for _, m := range cm.Manifests {
+			if m.Platform != nil && want.Match(ocispecs.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant}) {
+				desc, found = m, true
+				break
+			}
+		}
+		if !found {
+			return layoutImage{}, fmt.Errorf("--base %s has no image for %s: pull that platform into the layout (crane pull --platform %s) or pick another --platform", b.Given, platforms.Format(p), platforms.Format(p))
+		}
+	}
+	img, err := idx.Image(desc.Digest)
+	if err != nil {
+		return layoutImage{}, fmt.Errorf("--base %s: image %s: %w", b.Given, desc.Digest, err)
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return layoutImage{}, fmt.Errorf("--base %s: config of %s: %w", b.Given, desc.Digest, err)
+	}
+	if err := checkBaseArch(b.Given, cfg, p); err != nil {
+		return layoutImage{}, err
+	}
+	name := top.Annotations["io.containerd.image.name"]
+	if name == "" {
+		name = "oci-layout:" + top.Annotations[ocispecs.AnnotationRefName]
+	}
+	return layoutImage{Name: name, Manifest: digest.Digest(desc.Digest.String()), Config: cfg}, nil
+}
+
+func pickDescriptor(b baseSpec, ms []v1.Descriptor) (v1.Descriptor, error) {
+	var names []string
+	for _, m := range ms {
+		name := m.Annotations["io.containerd.image.name"]
+		short := m.Annotations[ocispecs.AnnotationRefName]
+		switch {
+		case b.Digest != "" && m.Digest.String() == b.Digest:
+			return m, nil
+		case b.Tag != "" && (b.Tag == short || b.Tag == name || shortName(name) == b.Tag):
+			return m, nil
+		}
+		if short != "" {
+			names = append(names, short)
+		}
+	}
+	switch {
+	case b.Digest != "":
+		return v1.Descriptor{}, fmt.Errorf("--base %s: no image %s in the layout", b.Given, b.Digest)
+	case b.Tag != "":
+		return v1.Descriptor{}, fmt.Errorf("--base %s: no image tagged %q in the layout (it has: %s)", b.Given, b.Tag, strings.Join(names, ", "))
+	case len(ms) == 1:
+		return ms[0], nil
+	case len(ms) == 0:
+		return v1.Descriptor{}, fmt.Errorf("--base %s: the layout holds no image", b.Given)
+	}
+	return v1.Descriptor{}, fmt.Errorf("--base %s holds %d images: name one with oci-layout://DIR:TAG or @DIGEST (tags: %s)", b.Given, len(ms), strings.Join(names, ", "))
+}
+
+// shortName turns docker.io/library/debian:bookworm into debian:bookworm.
+func shortName(full string) string {
+	named, err := reference.ParseNormalizedNamed(full)
+	if err != nil {
+		return ""
+	}
+	return reference.FamiliarString(named)
+}
+
+// checkBaseArch refuses a base whose config names another OS/arch than the
+// platform being built (the driver package is per arch).
+func checkBaseArch(given string, config []byte, p ocispecs.Platform) error {
+	var img ocispecs.Image
+	if err := json.Unmarshal(config, &img); err != nil {
+		return fmt.Errorf("--base %s: image config: %w", given, err)
+	}
+	if img.Architecture == "" {
+		return nil
+	}
+	got := ocispecs.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant}
+	if !platforms.Only(p).Match(got) {
+		return fmt.Errorf("--base %s is %s, but this image is for %s: use a %s base (or a multi-platform one) or change --platform",
+			given, platforms.Format(got), platforms.Format(p), platforms.Format(p))
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+// Package build runs `gpuimg build`: it resolves and verifies the driver
+// packages, plans each image with package llb, and solves them on BuildKit
+// (local socket, BUILDKIT_HOST, or a remote builder through BuildKit's
+// connection helpers), exporting in BuildKit's own --output syntax.
+package build
+
+import (
+	"io"
+	"time"
+)
+
+// DefaultBase is the base image when --base is not given: a glibc
+// distribution the installer supports, pulled by the builder.
+const DefaultBase = "ubuntu:22.04"
+
+// DefaultTag names images when -t is not given.
+const DefaultTag = "nvidia-driver:{driver}"
+
+// Options are `gpuimg build`'s inputs, one field per flag.
+type Options struct {
+	Drivers    []string // --driver V[,V...]
+	Base       string   // --base REF | oci-layout://DIR[:TAG|@DIGEST]
+	Tags       []string // -t/--tag, with {driver} and {arch} placeholders
+	Outputs    []string // --output, BuildKit syntax
+	Push       bool     // --push = type=image,name=<tags>,push=true
+	Platforms  []string // --platform linux/amd64[,linux/arm64]
+	Components string   // --components all|compute|...
+	DriverFile string   // --driver-file PATH
+	Mirror     string   // --mirror NAME|URL-TEMPLATE
+	SHA256     string   // --sha256 HEX (with --driver-file)
+	// AllowUnverified lets a checksum mismatch or a missing checksum through,
+	// with a loud warning; the image's labels then say it is unverified.
+	AllowUnverified bool
+	Offline         bool // --offline: never let anything download the .run
+	CacheDir        string
+
+	Addr        string // --addr; else BUILDKIT_HOST; else the default socket
+	TLSCACert   string // --tlscacert: CA that signed the builder's certificate
+	TLSCert     string // --tlscert: client certificate (mutual TLS)
+	TLSKey      string // --tlskey
+	TLSServer   string // --tlsservername: name the builder's certificate carries
+	Progress    string // auto|plain|tty|quiet|rawjson
+	CacheFrom   []string
+	CacheTo     []string
+	Compression string // gzip|zstd (the added layer; the base's layers are kept)
+	Emit        string // dockerfile|llb: print instead of building
+	JSON        bool   // --json: a machine-readable summary on stdout
+
+	// SourceDateEpoch, when non-nil, fixes every timestamp (SOURCE_DATE_EPOCH).
+	SourceDateEpoch *time.Time
+	// ConnectTimeout bounds reaching the builder (5 s when zero).
+	ConnectTimeout time.Duration
+
+	Stdout, Stderr io.Writer
+}

@@ -1,0 +1,830 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	dockerconfig "github.com/docker/cli/cli/config"
+	"github.com/gpuimg/gpuimg/drivers"
+	"github.com/gpuimg/gpuimg/llb"
+	"github.com/moby/buildkit/client"
+	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
+	"github.com/moby/buildkit/util/progress/progressui"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/tonistiigi/fsutil"
+	"golang.org/x/sync/errgroup"
+)
+
+// compatibilityVersion pins BuildKit's output-affecting defaults (media types
+// among them) so digests do not move when the builder is upgraded. 20 is
+// BuildKit 0.15's behaviour: Docker media types unless OCI ones are asked for,
+// which Docker 20.10's `docker load` reads.
+const compatibilityVersion = 20
+
+// layoutStoreID names the client-side OCI store of an oci-layout:// base.
+const layoutStoreID = "gpuimg-base"
+
+// Summary is what --json prints: one entry per image built.
+type Summary struct {
+	Images []ImageResult `json:"images"`
+}
+
+// ImageResult describes one built image.
+type ImageResult struct {
+	Driver       string         `json:"driver"`
+	Platforms    []string       `json:"platforms"`
+	Components   string         `json:"components"`
+	DriverSHA256 string         `json:"driver_sha256"`
+	Verified     bool           `json:"verified"`
+	Digest       string         `json:"digest,omitempty"`
+	Outputs      []OutputResult `json:"outputs"`
+}
+
+// OutputResult is one place an image went: a pushed/named reference or a file.
+type OutputResult struct {
+	Type string `json:"type"`
+	// Ref is REF@sha256:… for image outputs.
+	Ref string `json:"ref,omitempty"`
+	// Dest is the file or directory for docker/oci/local/tar outputs.
+	Dest string `json:"dest,omitempty"`
+}
+
+// job is one image: a driver version for one platform, or for several when
+// they share an index (no {arch} in names and destinations).
+type job struct {
+	driver    drivers.Version
+	platforms []ocispecs.Platform
+	inputs    []driverInput // per platform
+	prune     [][]string    // per platform
+	exports   []plannedExport
+}
+
+type plannedExport struct {
+	spec  OutputSpec
+	attrs map[string]string
+	dest  string // expanded; "" for image
+}
+
+// plan is everything decided before talking to the builder.
+type plan struct {
+	base       baseSpec
+	components llb.Components
+	jobs       []*job
+	epoch      time.Time
+	cacheFrom  []client.CacheOptionsEntry
+	cacheTo    []client.CacheOptionsEntry
+}
+
+func (o *Options) setDefaults() {
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+}
+
+// Run builds the images o describes and prints one line per image output on
+// stdout (REF@sha256:… or the destination), or the --json summary.
+func Run(ctx context.Context, o Options) error {
+	o.setDefaults()
+	p, err := o.plan(ctx)
+	if err != nil {
+		return err
+	}
+	if o.Emit != "" {
+		return o.emit(ctx, p)
+	}
+	c, workerPlatforms, err := o.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := checkPlatforms(o.Address(), p, workerPlatforms); err != nil {
+		return err
+	}
+	summary, err := o.solve(ctx, c, p)
+	if err != nil {
+		return err
+	}
+	return o.report(summary)
+}
+
+func (o *Options) report(s *Summary) error {
+	if o.JSON {
+		enc := json.NewEncoder(o.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	for _, img := range s.Images {
+		for _, out := range img.Outputs {
+			line := out.Ref
+			if line == "" {
+				line = out.Dest
+			}
+			fmt.Fprintln(o.Stdout, line)
+		}
+	}
+	return nil
+}
+
+// plan parses and checks every input and resolves and verifies the driver
+// packages: all bad input is refused here, before any build starts.
+func (o *Options) plan(ctx context.Context) (*plan, error) {
+	p := &plan{}
+	var err error
+	if p.base, err = parseBase(o.Base); err != nil {
+		return nil, err
+	}
+	if p.components, err = llb.ParseComponents(o.Components); err != nil {
+		return nil, err
+	}
+	switch o.Compression {
+	case "", "gzip", "zstd":
+	default:
+		return nil, fmt.Errorf("--compression %q: use gzip (what every Docker loads) or zstd (faster; needs Docker ≥23 or containerd ≥1.5)", o.Compression)
+	}
+	switch o.Emit {
+	case "", "dockerfile", "llb":
+	default:
+		return nil, fmt.Errorf("--emit %q: use dockerfile or llb", o.Emit)
+	}
+	p.epoch = time.Unix(0, 0).UTC()
+	if o.SourceDateEpoch != nil {
+		p.epoch = o.SourceDateEpoch.UTC()
+	}
+	if p.cacheFrom, err = parseCacheOptions("--cache-from", o.CacheFrom); err != nil {
+		return nil, err
+	}
+	if p.cacheTo, err = parseCacheOptions("--cache-to", o.CacheTo); err != nil {
+		return nil, err
+	}
+	plats, err := parsePlatforms(o.Platforms)
+	if err != nil {
+		return nil, err
+	}
+	versions, err := o.versions()
+	if err != nil {
+		return nil, err
+	}
+	outputs, err := o.outputSpecs()
+	if err != nil {
+		return nil, err
+	}
+	tags := o.Tags
+	if len(tags) == 0 {
+		tags = []string{DefaultTag}
+	}
+	// Several platforms share one image (an index) unless a name or a
+	// destination asks for one per arch, or the docker exporter (which cannot
+	// hold an index) is used.
+	perArch := len(plats) > 1 && (mentionsArch(tags, outputs) || hasType(outputs, client.ExporterDocker))
+	if len(plats) > 1 && !perArch {
+		for _, out := range outputs {
+			if out.Dest != "" && !strings.Contains(out.Dest, "{arch}") && out.Type != client.ExporterOCI {
+				return nil, fmt.Errorf("--output %s: %d platforms need {arch} in dest= (one file per platform)", out.Type, len(plats))
+			}
+		}
+	}
+	if len(versions) > 1 {
+		if err := needsPlaceholder("{driver}", tags, outputs); err != nil {
+			return nil, err
+		}
+	}
+	if perArch {
+		if err := needsPlaceholder("{arch}", tags, outputs); err != nil {
+			return nil, err
+		}
+	}
+	groups := [][]ocispecs.Platform{plats}
+	if perArch {
+		groups = nil
+		for _, pl := range plats {
+			groups = append(groups, []ocispecs.Platform{pl})
+		}
+	}
+	dests := map[string]bool{}
+	for _, v := range versions {
+		for _, group := range groups {
+			j := &job{driver: v, platforms: group}
+			for _, pl := range group {
+				arch, err := nvidiaArch(pl.Architecture)
+				if err != nil {
+					return nil, err
+				}
+				var in driverInput
+				if o.DriverFile != "" {
+					in, err = o.resolveDriverFile(v, arch)
+				} else {
+					in, err = o.resolveCatalog(ctx, v, arch)
+				}
+				if err != nil {
+					return nil, err
+				}
+				if v.IsZero() {
+					j.driver = in.Version
+				}
+				var prune []string
+				if !p.components.IsAll() {
+					if in.LocalPath == "" {
+						return nil, fmt.Errorf("--components %s needs the driver's .manifest, so the .run must be on this machine: pass --driver-file, or put it in the cache (%s)", p.components, o.CacheDir)
+					}
+					info, err := drivers.Inspect(in.LocalPath)
+					if err != nil {
+						return nil, fmt.Errorf("reading the manifest of %s for --components: %w", in.LocalPath, err)
+					}
+					files := make([]llb.ManifestFile, 0, len(info.Manifest.Entries))
+					for _, e := range info.Manifest.Entries {
+						files = append(files, llb.ManifestFile{Name: e.Path, Group: string(e.Group)})
+					}
+					prune = llb.PruneNames(p.components, files)
+				}
+				j.inputs = append(j.inputs, in)
+				j.prune = append(j.prune, prune)
+			}
+			archName := j.inputs[0].Arch
+			if len(group) > 1 {
+				archName = "multi"
+			}
+			for _, out := range outputs {
+				pe := plannedExport{spec: out, attrs: map[string]string{}}
+				for k, v := range out.Attrs {
+					pe.attrs[k] = expand(v, j.driver.String(), archName)
+				}
+				if _, named := pe.attrs["name"]; !named && out.Type != client.ExporterLocal && out.Type != client.ExporterTar {
+					var names []string
+					for _, t := range tags {
+						names = append(names, expand(t, j.driver.String(), archName))
+					}
+					pe.attrs["name"] = strings.Join(names, ",")
+				}
+				if err := checkNames(pe.attrs["name"]); err != nil {
+					return nil, err
+				}
+				if out.Dest != "" {
+					pe.dest = expand(out.Dest, j.driver.String(), archName)
+					if dests[pe.dest] {
+						return nil, fmt.Errorf("--output dest=%s is written by more than one image: add {driver} (and {arch}) to it", out.Dest)
+					}
+					dests[pe.dest] = true
+				}
+				o.compressionAttrs(pe)
+				j.exports = append(j.exports, pe)
+			}
+			p.jobs = append(p.jobs, j)
+		}
+	}
+	return p, nil
+}
+
+// compressionAttrs sets the layer compression and reproducibility attributes
+// on image-producing exporters. The base's layers are reused as they are
+// (no force-compression): only the driver layer is compressed here.
+func (o *Options) compressionAttrs(pe plannedExport) {
+	switch pe.spec.Type {
+	case client.ExporterImage, client.ExporterDocker, client.ExporterOCI:
+	default:
+		return
+	}
+	if o.Compression == "zstd" {
+		setDefault(pe.attrs, "compression", "zstd")
+		// zstd layers need OCI media types.
+		setDefault(pe.attrs, "oci-mediatypes", "true")
+		if pe.spec.Type == client.ExporterDocker {
+			o.warnf("--compression zstd with type=docker: Docker before 23.0 cannot load zstd layers; use gzip for older engines")
+		}
+	}
+	// Layer file times are clamped to SOURCE_DATE_EPOCH: the same inputs
+	// give the same digest.
+	setDefault(pe.attrs, "rewrite-timestamp", "true")
+}
+
+func setDefault(m map[string]string, k, v string) {
+	if _, ok := m[k]; !ok {
+		m[k] = v
+	}
+}
+
+// versions parses --driver (each value may be a comma list). With
+// --driver-file alone, the version comes from the file's header (zero here).
+func (o *Options) versions() ([]drivers.Version, error) {
+	var out []drivers.Version
+	seen := map[string]bool{}
+	for _, arg := range o.Drivers {
+		for _, s := range strings.Split(arg, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			v, err := drivers.ParseVersion(s)
+			if err != nil {
+				return nil, fmt.Errorf("--driver %q: %w", s, err)
+			}
+			if !seen[v.String()] {
+				seen[v.String()] = true
+				out = append(out, v)
+			}
+		}
+	}
+	if o.DriverFile != "" {
+		if len(out) > 1 {
+			return nil, fmt.Errorf("--driver-file is one package, but %d drivers were asked for: build them one at a time, or drop --driver-file to use the catalog", len(out))
+		}
+		if len(out) == 0 {
+			out = []drivers.Version{{}}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no driver given: pass --driver VERSION[,VERSION...] (e.g. --driver 450.102.04) or --driver-file PATH")
+	}
+	return out, nil
+}
+
+func (o *Options) outputSpecs() ([]OutputSpec, error) {
+	var outs []OutputSpec
+	for _, s := range o.Outputs {
+		out, err := ParseOutput(s)
+		if err != nil {
+			return nil, err
+		}
+		if out.Type == client.ExporterImage && o.Push {
+			out.Attrs["push"] = "true"
+		}
+		outs = append(outs, out)
+	}
+	if o.Push && !hasType(outs, client.ExporterImage) {
+		outs = append(outs, OutputSpec{Type: client.ExporterImage, Attrs: map[string]string{"push": "true"}})
+	}
+	if len(outs) == 0 {
+		dest := "nvidia-driver-{driver}.tar"
+		if len(o.Platforms) > 0 && len(strings.Split(strings.Join(o.Platforms, ","), ",")) > 1 {
+			dest = "nvidia-driver-{driver}-{arch}.tar"
+		}
+		outs = append(outs, OutputSpec{Type: client.ExporterDocker, Attrs: map[string]string{}, Dest: dest})
+	}
+	return outs, nil
+}
+
+func parsePlatforms(args []string) ([]ocispecs.Platform, error) {
+	var out []ocispecs.Platform
+	seen := map[string]bool{}
+	for _, arg := range args {
+		for _, s := range strings.Split(arg, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			p, err := platforms.Parse(s)
+			if err != nil {
+				return nil, fmt.Errorf("--platform %q: %w (use linux/amd64 or linux/arm64)", s, err)
+			}
+			p = platforms.Normalize(p)
+			if p.OS != "linux" {
+				return nil, fmt.Errorf("--platform %q: NVIDIA's .run packages are for linux only", s)
+			}
+			if _, err := nvidiaArch(p.Architecture); err != nil {
+				return nil, err
+			}
+			if k := platforms.Format(p); !seen[k] {
+				seen[k] = true
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, platforms.Normalize(ocispecs.Platform{OS: "linux", Architecture: "amd64"}))
+	}
+	return out, nil
+}
+
+func mentionsArch(tags []string, outs []OutputSpec) bool {
+	for _, t := range tags {
+		if strings.Contains(t, "{arch}") {
+			return true
+		}
+	}
+	for _, o := range outs {
+		if strings.Contains(o.Dest, "{arch}") || strings.Contains(o.Attrs["name"], "{arch}") {
+			return true
+		}
+	}
+	return false
+}
+
+func needsPlaceholder(ph string, tags []string, outs []OutputSpec) error {
+	for _, o := range outs {
+		if o.Dest != "" && !strings.Contains(o.Dest, ph) {
+			return fmt.Errorf("--output dest=%s would be written by several images: put %s in it", o.Dest, ph)
+		}
+		if name, ok := o.Attrs["name"]; ok && !strings.Contains(name, ph) {
+			return fmt.Errorf("--output name=%s would name several images: put %s in it", name, ph)
+		}
+	}
+	for _, t := range tags {
+		if !strings.Contains(t, ph) {
+			return fmt.Errorf("-t %s would tag several images: put %s in it (e.g. -t reg/nvidia:%s)", t, ph, ph)
+		}
+	}
+	return nil
+}
+
+func hasType(outs []OutputSpec, typ string) bool {
+	for _, o := range outs {
+		if o.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func checkNames(names string) error {
+	if names == "" {
+		return nil
+	}
+	for _, n := range strings.Split(names, ",") {
+		if _, err := reference.ParseNormalizedNamed(n); err != nil {
+			return fmt.Errorf("image name %q: %w (use e.g. registry.example.com/nvidia-driver:{driver})", n, err)
+		}
+	}
+	return nil
+}
+
+func parseCacheOptions(flag string, specs []string) ([]client.CacheOptionsEntry, error) {
+	var out []client.CacheOptionsEntry
+	for _, s := range specs {
+		spec, err := ParseOutput(strings.Replace(s, "type=", "type=image,cachetype=", 1))
+		if err != nil || !strings.Contains(s, "type=") {
+			return nil, fmt.Errorf("%s %q: expected type=registry,ref=REF or type=local,src=DIR|dest=DIR", flag, s)
+		}
+		e := client.CacheOptionsEntry{Type: spec.Attrs["cachetype"], Attrs: map[string]string{}}
+		for k, v := range spec.Attrs {
+			if k != "cachetype" {
+				e.Attrs[k] = v
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// checkPlatforms refuses, before solving, a platform the builder's workers
+// cannot run: the install step executes the installer for that arch.
+func checkPlatforms(addr string, p *plan, worker []ocispecs.Platform) error {
+	var have []string
+	for _, w := range worker {
+		have = append(have, platforms.Format(w))
+	}
+	for _, j := range p.jobs {
+		for _, want := range j.platforms {
+			ok := false
+			for _, w := range worker {
+				if platforms.Only(w).Match(want) {
+					ok = true
+					break
+				}
+			}
+			if !ok {
+				return fmt.Errorf("the builder at %s cannot run %s programs (it runs %s), and the installer must run for that arch: install QEMU binfmt handlers on the builder host (e.g. `docker run --privileged --rm tonistiigi/binfmt --install %s`) or point --addr at a native %s builder",
+					addr, platforms.Format(want), strings.Join(have, ", "), want.Architecture, want.Architecture)
+			}
+		}
+	}
+	return nil
+}
+
+// solve runs one BuildKit build per image, concurrently on one connection
+// (the solver shares the base and any identical vertex), with one progress
+// display for all of them.
+func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summary, error) {
+	mode := progressui.DisplayMode(o.Progress)
+	if mode == "" {
+		mode = progressui.DisplayMode(os.Getenv("BUILDKIT_PROGRESS"))
+	}
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	display, err := progressui.NewDisplay(o.Stderr, mode)
+	if err != nil {
+		return nil, fmt.Errorf("--progress %q: %w (use auto, plain, tty, quiet or rawjson)", o.Progress, err)
+	}
+	var layoutStore content.Store
+	if p.base.Layout != "" {
+		if layoutStore, err = local.NewStore(p.base.Layout); err != nil {
+			return nil, fmt.Errorf("--base %s: %w", p.base.Given, err)
+		}
+	}
+	dockerCfg := dockerconfig.LoadDefaultConfigFile(o.Stderr)
+	attachables := []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
+		AuthConfigProvider: authprovider.LoadAuthConfig(dockerCfg),
+	})}
+
+	merged := make(chan *client.SolveStatus)
+	tap := newLogTap()
+	displayDone := make(chan struct{})
+	go func() {
+		defer close(displayDone)
+		// Runs on its own context so the last lines show even on Ctrl-C.
+		_, _ = display.UpdateFrom(context.Background(), merged)
+	}()
+	var forwarders sync.WaitGroup
+	results := make([]ImageResult, len(p.jobs))
+	eg, ectx := errgroup.WithContext(ctx)
+	for i, j := range p.jobs {
+		ch := make(chan *client.SolveStatus)
+		forwarders.Add(1)
+		go func() {
+			defer forwarders.Done()
+			for s := range ch {
+				tap.add(s)
+				merged <- s
+			}
+		}()
+		eg.Go(func() error {
+			res, err := o.solveJob(ectx, c, p, j, layoutStore, attachables, ch)
+			if err != nil {
+				return tap.explain(j, err)
+			}
+			results[i] = res
+			return nil
+		})
+	}
+	err = eg.Wait()
+	forwarders.Wait()
+	close(merged)
+	<-displayDone
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("build interrupted; nothing was written or pushed: %w", context.Canceled)
+		}
+		return nil, err
+	}
+	return &Summary{Images: results}, nil
+}
+
+func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *job, layoutStore content.Store,
+	attachables []session.Attachable, status chan *client.SolveStatus) (ImageResult, error) {
+	res := ImageResult{
+		Driver:       j.driver.String(),
+		Components:   p.components.String(),
+		DriverSHA256: j.inputs[0].SHA256,
+		Verified:     true,
+	}
+	opt := client.SolveOpt{
+		CompatibilityVersion: compatibilityVersion,
+		FrontendAttrs:        map[string]string{"build-arg:SOURCE_DATE_EPOCH": strconv.FormatInt(p.epoch.Unix(), 10)},
+		CacheImports:         p.cacheFrom,
+		CacheExports:         p.cacheTo,
+		Session:              attachables,
+		LocalMounts:          map[string]fsutil.FS{},
+	}
+	if layoutStore != nil {
+		opt.OCIStores = map[string]content.Store{layoutStoreID: layoutStore}
+	}
+	for _, in := range j.inputs {
+		res.Platforms = append(res.Platforms, "")
+		res.Verified = res.Verified && in.Verified
+		if in.Source.LocalName != "" {
+			fs, err := fsutil.NewFS(filepath.Dir(in.LocalPath))
+			if err != nil {
+				return res, fmt.Errorf("driver file %s: %w", in.LocalPath, err)
+			}
+			opt.LocalMounts[in.Source.LocalName] = fs
+		}
+	}
+	for i, pl := range j.platforms {
+		res.Platforms[i] = platforms.Format(pl)
+	}
+	var pending []*pendingDest
+	defer func() {
+		for _, pd := range pending {
+			pd.discard()
+		}
+	}()
+	for _, pe := range j.exports {
+		e := client.ExportEntry{Type: pe.spec.Type, Attrs: pe.attrs}
+		if pe.dest != "" {
+			pd, err := newPendingDest(pe.dest, pe.spec.writesDir())
+			if err != nil {
+				return res, err
+			}
+			pending = append(pending, pd)
+			pd.attach(&e)
+		}
+		opt.Exports = append(opt.Exports, e)
+	}
+	cacheImports := make([]gateway.CacheOptionsEntry, 0, len(p.cacheFrom))
+	for _, ci := range p.cacheFrom {
+		cacheImports = append(cacheImports, gateway.CacheOptionsEntry{Type: ci.Type, Attrs: ci.Attrs})
+	}
+	buildFunc := func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
+		out := gateway.NewResult()
+		var plats exptypes.Platforms
+		for i, pl := range j.platforms {
+			in := j.inputs[i]
+			base, baseConfig, err := o.resolveBase(ctx, gw, p.base, pl)
+			if err != nil {
+				return nil, err
+			}
+			spec := llb.Spec{
+				Driver: in.Version, Platform: pl, Base: base, Source: in.Source,
+				Components: p.components, Prune: j.prune[i],
+			}
+			planned, err := llb.Build(spec)
+			if err != nil {
+				return nil, err
+			}
+			def, err := planned.Result.Marshal(ctx, bk.Platform(pl))
+			if err != nil {
+				return nil, err
+			}
+			r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), CacheImports: cacheImports})
+			if err != nil {
+				return nil, err
+			}
+			ref, err := r.SingleRef()
+			if err != nil {
+				return nil, err
+			}
+			config, err := llb.ImageConfig(baseConfig, llb.ImageMeta{
+				Spec: spec, SHA256: in.SHA256, Verified: in.Verified, DriverArch: in.Arch,
+				BaseName: base.Name, BaseDigest: baseDigest(base), Created: p.epoch,
+			})
+			if err != nil {
+				return nil, err
+			}
+			if len(j.platforms) == 1 {
+				out.SetRef(ref)
+				out.AddMeta(exptypes.ExporterImageConfigKey, config)
+				out.AddMeta(exptypes.ExporterImageBaseConfigKey, baseConfig)
+				continue
+			}
+			id := platforms.FormatAll(pl)
+			out.AddRef(id, ref)
+			out.AddMeta(exptypes.ExporterImageConfigKey+"/"+id, config)
+			out.AddMeta(exptypes.ExporterImageBaseConfigKey+"/"+id, baseConfig)
+			plats.Platforms = append(plats.Platforms, exptypes.Platform{ID: id, Platform: pl})
+		}
+		if len(plats.Platforms) > 0 {
+			dt, err := json.Marshal(plats)
+			if err != nil {
+				return nil, err
+			}
+			out.AddMeta(exptypes.ExporterPlatformsKey, dt)
+		}
+		return out, nil
+	}
+	resp, err := c.Build(ctx, opt, "gpuimg", buildFunc, status)
+	if err != nil {
+		return res, err
+	}
+	res.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+	for _, pe := range j.exports {
+		or := OutputResult{Type: pe.spec.Type, Dest: pe.dest}
+		if pe.spec.Type == client.ExporterImage {
+			for _, n := range strings.Split(pe.attrs["name"], ",") {
+				if n == "" {
+					continue
+				}
+				or.Ref = n + "@" + res.Digest
+				res.Outputs = append(res.Outputs, or)
+			}
+			continue
+		}
+		res.Outputs = append(res.Outputs, or)
+	}
+	for _, pd := range pending {
+		if err := pd.commit(); err != nil {
+			return res, err
+		}
+	}
+	pending = nil
+	return res, nil
+}
+
+// resolveBase pins the base for one platform: from the client-side OCI
+// layout, or through the builder's resolver (registry images; the builder's
+// credentials and mirrors apply, and nothing is queried from this machine).
+func (o *Options) resolveBase(ctx context.Context, gw gateway.Client, b baseSpec, pl ocispecs.Platform) (llb.Base, []byte, error) {
+	if b.Layout != "" {
+		img, err := resolveLayout(b, pl)
+		if err != nil {
+			return llb.Base{}, nil, err
+		}
+		return llb.Base{Ref: "gpuimg/base@" + img.Manifest.String(), OCIStoreID: layoutStoreID, Name: img.Name}, img.Config, nil
+	}
+	_, dgst, config, err := gw.ResolveImageConfig(ctx, b.Named.String(), sourceresolver.Opt{
+		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &pl, ResolveMode: bk.ResolveModeDefault.String()},
+	})
+	if err != nil {
+		return llb.Base{}, nil, fmt.Errorf("--base %s: cannot resolve it on the builder: %w (check the name, the registry's reachability from the builder, and `docker login`; air-gapped: use oci-layout://DIR)", b.Given, err)
+	}
+	if err := checkBaseArch(b.Given, config, pl); err != nil {
+		return llb.Base{}, nil, err
+	}
+	pinned, err := reference.WithDigest(reference.TrimNamed(b.Named), dgst)
+	if err != nil {
+		return llb.Base{}, nil, err
+	}
+	return llb.Base{Ref: pinned.String(), Name: b.Named.String()}, config, nil
+}
+
+func baseDigest(b llb.Base) string {
+	if i := strings.LastIndex(b.Ref, "@"); i >= 0 {
+		return b.Ref[i+1:]
+	}
+	return ""
+}
+
+// logTap keeps the last lines each vertex printed, so a failed install step's
+// message (the musl refusal, the installer log's tail) can be put in the
+// error even with --progress quiet.
+type logTap struct {
+	mu    sync.Mutex
+	names map[digest.Digest]string
+	lines map[digest.Digest][]string
+}
+
+func newLogTap() *logTap {
+	return &logTap{names: map[digest.Digest]string{}, lines: map[digest.Digest][]string{}}
+}
+
+const tapLines = 45
+
+func (t *logTap) add(s *client.SolveStatus) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, v := range s.Vertexes {
+		t.names[v.Digest] = v.Name
+	}
+	for _, l := range s.Logs {
+		text := strings.TrimRight(string(l.Data), "\n")
+		if text == "" {
+			continue
+		}
+		lines := append(t.lines[l.Vertex], strings.Split(text, "\n")...)
+		if len(lines) > tapLines {
+			lines = lines[len(lines)-tapLines:]
+		}
+		t.lines[l.Vertex] = lines
+	}
+}
+
+var exitCodeRE = regexp.MustCompile(`exit code: (\d+)`)
+
+// explain turns a failed install step into an error that says what happened
+// and shows the step's last output (which includes the installer log's tail).
+func (t *logTap) explain(j *job, err error) error {
+	m := exitCodeRE.FindStringSubmatch(err.Error())
+	if m == nil || !strings.Contains(err.Error(), "gpuimg-install") {
+		return fmt.Errorf("building driver %s: %w", j.driver, err)
+	}
+	t.mu.Lock()
+	var out []string
+	var keys []string
+	for d, name := range t.names {
+		if strings.HasPrefix(name, "install NVIDIA driver "+j.driver.String()+" ") {
+			keys = append(keys, string(d))
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = append(out, t.lines[digest.Digest(k)]...)
+	}
+	t.mu.Unlock()
+	code, _ := strconv.Atoi(m[1])
+	what := "the NVIDIA installer failed"
+	if code == llb.ExitNotGlibc {
+		what = "the base image cannot take the driver"
+	}
+	return &InstallError{Driver: j.driver.String(), Reason: what, Output: strings.Join(out, "\n"), ExitStatus: code}
+}
+
+// InstallError is a failed install step, with the step's last output.
+type InstallError struct {
+	Driver, Reason, Output string
+	ExitStatus             int
+}
+
+func (e *InstallError) Error() string {
+	return fmt.Sprintf("driver %s: %s (install step exit status %d); its last output:\n%s", e.Driver, e.Reason, e.ExitStatus, e.Output)
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/gpuimg/gpuimg/build"
+	"github.com/spf13/cobra"
+)
+
+func newBuildCmd() *cobra.Command {
+	var o build.Options
+	cmd := &cobra.Command{
+		Use:   "build --driver VERSION[,VERSION...] [flags]",
+		Short: "Build images carrying the NVIDIA driver userspace, on BuildKit",
+		Long: `Build container images whose driver userspace is what NVIDIA's .run installs with
+--no-kernel-module, as BuildKit LLB on a real BuildKit (--addr, BUILDKIT_HOST, or
+unix:///run/buildkit/buildkitd.sock). The image is the base plus exactly one layer.
+
+The base defaults to ` + build.DefaultBase + `; oci-layout://DIR[:TAG|@DIGEST] builds from an
+OCI layout with no registry. Outputs use BuildKit's --output syntax; without
+--output or --push, a docker tarball nvidia-driver-<driver>.tar is written.
+-t and dest= accept {driver} and {arch}, so one command builds a fleet matrix.
+Timestamps come from SOURCE_DATE_EPOCH (0 when unset): the same inputs give the
+same digest. stdout: one REF@sha256:… or destination per image.`,
+		Example: `  gpuimg build --driver 450.102.04
+  gpuimg build --driver 470.256.02,535.261.03 -t reg.example.com/nvidia:{driver} --push
+  gpuimg build --driver-file NVIDIA-Linux-x86_64-580.159.04.run --base oci-layout://./debian:bookworm \
+      --output type=docker,dest=driver.tar --offline`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+				sec, err := strconv.ParseInt(s, 10, 64)
+				if err != nil {
+					return fmt.Errorf("SOURCE_DATE_EPOCH=%q is not Unix seconds: unset it or set e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%%ct)", s)
+				}
+				t := time.Unix(sec, 0)
+				o.SourceDateEpoch = &t
+			}
+			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return build.Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&o.Drivers, "driver", nil, "driver version(s) to build, e.g. 450.102.04 or 470.256.02,535.261.03")
+	f.StringVar(&o.Base, "base", build.DefaultBase, "base image: a registry reference, or oci-layout://DIR[:TAG|@DIGEST]")
+	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "image name; {driver} and {arch} are replaced (default "+build.DefaultTag+")")
+	f.StringArrayVarP(&o.Outputs, "output", "o", nil, "BuildKit output: type=image,name=REF,push=true | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false]")
+	f.BoolVar(&o.Push, "push", false, "push the tagged images (type=image,push=true)")
+	f.StringSliceVar(&o.Platforms, "platform", nil, "target platform(s): linux/amd64, linux/arm64 (default linux/amd64)")
+	f.StringVar(&o.Components, "components", "all", "what to keep: all, or a comma list of utility, compute, video, graphics, display (compute implies utility)")
+	f.StringVar(&o.DriverFile, "driver-file", "", "a local .run to install instead of downloading (verified like a download)")
+	f.StringVar(&o.Mirror, "mirror", "", "download host name or URL template with {version}, {arch}, {file}")
+	f.StringVar(&o.SHA256, "sha256", "", "the .run's sha256, for versions the catalog does not know")
+	f.BoolVar(&o.AllowUnverified, "allow-unverified", false, "build even if the .run's checksum is missing or wrong (loud warning; the image is labelled unverified)")
+	f.BoolVar(&o.Offline, "offline", false, "never download: use --driver-file or the cache directory")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "gpuimg's driver cache (default $XDG_CACHE_HOME/gpuimg/drivers)")
+	f.StringVar(&o.Addr, "addr", "", "BuildKit address (default $BUILDKIT_HOST, else "+build.DefaultAddr+"); tcp://, unix://, docker-container://, kube-pod://, ssh://")
+	f.StringVar(&o.TLSCACert, "tlscacert", "", "CA certificate of a tcp:// builder")
+	f.StringVar(&o.TLSCert, "tlscert", "", "client certificate for a tcp:// builder (mutual TLS)")
+	f.StringVar(&o.TLSKey, "tlskey", "", "client key for a tcp:// builder (mutual TLS)")
+	f.StringVar(&o.TLSServer, "tlsservername", "", "server name the builder's certificate carries (default: the host in --addr)")
+	f.StringVar(&o.Progress, "progress", "", "progress output: auto, plain, tty, quiet, rawjson (default $BUILDKIT_PROGRESS, else auto)")
+	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "BuildKit cache import: type=registry,ref=REF | type=local,src=DIR")
+	f.StringArrayVar(&o.CacheTo, "cache-to", nil, "BuildKit cache export: type=registry,ref=REF,mode=max | type=local,dest=DIR")
+	f.StringVar(&o.Compression, "compression", "gzip", "compression of the added layer: gzip or zstd")
+	f.StringVar(&o.Emit, "emit", "", "print instead of building: dockerfile (the docker build equivalent) or llb (the definition, for buildctl)")
+	f.BoolVar(&o.JSON, "json", false, "print a JSON summary of the images on stdout")
+	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "plain", "tty", "quiet", "rawjson"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("compression", cobra.FixedCompletions([]string{"gzip", "zstd"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("emit", cobra.FixedCompletions([]string{"dockerfile", "llb"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("platform", cobra.FixedCompletions([]string{"linux/amd64", "linux/arm64"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}

@@ -1,0 +1,56 @@
+package llb
+
+import (
+	"github.com/gpuimg/gpuimg/drivers"
+)
+
+// installerFlag is one nvidia-installer option and the first driver release
+// that accepts it (REFERENCE 4.3). An unknown option aborts the installer with
+// "Invalid commandline", so every flag beyond the long-standing ones is gated.
+type installerFlag struct {
+	flag  string
+	since string // "" = accepted by every release in scope
+	// when limits the flag to some component selections.
+	when func(Components) bool
+}
+
+var installerFlags = []installerFlag{
+	{flag: "--silent"},
+	// Singular form: the plural alias exists only from 515.43.04.
+	{flag: "--no-kernel-module"},
+	// A live /tmp/.X0-lock aborts a silent install; the build has none, but a base might.
+	{flag: "--no-x-check"},
+	{flag: "--no-rpms"},
+	{flag: "--no-backup"},
+	{flag: "--no-distro-scripts", since: "180.25"},
+	{flag: "--no-nouveau-check", since: "256.44"},
+	{flag: "--no-kernel-module-source", since: "304.22"},
+	{flag: "--no-nvidia-modprobe", since: "319.12"},
+	// Distro NVIDIA packages in the base would otherwise abort a silent install.
+	{flag: "--no-check-for-alternate-installs", since: "325.08"},
+	// The libglvnd decision is made explicit: a partial libglvnd in the base
+	// makes the silent default abort. With graphics, install NVIDIA's copies
+	// (the image is self-contained); without, leave the base's alone.
+	{flag: "--install-libglvnd", since: "361.16", when: func(c Components) bool { return c.Has(Graphics) }},
+	{flag: "--no-install-libglvnd", since: "361.16", when: func(c Components) bool { return !c.Has(Graphics) }},
+	// An image never runs systemd units for the driver (persistenced, suspend hooks).
+	{flag: "--no-systemd", since: "465.19.01"},
+}
+
+// InstallerFlags returns the nvidia-installer options for driver v and the
+// selected components, in a fixed order. It never uses the
+// --x-prefix=/tmp/null family, which would drop the X driver and GLX module
+// that graphics/display users need.
+func InstallerFlags(v drivers.Version, c Components) []string {
+	var out []string
+	for _, f := range installerFlags {
+		if f.since != "" && !v.AtLeast(f.since) {
+			continue
+		}
+		if f.when != nil && !f.when(c) {
+			continue
+		}
+		out = append(out, f.flag)
+	}
+	return out
+}

@@ -1,0 +1,232 @@
+// Package llb plans a driver image as BuildKit LLB: the base, an install step
+// that runs NVIDIA's .run with --no-kernel-module in isolation (the .run and
+// stub module utilities mounted read-only, temp space on tmpfs, no network),
+// and a result that adds exactly one layer (the installer's changes) to the
+// base. Everything here is pure: specs in, llb.State and image config out.
+package llb
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/gpuimg/gpuimg/drivers"
+	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Paths inside the install step. All are mounts for that step only; BuildKit
+// removes the mount points it created, so none of them lands in the layer.
+const (
+	DriverDir = "/gpuimg/driver" // the .run, read-only
+	ToolsDir  = "/gpuimg/bin"    // stub modprobe & co. and the install script, read-only
+	TmpDir    = "/tmp"           // tmpfs, executable: the stub extracts and runs there
+	// InstallerLog is where --log-file-name points: on the tmpfs, so it never
+	// lands in the image; the step prints its tail when the installer fails.
+	InstallerLog = TmpDir + "/nvidia-installer.log"
+	// tmpfsSize bounds the tmpfs; the payload of a 600 MB .run unpacks to ~1.5 GB.
+	tmpfsSize = 8 << 30
+)
+
+// InstallScriptName is the install step's script inside ToolsDir.
+const InstallScriptName = "gpuimg-install"
+
+// stubUtilities are the module utilities nvidia-installer insists on finding
+// even with --no-kernel-module; they do nothing here (there is no kernel
+// module to load in an image build). ldconfig, grep, tail and dmesg stay real.
+var stubUtilities = []string{"depmod", "insmod", "lsmod", "modprobe", "rmmod"}
+
+// ExitNotGlibc is the install step's exit status when the base is not a glibc
+// system (Alpine/musl); the message is on the step's stderr.
+const ExitNotGlibc = 42
+
+// Base is the image the driver is installed into.
+type Base struct {
+	// Ref is a registry reference pinned by digest (name@sha256:…), or for an
+	// OCI layout the layout-local name@sha256:… that BuildKit reads from OCIStore.
+	Ref string
+	// OCIStoreID names the SolveOpt.OCIStores entry holding the layout; empty
+	// for a registry image.
+	OCIStoreID string
+	// Name is the base as labels show it (org.opencontainers.image.base.name).
+	Name string
+}
+
+// DriverSource says how the .run reaches the build.
+type DriverSource struct {
+	// FileName is the .run's name inside the install step.
+	FileName string
+	// SHA256 (hex) pins the download; required for URL.
+	SHA256 string
+	// URL, when set, makes BuildKit download the .run itself (llb.HTTP with
+	// the checksum: a remote builder fetches and caches it).
+	URL string
+	// LocalName, when set instead, is the SolveOpt.LocalMounts key of a
+	// directory holding FileName (the local cache or --driver-file's dir).
+	LocalName string
+}
+
+// Spec is one driver image to plan.
+type Spec struct {
+	Driver     drivers.Version
+	Platform   ocispecs.Platform
+	Base       Base
+	Source     DriverSource
+	Components Components
+	// Prune lists base names of installed files to delete (PruneNames).
+	Prune []string
+}
+
+// Plan is the planned graph of one image.
+type Plan struct {
+	Base      bk.State
+	Installed bk.State // the base after the install step (build-time only)
+	Result    bk.State // base + exactly one layer: the install's diff
+}
+
+// Build plans the LLB for spec. The result is llb.Merge([base, llb.Diff(base,
+// installed)]): the base's own layers, unchanged, plus one layer.
+func Build(spec Spec) (Plan, error) {
+	if err := spec.validate(); err != nil {
+		return Plan{}, err
+	}
+	platform := bk.Platform(spec.Platform)
+	var base bk.State
+	if spec.Base.OCIStoreID != "" {
+		base = bk.OCILayout(spec.Base.Ref, bk.OCIStore("", spec.Base.OCIStoreID), platform,
+			bk.WithCustomNamef("base %s", spec.Base.Ref))
+	} else {
+		base = bk.Image(spec.Base.Ref, platform, bk.WithCustomNamef("base %s", spec.Base.Ref))
+	}
+	run := driverState(spec.Source)
+	tools := toolsState(InstallScript(spec))
+	exec := base.Run(
+		bk.Args([]string{"/bin/sh", ToolsDir + "/" + InstallScriptName}),
+		bk.AddEnv("PATH", ToolsDir+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+		bk.AddEnv("TMPDIR", TmpDir),
+		bk.Dir("/"),
+		bk.User("0:0"),
+		bk.Network(pb.NetMode_NONE),
+		bk.AddMount(TmpDir, bk.Scratch(), bk.Tmpfs(bk.TmpfsSize(tmpfsSize))),
+		bk.AddMount(DriverDir, run, bk.Readonly),
+		bk.AddMount(ToolsDir, tools, bk.Readonly),
+		platform,
+		bk.WithCustomNamef("install NVIDIA driver %s userspace (%s, components %s)",
+			spec.Driver, platformString(spec.Platform), spec.Components),
+	)
+	installed := exec.Root()
+	diff := bk.Diff(base, installed, platform)
+	result := bk.Merge([]bk.State{base, diff}, platform,
+		bk.WithCustomNamef("base + driver %s layer", spec.Driver))
+	return Plan{Base: base, Installed: installed, Result: result}, nil
+}
+
+func (s Spec) validate() error {
+	switch {
+	case s.Driver.IsZero():
+		return fmt.Errorf("no driver version in the build spec")
+	case s.Base.Ref == "":
+		return fmt.Errorf("no base image in the build spec")
+	case s.Source.FileName == "" || strings.Contains(s.Source.FileName, "/"):
+		return fmt.Errorf("driver file name %q must be a plain file name", s.Source.FileName)
+	case s.Source.URL == "" && s.Source.LocalName == "":
+		return fmt.Errorf("driver %s has neither a URL nor a local file", s.Driver)
+	case s.Source.URL != "" && s.Source.SHA256 == "":
+		return fmt.Errorf("driver %s: a download needs a sha256 to pin it", s.Driver)
+	case s.Platform.OS == "" || s.Platform.Architecture == "":
+		return fmt.Errorf("no platform in the build spec")
+	}
+	return nil
+}
+
+// driverState is the directory holding the .run: a checksum-pinned download,
+// or the file synced from the client.
+func driverState(src DriverSource) bk.State {
+	if src.URL != "" {
+		return bk.HTTP(src.URL,
+			bk.Checksum(digest.NewDigestFromEncoded(digest.SHA256, src.SHA256)),
+			bk.Filename(src.FileName),
+			bk.Chmod(0o644),
+			bk.WithCustomNamef("download %s", src.FileName))
+	}
+	return bk.Local(src.LocalName,
+		bk.IncludePatterns([]string{src.FileName}),
+		bk.SharedKeyHint(src.LocalName),
+		bk.WithCustomNamef("load %s", src.FileName))
+}
+
+// StubScript is the body of every stub module utility.
+const StubScript = "#!/bin/sh\n# gpuimg: no kernel modules in an image build\nexit 0\n"
+
+// toolsState is a scratch filesystem with one do-nothing script per module
+// utility and the install script; it is mounted only into the install step.
+func toolsState(script string) bk.State {
+	fa := bk.Mkfile(InstallScriptName, 0o644, []byte(script), bk.WithCreatedTime(stubTime))
+	for _, name := range stubUtilities {
+		fa = fa.Mkfile(name, 0o755, []byte(StubScript), bk.WithCreatedTime(stubTime))
+	}
+	return bk.Scratch().File(fa, bk.WithCustomName("install script and stub module utilities"))
+}
+
+// StubUtilities lists the module utilities the install step stubs out.
+func StubUtilities() []string { return append([]string(nil), stubUtilities...) }
+
+// InstallScript is the install step's shell script: refuse a non-glibc base,
+// run the installer with the version's flags (log on the tmpfs; its tail on
+// failure), drop unselected components, refresh the linker cache, and remove
+// the installer's own records so the layer holds only driver files.
+func InstallScript(spec Spec) string {
+	flags := InstallerFlags(spec.Driver, spec.Components)
+	flags = append(flags, "--log-file-name="+InstallerLog)
+	run := path.Join(DriverDir, spec.Source.FileName)
+	var b strings.Builder
+	fmt.Fprintf(&b, `set -u
+if [ -e /etc/alpine-release ] || ls /lib/ld-musl-* /usr/lib/ld-musl-* >/dev/null 2>&1; then
+  echo "gpuimg: the base image uses musl libc (Alpine): NVIDIA's driver libraries are linked against glibc and cannot load there; use a glibc base such as debian:bookworm, ubuntu:22.04 or ubi9" >&2
+  exit %[1]d
+fi
+for tool in ldconfig grep tail sh find; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "gpuimg: the base image has no $tool, which nvidia-installer needs; use a glibc distribution base (debian, ubuntu, ubi) rather than a distroless or scratch image" >&2
+    exit %[1]d
+  fi
+done
+had_nvidia_state=0; [ -e /var/lib/nvidia ] && had_nvidia_state=1
+touch %[2]s/gpuimg-install.stamp
+if ! sh %[3]s %[4]s; then
+  echo "gpuimg: nvidia-installer failed; the last lines of its log:" >&2
+  tail -n 40 %[5]s >&2 2>/dev/null || echo "(the installer wrote no log)" >&2
+  exit 1
+fi
+`, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog)
+	if len(spec.Prune) > 0 {
+		var names []string
+		for _, n := range spec.Prune {
+			names = append(names, "-name "+shellQuote(n))
+		}
+		// Only files this step created (-cnewer the stamp) are candidates, so
+		// a base's own libGL.so.1 and the like are never touched.
+		fmt.Fprintf(&b, "find / -xdev -cnewer %s/gpuimg-install.stamp ! -type d \\( %s \\) -exec rm -f {} +\n",
+			TmpDir, strings.Join(names, " -o "))
+		b.WriteString("ldconfig\n")
+	}
+	// The installer's uninstall records are not driver files.
+	b.WriteString(`[ "$had_nvidia_state" = 1 ] || rm -rf /var/lib/nvidia
+rm -f /var/log/nvidia-installer.log /var/log/nvidia-uninstall.log
+`)
+	return b.String()
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func platformString(p ocispecs.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
