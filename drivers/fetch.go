@@ -289,7 +289,7 @@ func (f *fetcher) download(ctx context.Context) (Run, error) {
 	if !f.verified() {
 		os.Remove(part)
 	}
-	var failures []string
+	var failures []error
 	for _, u := range f.urls {
 		sha, size, err := f.downloadURL(ctx, u, part)
 		if err == nil {
@@ -305,7 +305,8 @@ func (f *fetcher) download(ctx context.Context) (Run, error) {
 		if ctx.Err() != nil {
 			return Run{}, fmt.Errorf("fetch %s: %w (the partial download is kept; run the command again to resume)", f.file, context.Cause(ctx))
 		}
-		failures = append(failures, err.Error())
+		removeIfEmpty(part)
+		failures = append(failures, err)
 		var status *errHTTPStatus
 		if !errors.As(err, &status) {
 			fmt.Fprintf(f.opts.Progress, "%v\n", err)
@@ -315,7 +316,30 @@ func (f *fetcher) download(ctx context.Context) (Run, error) {
 	if fileExists(part) {
 		hint = "the partial download is kept: run the command again to resume, or name another --mirror"
 	}
-	return Run{}, fmt.Errorf("fetch %s failed from every URL (%s):\n  %s", f.file, hint, strings.Join(failures, "\n  "))
+	return Run{}, &fetchError{file: f.file, hint: hint, errs: failures}
+}
+
+// fetchError lists why every URL failed; errors.Is sees each cause.
+type fetchError struct {
+	file, hint string
+	errs       []error
+}
+
+func (e *fetchError) Error() string {
+	lines := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		lines[i] = err.Error()
+	}
+	return fmt.Sprintf("fetch %s failed from every URL (%s):\n  %s", e.file, e.hint, strings.Join(lines, "\n  "))
+}
+
+func (e *fetchError) Unwrap() []error { return e.errs }
+
+// removeIfEmpty drops a partial file a failed request never wrote to.
+func removeIfEmpty(p string) {
+	if st, err := os.Stat(p); err == nil && st.Size() == 0 {
+		os.Remove(p)
+	}
 }
 
 // checkDownloaded verifies a complete download and removes it when it is not

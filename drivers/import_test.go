@@ -1,0 +1,103 @@
+package drivers
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gpuimg/gpuimg/drivers/driverstest"
+)
+
+func TestImport(t *testing.T) {
+	src := writeRun(t, driverstest.Run{Version: "998.10.01"})
+	data, _ := os.ReadFile(src)
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
+	cache := t.TempDir()
+
+	if _, err := Import(context.Background(), src, ImportOptions{CacheDir: cache}); err == nil || !strings.Contains(err.Error(), "catalog lacks") {
+		t.Errorf("uncatalogued import without a checksum: %v", err)
+	}
+	if _, err := Import(context.Background(), src, ImportOptions{CacheDir: cache, SHA256: strings.Repeat("0", 64)}); !errors.Is(err, ErrChecksumMismatch) {
+		t.Errorf("wrong --sha256: %v", err)
+	}
+	if _, err := Import(context.Background(), src, ImportOptions{CacheDir: cache, SHA256: sha, Arch: ArchAarch64}); !errors.Is(err, ErrWrongPackage) {
+		t.Errorf("wrong arch: %v", err)
+	}
+	if blobs, partials := cacheFiles(t, cache); len(blobs)+len(partials) != 0 {
+		t.Errorf("failed imports left %v %v", blobs, partials)
+	}
+	run, err := Import(context.Background(), src, ImportOptions{CacheDir: cache, SHA256: sha})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Path != filepath.Join(cache, "sha256", sha, "NVIDIA-Linux-x86_64-998.10.01.run") || run.VerifiedBy != VerifiedByFlag || run.Version.String() != "998.10.01" {
+		t.Errorf("run = %+v", run)
+	}
+	if got, _ := os.ReadFile(run.Path); !bytes.Equal(got, data) {
+		t.Errorf("imported copy differs")
+	}
+	// Offline fetch now finds it by name.
+	p, err := Fetch(context.Background(), FetchOptions{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, CacheDir: cache, Offline: true})
+	if err != nil || p != run.Path {
+		t.Errorf("offline fetch after import: %q %v", p, err)
+	}
+}
+
+func TestImportAgainstCatalog(t *testing.T) {
+	src := writeRun(t, driverstest.Run{Version: "998.10.01"})
+	data, _ := os.ReadFile(src)
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
+	useCatalog(t,
+		Package{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, Variant: VariantFull, SHA256: strings.Repeat("1", 64), Size: 1},
+		Package{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, Variant: VariantNoCompat32, SHA256: sha, Size: int64(len(data))},
+	)
+	run, err := Import(context.Background(), src, ImportOptions{CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.VerifiedBy != VerifiedByCatalog || run.Variant != VariantNoCompat32 || filepath.Base(run.Path) != "NVIDIA-Linux-x86_64-998.10.01-no-compat32.run" {
+		t.Errorf("run = %+v", run)
+	}
+	flipped := append([]byte{}, data...)
+	flipped[len(flipped)-100] ^= 0x80
+	bad := filepath.Join(t.TempDir(), "NVIDIA-Linux-x86_64-998.10.01.run")
+	os.WriteFile(bad, flipped, 0o644)
+	if _, err := Import(context.Background(), bad, ImportOptions{CacheDir: t.TempDir()}); !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "copy it again") {
+		t.Errorf("flipped byte: %v", err)
+	}
+}
+
+func TestImportRejectsNonRun(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(p, []byte("hello\n"), 0o644)
+	if _, err := Import(context.Background(), p, ImportOptions{CacheDir: t.TempDir(), AllowUnverified: true}); !errors.Is(err, ErrNotRun) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestVerifyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, bytes.Repeat([]byte("x"), 3<<20+17), 0o644)
+	sum := sha256.Sum256(bytes.Repeat([]byte("x"), 3<<20+17))
+	sha := hex.EncodeToString(sum[:])
+	if err := VerifyFile(p, sha); err != nil {
+		t.Error(err)
+	}
+	if err := VerifyFile(p, strings.ToUpper(sha)); err != nil {
+		t.Errorf("upper-case sha: %v", err)
+	}
+	if err := VerifyFile(p, strings.Repeat("0", 64)); !errors.Is(err, ErrChecksumMismatch) {
+		t.Errorf("wrong sha: %v", err)
+	}
+	if err := VerifyFile(p, "12"); err == nil {
+		t.Errorf("short sha accepted")
+	}
+}
