@@ -38,7 +38,10 @@ func parseBase(s string) (baseSpec, error) {
 			if _, err := digest.Parse(b.Digest); err != nil {
 				return b, fmt.Errorf("--base %s: %q is not a digest (want sha256:…)", s, b.Digest)
 			}
-		} else if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+		} else if slash := strings.LastIndex(rest, "/"); strings.Contains(rest[slash+1:], ":") {
+			// The tag starts at the first colon of the last path element, so a
+			// full name such as debian:bookworm can be the tag.
+			i := slash + 1 + strings.Index(rest[slash+1:], ":")
 			b.Layout, b.Tag = rest[:i], rest[i+1:]
 		} else {
 			b.Layout = rest

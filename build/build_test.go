@@ -1,0 +1,327 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/gpuimg/gpuimg/drivers/driverstest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func TestParseOutput(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		typ     string
+		dest    string
+		attrs   map[string]string
+		wantErr string
+	}{
+		{in: "type=image,name=r.example/x:{driver},push=true", typ: "image", attrs: map[string]string{"name": "r.example/x:{driver}", "push": "true"}},
+		{in: "type=registry,name=r/x", typ: "image", attrs: map[string]string{"push": "true"}},
+		{in: "type=docker,dest=out.tar", typ: "docker", dest: "out.tar"},
+		{in: "type=oci,dest=dir,tar=false", typ: "oci", dest: "dir", attrs: map[string]string{"tar": "false"}},
+		{in: `type=image,"name=a/b:1,a/b:2"`, typ: "image", attrs: map[string]string{"name": "a/b:1,a/b:2"}},
+		{in: "dest=out.tar", wantErr: "no type="},
+		{in: "type=docker", wantErr: "needs dest="},
+		{in: "type=docker,dest=-", wantErr: "needs dest="},
+		{in: "type=image,dest=x", wantErr: "not dest="},
+		{in: "type=s3,dest=x", wantErr: "unknown type"},
+		{in: "type=docker,dest", wantErr: "not key=value"},
+		{in: "type=oci,dest=x,tar=maybe", wantErr: "tar="},
+	} {
+		got, err := ParseOutput(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: error %v, want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		if got.Type != tc.typ || got.Dest != tc.dest {
+			t.Errorf("%s: got %+v", tc.in, got)
+		}
+		for k, v := range tc.attrs {
+			if got.Attrs[k] != v {
+				t.Errorf("%s: attr %s = %q, want %q", tc.in, k, got.Attrs[k], v)
+			}
+		}
+	}
+}
+
+func TestParseBase(t *testing.T) {
+	for in, want := range map[string]baseSpec{
+		"":                                  {Named: mustNamed(t, "docker.io/library/ubuntu:22.04")},
+		"debian":                            {Named: mustNamed(t, "docker.io/library/debian:latest")},
+		"oci-layout:///srv/base":            {Layout: "/srv/base"},
+		"oci-layout://./base:bookworm":      {Layout: "./base", Tag: "bookworm"},
+		"oci-layout://base@sha256:" + hex64: {Layout: "base", Digest: "sha256:" + hex64},
+		"oci-layout://host:5000/dir/base":   {Layout: "host:5000/dir/base"},
+	} {
+		got, err := parseBase(in)
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got.Layout != want.Layout || got.Tag != want.Tag || got.Digest != want.Digest {
+			t.Errorf("%q: got %+v, want %+v", in, got, want)
+		}
+		if want.Named != nil && (got.Named == nil || got.Named.String() != want.Named.String()) {
+			t.Errorf("%q: named %v, want %v", in, got.Named, want.Named)
+		}
+	}
+	for _, bad := range []string{"oci-layout://", "oci-layout://x@sha256:zz", "a b"} {
+		if _, err := parseBase(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+const hex64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestResolveLayout(t *testing.T) {
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	amd := randomImage(t, "amd64")
+	arm := randomImage(t, "arm64")
+	if err := p.AppendImage(amd, layout.WithAnnotations(map[string]string{
+		"io.containerd.image.name": "docker.io/library/debian:bookworm", ocispecs.AnnotationRefName: "bookworm"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(arm, layout.WithAnnotations(map[string]string{ocispecs.AnnotationRefName: "arm"})); err != nil {
+		t.Fatal(err)
+	}
+	amd64 := ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	amdDigest, _ := amd.Digest()
+	for _, ref := range []string{":bookworm", ":debian:bookworm", "@" + amdDigest.String()} {
+		b, err := parseBase("oci-layout://" + dir + ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := resolveLayout(b, amd64)
+		if err != nil {
+			t.Errorf("%s: %v", ref, err)
+			continue
+		}
+		if img.Manifest.String() != amdDigest.String() || img.Name != "docker.io/library/debian:bookworm" {
+			t.Errorf("%s: got %+v", ref, img)
+		}
+	}
+	for ref, wantErr := range map[string]string{
+		"":                 "holds 2 images",
+		":nope":            `no image tagged "nope"`,
+		":arm":             "is linux/arm64, but this image is for linux/amd64",
+		"/missing:x":       "no OCI layout",
+		"@sha256:" + hex64: "no image sha256:",
+	} {
+		b, err := parseBase("oci-layout://" + dir + ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := resolveLayout(b, amd64); err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%q: error %v, want %q", ref, err, wantErr)
+		}
+	}
+}
+
+func randomImage(t *testing.T, arch string) v1.Image {
+	t.Helper()
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", arch
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// writeRun writes a small real-format .run for version v.
+func writeRun(t *testing.T, v string) (string, string) {
+	t.Helper()
+	path, err := driverstest.Write(t.TempDir(), driverstest.Run{Version: v, Files: driverstest.DefaultFiles(v)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := fileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, sum
+}
+
+func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
+	run, sum := writeRun(t, "999.10.01")
+	catalogRun, _ := writeRun(t, "580.159.04") // in the catalog, with another sha256
+	base := "oci-layout://" + t.TempDir()
+	for name, tc := range map[string]struct {
+		o       Options
+		wantErr string
+	}{
+		"no driver":          {Options{}, "no driver given"},
+		"bad version":        {Options{Drivers: []string{"450.102"}, DriverFile: run}, "--driver"},
+		"bad output":         {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker"}}, "needs dest="},
+		"bad components":     {Options{DriverFile: run, SHA256: sum, Components: "cuda"}, "unknown component"},
+		"bad compression":    {Options{DriverFile: run, SHA256: sum, Compression: "lz4"}, "--compression"},
+		"other arch":         {Options{DriverFile: run, SHA256: sum, Platforms: []string{"linux/arm64"}}, "is for x86_64, but the build is for aarch64"},
+		"wrong version":      {Options{Drivers: []string{"535.261.03"}, DriverFile: run, SHA256: sum}, "is driver 999.10.01, not --driver 535.261.03"},
+		"no checksum":        {Options{DriverFile: run}, "cannot be verified"},
+		"wrong --sha256":     {Options{DriverFile: run, SHA256: hex64}, "not the --sha256"},
+		"catalog mismatch":   {Options{DriverFile: catalogRun}, "the catalog's 580.159.04 x86_64 package has"},
+		"two drivers, file":  {Options{Drivers: []string{"470.256.02,535.261.03"}, DriverFile: run}, "one package"},
+		"two drivers, 1 tag": {Options{Drivers: []string{"470.256.02,535.261.03"}, Tags: []string{"x:1"}, Offline: true}, "put {driver} in it"},
+		"offline, no cache":  {Options{Drivers: []string{"470.256.02"}, Offline: true, CacheDir: t.TempDir()}, "--offline"},
+		"not in catalog":     {Options{Drivers: []string{"999.1.01"}}, "not in gpuimg's catalog"},
+		"bad tag":            {Options{DriverFile: run, SHA256: sum, Tags: []string{"UPPER:x"}}, "image name"},
+		"emit two":           {Options{Drivers: []string{"470.256.02"}, Platforms: []string{"linux/amd64,linux/arm64"}, Emit: "llb", Tags: []string{"x:{arch}"}}, "one image"},
+	} {
+		tc.o.Base = base
+		var stderr bytes.Buffer
+		tc.o.Stderr = &stderr
+		err := Run(context.Background(), tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: error %v, want %q", name, err, tc.wantErr)
+		}
+	}
+}
+
+func TestAllowUnverifiedWarnsAndLabels(t *testing.T) {
+	catalogRun, _ := writeRun(t, "580.159.04")
+	var stderr bytes.Buffer
+	o := Options{DriverFile: catalogRun, AllowUnverified: true, Stderr: &stderr, Base: "debian:bookworm"}
+	p, err := o.plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := p.jobs[0].inputs[0]; in.Verified || in.Version.String() != "580.159.04" {
+		t.Errorf("input = %+v, want unverified 580.159.04", in)
+	}
+	if !strings.Contains(stderr.String(), "WARNING") || !strings.Contains(stderr.String(), "UNVERIFIED") {
+		t.Errorf("no loud warning: %q", stderr.String())
+	}
+}
+
+func TestPlanExpandsTheFleetMatrix(t *testing.T) {
+	o := Options{
+		Drivers: []string{"470.256.02,535.261.03"}, Platforms: []string{"linux/amd64,linux/arm64"},
+		Tags: []string{"reg.example/nvidia:{driver}-{arch}"}, Push: true, Base: "debian:bookworm",
+		Stderr: &bytes.Buffer{}, CacheDir: t.TempDir(),
+	}
+	p, err := o.plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range p.jobs {
+		if len(j.platforms) != 1 || j.inputs[0].Source.URL == "" || j.inputs[0].Source.SHA256 == "" {
+			t.Errorf("job %s: %+v", j.driver, j.inputs)
+		}
+		for _, e := range j.exports {
+			names = append(names, e.attrs["name"])
+			if e.attrs["push"] != "true" || e.attrs["rewrite-timestamp"] != "true" {
+				t.Errorf("export attrs %v", e.attrs)
+			}
+		}
+	}
+	want := "reg.example/nvidia:470.256.02-x86_64 reg.example/nvidia:470.256.02-aarch64 reg.example/nvidia:535.261.03-x86_64 reg.example/nvidia:535.261.03-aarch64"
+	if strings.Join(names, " ") != want {
+		t.Errorf("names = %v", names)
+	}
+}
+
+func TestEmitDockerfile(t *testing.T) {
+	var out bytes.Buffer
+	o := Options{Drivers: []string{"535.261.03"}, Emit: "dockerfile", Base: "ubuntu:22.04", Stdout: &out, Stderr: &bytes.Buffer{}, CacheDir: t.TempDir()}
+	if err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	df := out.String()
+	for _, want := range []string{
+		"FROM ubuntu:22.04", "ADD --checksum=sha256:", "--network=none", "--mount=type=tmpfs,target=/tmp",
+		"--mount=type=bind,from=driver,target=/gpuimg/driver", "COPY --chmod=755 <<depmod <<insmod <<lsmod <<modprobe <<rmmod /",
+		"sh /gpuimg/driver/NVIDIA-Linux-x86_64-535.261.03.run --silent --no-kernel-module", "ENV NVIDIA_VISIBLE_DEVICES=void",
+		`io.gpuimg.driver.version="535.261.03"`,
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q:\n%s", want, df)
+		}
+	}
+	if strings.Contains(df, "apt-get") || strings.Contains(df, "wget") {
+		t.Errorf("Dockerfile installs tools:\n%s", df)
+	}
+}
+
+func TestEmitLLBNeedsNoBuilder(t *testing.T) {
+	run, sum := writeRun(t, "999.10.01")
+	var out bytes.Buffer
+	o := Options{DriverFile: run, SHA256: sum, Emit: "llb", Base: "debian:bookworm", Stdout: &out, Stderr: &bytes.Buffer{},
+		Addr: "unix://" + filepath.Join(t.TempDir(), "none.sock")}
+	if err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out.Bytes(), []byte("local://driver-"+sum[:16])) || !bytes.Contains(out.Bytes(), []byte("docker-image://docker.io/library/debian:bookworm")) {
+		t.Errorf("definition lacks the sources (%d bytes)", out.Len())
+	}
+}
+
+func TestUnreachableBuilderFailsFast(t *testing.T) {
+	run, sum := writeRun(t, "999.10.01")
+	sock := filepath.Join(t.TempDir(), "buildkitd.sock")
+	o := Options{DriverFile: run, SHA256: sum, Base: "debian:bookworm", Addr: "unix://" + sock, Stderr: &bytes.Buffer{},
+		Outputs: []string{"type=docker,dest=" + filepath.Join(t.TempDir(), "x.tar")}}
+	err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "no BuildKit answering at unix://"+sock) || !strings.Contains(err.Error(), "BUILDKIT_HOST") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestPendingDestLeavesNothingOnDiscard(t *testing.T) {
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "out.tar")
+	pd, err := newPendingDest(dest, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pd.file.WriteString("partial"); err != nil {
+		t.Fatal(err)
+	}
+	pd.discard()
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
+	}
+	if _, err := newPendingDest(filepath.Join("/proc/gpuimg-no", "x.tar"), false); err == nil || !strings.Contains(err.Error(), "/proc/gpuimg-no") {
+		t.Errorf("unwritable destination error = %v", err)
+	}
+}
+
+func mustNamed(t *testing.T, s string) reference.Named {
+	t.Helper()
+	n, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

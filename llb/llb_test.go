@@ -1,0 +1,295 @@
+package llb
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/gpuimg/gpuimg/drivers"
+	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+const testSHA = "c1e66761b088d17b3adf6cb6979de9af38be2684d102b001a176dcfafabdca1e"
+
+func testSpec(t *testing.T, v string) Spec {
+	t.Helper()
+	return Spec{
+		Driver:   drivers.MustParseVersion(v),
+		Platform: ocispecs.Platform{OS: "linux", Architecture: "amd64"},
+		Base:     Base{Ref: "docker.io/library/debian@sha256:" + strings.Repeat("ab", 32)},
+		Source: DriverSource{
+			FileName: "NVIDIA-Linux-x86_64-" + v + ".run",
+			SHA256:   testSHA,
+			URL:      "https://us.download.nvidia.com/tesla/" + v + "/NVIDIA-Linux-x86_64-" + v + ".run",
+		},
+	}
+}
+
+// decoded is a marshalled definition parsed back into ops.
+type decoded struct {
+	ops map[digest.Digest]*pb.Op
+	raw [][]byte
+}
+
+func decode(t *testing.T, st bk.State, p ocispecs.Platform) decoded {
+	t.Helper()
+	def, err := st.Marshal(context.Background(), bk.Platform(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decoded{ops: map[digest.Digest]*pb.Op{}, raw: def.Def}
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		d.ops[digest.FromBytes(dt)] = &op
+	}
+	return d
+}
+
+func (d decoded) execs() []*pb.Op {
+	var out []*pb.Op
+	for _, op := range d.ops {
+		if op.GetExec() != nil {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+func (d decoded) sources() map[string]*pb.SourceOp {
+	out := map[string]*pb.SourceOp{}
+	for _, op := range d.ops {
+		if s := op.GetSource(); s != nil {
+			out[s.Identifier] = s
+		}
+	}
+	return out
+}
+
+func (d decoded) input(op *pb.Op, i int) *pb.Op {
+	return d.ops[digest.Digest(op.Inputs[i].Digest)]
+}
+
+func TestInstallStepIsIsolated(t *testing.T) {
+	spec := testSpec(t, "580.159.04")
+	plan, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decode(t, plan.Result, spec.Platform)
+	execs := d.execs()
+	if len(execs) != 1 {
+		t.Fatalf("want exactly one exec (the install step), got %d", len(execs))
+	}
+	op := execs[0]
+	ex := op.GetExec()
+	if got := ex.Meta.Args; len(got) != 2 || got[0] != "/bin/sh" || got[1] != ToolsDir+"/"+InstallScriptName {
+		t.Errorf("args = %q", got)
+	}
+	if ex.Network != pb.NetMode_NONE {
+		t.Errorf("network = %v, want none", ex.Network)
+	}
+	env := strings.Join(ex.Meta.Env, "\n")
+	if !strings.Contains(env, "PATH="+ToolsDir+":") || !strings.Contains(env, "TMPDIR="+TmpDir) {
+		t.Errorf("env lacks the stub PATH or TMPDIR:\n%s", env)
+	}
+	if op.Platform == nil || op.Platform.Architecture != "amd64" {
+		t.Errorf("exec platform = %v", op.Platform)
+	}
+	mounts := map[string]*pb.Mount{}
+	for _, m := range ex.Mounts {
+		mounts[m.Dest] = m
+	}
+	root := mounts["/"]
+	if root == nil || root.Readonly || root.Output < 0 {
+		t.Fatalf("root mount missing or not writable: %+v", root)
+	}
+	tmp := mounts[TmpDir]
+	if tmp == nil || tmp.MountType != pb.MountType_TMPFS || tmp.TmpfsOpt == nil || tmp.TmpfsOpt.Size < 1<<30 {
+		t.Errorf("%s must be a large tmpfs (the payload unpacks there): %+v", TmpDir, tmp)
+	}
+	drv := mounts[DriverDir]
+	if drv == nil || !drv.Readonly || drv.Output != int64(pb.SkipOutput) {
+		t.Fatalf("%s must be a read-only mount with no output: %+v", DriverDir, drv)
+	}
+	http := d.input(op, int(drv.Input)).GetSource()
+	if http == nil || http.Identifier != spec.Source.URL {
+		t.Fatalf("driver mount source = %+v, want %s", http, spec.Source.URL)
+	}
+	if http.Attrs["http.checksum"] != "sha256:"+testSHA || http.Attrs["http.filename"] != spec.Source.FileName {
+		t.Errorf("http source attrs = %v", http.Attrs)
+	}
+	tools := mounts[ToolsDir]
+	if tools == nil || !tools.Readonly || tools.Output != int64(pb.SkipOutput) {
+		t.Fatalf("%s must be a read-only mount with no output: %+v", ToolsDir, tools)
+	}
+	files := d.input(op, int(tools.Input)).GetFile()
+	if files == nil {
+		t.Fatalf("tools mount is not a file op")
+	}
+	made := map[string]*pb.FileActionMkFile{}
+	for _, a := range files.Actions {
+		if mk := a.GetMkfile(); mk != nil {
+			made[strings.TrimPrefix(mk.Path, "/")] = mk
+		}
+	}
+	for _, name := range []string{"modprobe", "rmmod", "lsmod", "depmod", "insmod"} {
+		mk := made[name]
+		if mk == nil || mk.Mode&0o111 == 0 || string(mk.Data) != StubScript {
+			t.Errorf("stub %s missing, not executable or not a no-op: %+v", name, mk)
+		}
+	}
+	for _, real := range []string{"ldconfig", "grep", "tail", "dmesg"} {
+		if made[real] != nil {
+			t.Errorf("%s must stay real, not stubbed", real)
+		}
+	}
+	script := made[InstallScriptName]
+	if script == nil || !bytes.Contains(script.Data, []byte("sh "+DriverDir+"/"+spec.Source.FileName+" --silent --no-kernel-module")) {
+		t.Fatalf("install script does not run the .run with the flag set:\n%s", script.GetData())
+	}
+	if !bytes.Contains(script.Data, []byte("--log-file-name="+InstallerLog)) || !bytes.Contains(script.Data, []byte("tail -n 40 "+InstallerLog)) {
+		t.Errorf("install script must log to the tmpfs and print the log's tail on failure:\n%s", script.Data)
+	}
+	if !bytes.Contains(script.Data, []byte("ld-musl")) {
+		t.Errorf("install script does not refuse musl bases:\n%s", script.Data)
+	}
+	// The base is an image source pinned by digest, for the platform.
+	base := d.sources()["docker-image://"+spec.Base.Ref]
+	if base == nil {
+		t.Fatalf("no image source %s among %v", spec.Base.Ref, keys(d.sources()))
+	}
+}
+
+func TestResultIsBasePlusOneDiff(t *testing.T) {
+	spec := testSpec(t, "580.159.04")
+	plan, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decode(t, plan.Result, spec.Platform)
+	var merge *pb.Op
+	for _, op := range d.ops {
+		if op.GetMerge() != nil {
+			if merge != nil {
+				t.Fatal("more than one merge")
+			}
+			merge = op
+		}
+	}
+	if merge == nil || len(merge.Inputs) != 2 {
+		t.Fatalf("want merge(base, diff), got %+v", merge)
+	}
+	if src := d.input(merge, 0).GetSource(); src == nil || src.Identifier != "docker-image://"+spec.Base.Ref {
+		t.Errorf("merge input 0 = %+v, want the base", d.input(merge, 0))
+	}
+	diffOp := d.input(merge, 1)
+	diff := diffOp.GetDiff()
+	if diff == nil {
+		t.Fatalf("merge input 1 is not a diff: %+v", diffOp)
+	}
+	lower := d.ops[digest.Digest(diffOp.Inputs[diff.Lower.Input].Digest)]
+	upper := d.ops[digest.Digest(diffOp.Inputs[diff.Upper.Input].Digest)]
+	if lower.GetSource() == nil || upper.GetExec() == nil {
+		t.Errorf("diff must be base → install step; lower=%v upper=%v", lower, upper)
+	}
+}
+
+func TestLocalAndLayoutSources(t *testing.T) {
+	spec := testSpec(t, "450.102.04")
+	spec.Source = DriverSource{FileName: "NVIDIA-Linux-x86_64-450.102.04.run", LocalName: "driver-abc"}
+	spec.Base = Base{Ref: "gpuimg/base@sha256:" + strings.Repeat("cd", 32), OCIStoreID: "gpuimg-base"}
+	plan, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs := decode(t, plan.Result, spec.Platform).sources()
+	local := srcs["local://driver-abc"]
+	if local == nil || !strings.Contains(local.Attrs["local.includepattern"], spec.Source.FileName) {
+		t.Errorf("local source = %+v", local)
+	}
+	layout := srcs["oci-layout://"+spec.Base.Ref]
+	if layout == nil || layout.Attrs[pb.AttrOCILayoutStoreID] != "gpuimg-base" {
+		t.Errorf("oci-layout source = %+v (all: %v)", layout, keys(srcs))
+	}
+	for id := range srcs {
+		if strings.HasPrefix(id, "https://") || strings.HasPrefix(id, "docker-image://") {
+			t.Errorf("air-gapped plan reaches the network: %s", id)
+		}
+	}
+}
+
+func TestPruneRunsOnlyOnThisStepsFiles(t *testing.T) {
+	spec := testSpec(t, "580.159.04")
+	spec.Components, _ = ParseComponents("compute")
+	spec.Prune = []string{"libGLX_nvidia.so.580.159.04", "nvidia_drv.so"}
+	script := InstallScript(spec)
+	if !strings.Contains(script, "-cnewer "+TmpDir+"/gpuimg-install.stamp") ||
+		!strings.Contains(script, "-name 'libGLX_nvidia.so.580.159.04' -o -name 'nvidia_drv.so'") {
+		t.Errorf("prune command wrong:\n%s", script)
+	}
+	if strings.Index(script, "find / -xdev") < strings.Index(script, "sh "+DriverDir) {
+		t.Error("pruning must follow the install")
+	}
+	if !strings.Contains(script, "--no-install-libglvnd") {
+		t.Errorf("compute-only must leave libglvnd alone:\n%s", script)
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	spec := testSpec(t, "535.261.03")
+	spec.Prune = []string{"b", "a"}
+	var first [][]byte
+	for i := 0; i < 50; i++ {
+		plan, err := Build(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, err := plan.Result.Marshal(context.Background(), bk.Platform(spec.Platform))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = def.Def
+			continue
+		}
+		if len(def.Def) != len(first) {
+			t.Fatalf("run %d: %d ops, first run %d", i, len(def.Def), len(first))
+		}
+		for j := range first {
+			if !bytes.Equal(first[j], def.Def[j]) {
+				t.Fatalf("run %d: op %d differs", i, j)
+			}
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, mutate := range map[string]func(*Spec){
+		"no base":         func(s *Spec) { s.Base.Ref = "" },
+		"no source":       func(s *Spec) { s.Source.URL = "" },
+		"url without sum": func(s *Spec) { s.Source.SHA256 = "" },
+		"path as name":    func(s *Spec) { s.Source.FileName = "../x.run" },
+		"no platform":     func(s *Spec) { s.Platform = ocispecs.Platform{} },
+	} {
+		spec := testSpec(t, "580.159.04")
+		mutate(&spec)
+		if _, err := Build(spec); err == nil {
+			t.Errorf("%s: Build accepted it", name)
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
