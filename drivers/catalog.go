@@ -213,3 +213,32 @@ func isSHA256Hex(s string) bool {
 	}
 	return true
 }
+
+// ListFiltered is List for command-line filters, validating each ("" = any).
+func ListFiltered(arch, branch, variant string) ([]Package, error) {
+	var filters []Filter
+	if arch != "" {
+		if err := CheckArch(arch); err != nil {
+			return nil, err
+		}
+		filters = append(filters, WithArch(arch))
+	}
+	if branch != "" {
+		known := Branches()
+		found := false
+		for _, b := range known {
+			found = found || b == branch
+		}
+		if !found {
+			return nil, fmt.Errorf("branch %q is not in the catalog: use one of %s", branch, strings.Join(known, ", "))
+		}
+		filters = append(filters, WithBranch(branch))
+	}
+	if variant != "" {
+		if err := CheckVariant(variant); err != nil {
+			return nil, err
+		}
+		filters = append(filters, WithVariant(variant))
+	}
+	return List(filters...), nil
+}

@@ -25,6 +25,7 @@ and launches them with nothing but device nodes: no nvidia-container-toolkit on 
 		newFlagsCmd(),
 		newRunCmd(),
 		newCDICmd(),
+		newDriversCmd(),
 	)
 	return root
 }
