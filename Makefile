@@ -25,6 +25,11 @@ buildkitd: ## build the buildkitd pinned in go.mod (rebuilt only when the pin mo
 base: deps ## make the Debian base image (debootstrap into an OCI layout, cached)
 	@hack/mkbase.sh $(GPUIMG_TEST_BASE)
 
+FIXTURE_VERSION ?= 580.159.04
+fixtures: ## generate the stand-in driver packages (tiny and realistic) into the cache
+	@GPUIMG_CACHE=$(CACHE) $(GO) run ./internal/standin/cmd/mkstandin -version $(FIXTURE_VERSION) -scale tiny
+	@GPUIMG_CACHE=$(CACHE) $(GO) run ./internal/standin/cmd/mkstandin -version $(FIXTURE_VERSION) -scale realistic
+
 demo: deps build buildkitd base ## build a driver image on a local buildkitd and launch it
 	@hack/demo.sh
 

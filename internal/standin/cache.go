@@ -1,0 +1,82 @@
+package standin
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// generatorVersion changes whenever the generator's output changes for the
+// same options, so cached packages from an older generator are not reused.
+// The cache key also hashes the embedded templates and sources.
+const generatorVersion = "1"
+
+// cacheKey names the cache directory of opts (normalized).
+func cacheKey(opts Options) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "generator %s\n%+v\n", generatorVersion, opts)
+	for _, s := range []string{stubBody, installerTemplate, nvidiaSmiSource, userspaceTSV} {
+		fmt.Fprintf(h, "%d\n%s", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// cacheRoot is $GPUIMG_CACHE/standin, else <repo>/.cache/standin.
+func cacheRoot() (string, error) {
+	if dir := os.Getenv("GPUIMG_CACHE"); dir != "" {
+		return filepath.Join(dir, "standin"), nil
+	}
+	src, err := sourceDir()
+	if err != nil {
+		return "", fmt.Errorf("%w (or set GPUIMG_CACHE)", err)
+	}
+	for dir := src; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, ".cache", "standin"), nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", fmt.Errorf("stand-in driver: no go.mod above %s: set GPUIMG_CACHE to a cache directory", src)
+		}
+	}
+}
+
+// Cached returns the package for opts from the cache, generating it on the
+// first call. Concurrent callers (test processes) are safe: each generates
+// into its own temporary directory and renames it into place; the loser of
+// the race uses the winner's copy.
+func Cached(opts Options) (runPath string, err error) {
+	opts, err = opts.normalized()
+	if err != nil {
+		return "", err
+	}
+	root, err := cacheRoot()
+	if err != nil {
+		return "", err
+	}
+	final := filepath.Join(root, cacheKey(opts))
+	runPath = filepath.Join(final, opts.runName())
+	if _, err := os.Stat(runPath); err == nil {
+		return runPath, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("stand-in driver: create cache directory: %w", err)
+	}
+	tmp, err := os.MkdirTemp(root, ".tmp-")
+	if err != nil {
+		return "", fmt.Errorf("stand-in driver: create cache directory: %w", err)
+	}
+	defer os.RemoveAll(tmp) // empty after a successful rename
+	if _, err := Generate(tmp, opts); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		if _, statErr := os.Stat(runPath); statErr == nil {
+			return runPath, nil // another process finished first
+		}
+		return "", fmt.Errorf("stand-in driver: store in cache: %w", errors.Join(err))
+	}
+	return runPath, nil
+}

@@ -1,0 +1,180 @@
+package standin
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// payloadTime is every tar entry's mtime, so the output is reproducible.
+var payloadTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// manifest renders .manifest: 8 header lines, then one entry per line.
+func (p *driverPackage) manifest() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "NVIDIA Accelerated Graphics Driver for Linux-%s\n%s\n%s\n%s\n\n\n./kernel/\n./kernel/precompiled/\n",
+		p.opts.Arch, p.opts.Version, p.opts.Arch, strings.Join(p.kernelModules(), " "))
+	for _, e := range p.entries {
+		if e.manifest {
+			b.WriteString(e.line())
+			b.WriteByte('\n')
+		}
+	}
+	return []byte(b.String())
+}
+
+// tarFile is one regular file, directory or symlink of the payload.
+type tarFile struct {
+	name   string // relative to the package root
+	mode   int64
+	target string // symlink
+	size   int64
+	open   func() (io.Reader, error)
+	dir    bool
+}
+
+// payloadFiles lists the tar's members in a stable order (sorted names,
+// each directory before its contents).
+func (p *driverPackage) payloadFiles(work string, installer []byte) ([]tarFile, error) {
+	root := filepath.Join(work, "tree", p.opts.targetDir())
+	var files []tarFile
+	bytesFile := func(name string, mode int64, b []byte) tarFile {
+		return tarFile{name: name, mode: mode, size: int64(len(b)), open: func() (io.Reader, error) { return bytes.NewReader(b), nil }}
+	}
+	files = append(files, bytesFile(".manifest", 0o644, p.manifest()))
+	for _, e := range p.entries {
+		mode := int64(0o644)
+		if e.perms != "" {
+			m, err := strconv.ParseInt(e.perms, 8, 64)
+			if err != nil {
+				return nil, fmt.Errorf("stand-in driver: bad perms %q for %s", e.perms, e.file)
+			}
+			mode = m
+		}
+		switch {
+		case e.kind == kindSymlink:
+			continue // the installer creates these from the manifest
+		case e.symlink:
+			files = append(files, tarFile{name: e.file, mode: 0o777, target: e.target})
+		case e.kind == kindSharedLib || e.kind == kindProgram:
+			built := filepath.Join(root, e.file)
+			st, err := os.Stat(built)
+			if err != nil {
+				return nil, fmt.Errorf("stand-in driver: %w", err)
+			}
+			files = append(files, tarFile{name: e.file, mode: mode, size: st.Size(), open: func() (io.Reader, error) {
+				f, err := os.Open(built)
+				if err != nil {
+					return nil, fmt.Errorf("stand-in driver: %w", err)
+				}
+				return closingReader{f}, nil
+			}})
+		case e.kind == kindBlob:
+			seed, size := e.file, e.size
+			files = append(files, tarFile{name: e.file, mode: mode, size: size, open: func() (io.Reader, error) {
+				return newFiller(seed, size), nil
+			}})
+		case e.kind == kindInstaller:
+			files = append(files, bytesFile(e.file, mode, installer))
+		default:
+			files = append(files, bytesFile(e.file, mode, e.text))
+		}
+	}
+	dirs := map[string]bool{}
+	for _, f := range files {
+		for d := path.Dir(f.name); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	for d := range dirs {
+		files = append(files, tarFile{name: d, mode: 0o755, dir: true})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+	return files, nil
+}
+
+// closingReader closes the file once it has been read to the end.
+type closingReader struct{ f *os.File }
+
+func (c closingReader) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	if err == io.EOF {
+		c.f.Close()
+	}
+	return n, err
+}
+
+// writePayload writes the compressed tar of NVIDIA-Linux-<arch>-<v>/ to w.
+func (p *driverPackage) writePayload(w io.Writer, files []tarFile) error {
+	cw, err := compressor(w, p.opts.Compression)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(cw)
+	top := p.opts.targetDir()
+	hdr := func(name string) tar.Header {
+		return tar.Header{Name: name, ModTime: payloadTime, Uname: "root", Gname: "root", Format: tar.FormatGNU}
+	}
+	h := hdr(top + "/")
+	h.Typeflag, h.Mode = tar.TypeDir, 0o755
+	if err := tw.WriteHeader(&h); err != nil {
+		return fmt.Errorf("stand-in driver: write payload: %w", err)
+	}
+	for _, f := range files {
+		h := hdr(top + "/" + f.name)
+		h.Mode = f.mode
+		switch {
+		case f.dir:
+			h.Typeflag, h.Name = tar.TypeDir, h.Name+"/"
+			err = tw.WriteHeader(&h)
+		case f.target != "":
+			h.Typeflag, h.Linkname = tar.TypeSymlink, f.target
+			err = tw.WriteHeader(&h)
+		default:
+			var r io.Reader
+			if r, err = f.open(); err != nil {
+				return err
+			}
+			h.Typeflag, h.Size = tar.TypeReg, f.size
+			if err = tw.WriteHeader(&h); err == nil {
+				_, err = io.Copy(tw, r)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("stand-in driver: write payload member %s: %w", f.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("stand-in driver: write payload: %w", err)
+	}
+	if err := cw.Close(); err != nil {
+		return fmt.Errorf("stand-in driver: compress payload: %w", err)
+	}
+	return nil
+}
+
+// compressor wraps w in the package's compression. xz is written with check
+// type None, as NVIDIA's `xz -C none`.
+func compressor(w io.Writer, compression string) (io.WriteCloser, error) {
+	switch compression {
+	case "gzip":
+		return gzip.NewWriterLevel(w, 6)
+	case "xz":
+		return xz.WriterConfig{NoCheckSum: true}.NewWriter(w)
+	case "zstd":
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	}
+	return nil, fmt.Errorf("stand-in driver: unknown compression %q", compression)
+}
