@@ -46,7 +46,9 @@ test: deps lint buildkitd base ## every test: unit, end to end (buildkitd, docke
 
 FUZZTIME ?= 10s
 fuzz: ## run each fuzz target briefly
-	@true
+	$(GO) test -run='^$$' -fuzz=FuzzParseVersion -fuzztime=$(FUZZTIME) ./drivers
+	$(GO) test -run='^$$' -fuzz=FuzzReadHeader -fuzztime=$(FUZZTIME) ./drivers
+	$(GO) test -run='^$$' -fuzz=FuzzParseManifest -fuzztime=$(FUZZTIME) ./drivers
 
 bench: deps build buildkitd base ## benchmarks against the classic Dockerfile recipe (prints ratios)
 	@hack/bench.sh

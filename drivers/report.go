@@ -128,8 +128,8 @@ func RunPathFor(arg, cacheDir, arch, variant string) (string, error) {
 	}
 	v, verr := ParseVersion(arg)
 	if verr != nil {
-		if errors.Is(statErr, fs.ErrNotExist) && !strings.ContainsAny(arg, "/") && !strings.HasSuffix(arg, ".run") {
-			return "", verr
+		if errors.Is(statErr, fs.ErrNotExist) {
+			return "", fmt.Errorf("no file %q, and %w", arg, verr)
 		}
 		return "", fmt.Errorf("%s: %w", arg, statErr)
 	}
