@@ -87,16 +87,15 @@ func WriteInfo(w io.Writer, info Info) error {
 	}
 	fmt.Fprintf(w, "\nchecksums   CRCsum %s, MD5 %s\n", orDash(h.CRCSum), orDash(h.MD5))
 	fmt.Fprintf(w, "manifest    %s %s; kernel modules: %s\n\n", info.Description, info.ManifestVersion, orDash(strings.Join(info.KernelModules, " ")))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "GROUP\tFILES\tBYTES\t")
+	row := func(name string, files int, bytes int64) {
+		fmt.Fprintf(w, "%-16s %6d %12d\n", name, files, bytes)
+	}
+	fmt.Fprintf(w, "%-16s %6s %12s\n", "GROUP", "FILES", "BYTES")
 	for _, g := range info.Groups {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", g.Group, g.Files, g.Bytes)
+		row(string(g.Group), g.Files, g.Bytes)
 	}
-	fmt.Fprintf(tw, "total\t%d\t%d\t\n", info.Files, info.Bytes)
-	fmt.Fprintf(tw, "not in manifest\t%d\t%d\t\n", info.Unlisted.Files, info.Unlisted.Bytes)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	row("total", info.Files, info.Bytes)
+	row("not in manifest", info.Unlisted.Files, info.Unlisted.Bytes)
 	if len(info.UnknownTypes) > 0 {
 		fmt.Fprintf(w, "\nunknown manifest types (grouped by name or module): %s\n", strings.Join(info.UnknownTypes, " "))
 	}
