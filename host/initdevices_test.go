@@ -214,3 +214,32 @@ func TestInitDevicesWithoutRoot(t *testing.T) {
 		t.Errorf("tree changed:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// The command users type: creates what is missing, then has nothing to do.
+func TestInitDevicesCommandIsIdempotent(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := hosttest.ScratchRoot(t, fixture(t, "no-uvm-550.54.15"), true)
+	run := func() (string, string) {
+		cmd := exec.Command(testenv.Gpuimg(t), "host", "init-devices", "--root", root)
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("init-devices: %v\n%s", err, errOut.String())
+		}
+		return out.String(), errOut.String()
+	}
+	out, _ := run()
+	for _, want := range []string{"mknod -m 0666 /dev/nvidia-uvm c 511 0", "mknod -m 0666 /dev/nvidia-uvm-tools c 511 1", "ln -sfn ../nvidia-uvm /dev/char/511:0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first run does not report %q:\n%s", want, out)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(root, "dev/nvidia-uvm-tools"), &st); err != nil || unix.Major(st.Rdev) != 511 || unix.Minor(st.Rdev) != 1 {
+		t.Errorf("nvidia-uvm-tools: %v %d:%d", err, unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	out, errOut := run()
+	if out != "" || !strings.Contains(errOut, "nothing to do") {
+		t.Errorf("second run: stdout %q stderr %q", out, errOut)
+	}
+}
