@@ -218,6 +218,21 @@ func TestSplitRunArgs(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	for _, c := range []struct {
+		words            []string
+		dashAt           int
+		args, image, cmd string
+	}{
+		{[]string{"img", "--", "nvidia-smi", "-L"}, -1, "", "img", "nvidia-smi -L"},
+		{[]string{"img", "sh", "-c", "true"}, -1, "", "img", "sh -c true"},
+		{[]string{"--rm", "-it", "img", "sh"}, 0, "--rm -it", "img", "sh"},
+		{[]string{"img", "sh"}, 1, "", "img", "sh"},
+	} {
+		args, image, cmd, err := launch.ParseRunArgs(c.words, c.dashAt)
+		if err != nil || strings.Join(args, " ") != c.args || image != c.image || strings.Join(cmd, " ") != c.cmd {
+			t.Errorf("ParseRunArgs(%q, %d) → %q %q %q (%v)", c.words, c.dashAt, args, image, cmd, err)
+		}
+	}
 	if err := launch.CheckRuntimeArgs([]string{"--rm", "--gpus", "all"}); err == nil || !strings.Contains(err.Error(), "toolkit") {
 		t.Errorf("--gpus in runtime args: %v", err)
 	}

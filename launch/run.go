@@ -158,6 +158,25 @@ var boolRunFlags = map[string]bool{
 
 const boolShortFlags = "ditPq"
 
+// ParseRunArgs reads `gpuimg run`'s positional words. With nothing before
+// a "--" (dashAt 0) they are a `docker run` tail: RUNTIME-ARGS... IMAGE
+// [COMMAND...]. Otherwise the first word is the image and the rest its
+// command, where a leading "--" (`gpuimg run IMAGE -- nvidia-smi -L`) only
+// separates the command.
+func ParseRunArgs(words []string, dashAt int) (runtimeArgs []string, image string, cmd []string, err error) {
+	if dashAt == 0 {
+		return SplitRunArgs(words)
+	}
+	if len(words) == 0 {
+		return nil, "", nil, errors.New("no image given: gpuimg run [flags] IMAGE [COMMAND...]")
+	}
+	cmd = words[1:]
+	if len(cmd) > 0 && cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	return nil, words[0], cmd, nil
+}
+
 // SplitRunArgs splits a `docker run`-style tail ("--rm -it -v a:b IMAGE CMD...")
 // into runtime arguments, the image and its command.
 func SplitRunArgs(words []string) (runtimeArgs []string, image string, cmd []string, err error) {

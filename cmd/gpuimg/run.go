@@ -26,16 +26,12 @@ refuse when it differs from the host driver (unless --force), then run
   gpuimg run --dry-run myimg:580.159.04`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cmd.ArgsLenAtDash() == 0 {
-				extra, image, command, err := launch.SplitRunArgs(args)
-				if err != nil {
-					return err
-				}
-				opts.RuntimeArgs = append(opts.RuntimeArgs, extra...)
-				opts.Image, opts.Cmd = image, command
-			} else {
-				opts.Image, opts.Cmd = args[0], args[1:]
+			extra, image, command, err := launch.ParseRunArgs(args, cmd.ArgsLenAtDash())
+			if err != nil {
+				return err
 			}
+			opts.RuntimeArgs = append(opts.RuntimeArgs, extra...)
+			opts.Image, opts.Cmd = image, command
 			return launch.Launch(cmd.Context(), opts.root, opts.RunOptions, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
