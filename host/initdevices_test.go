@@ -155,7 +155,7 @@ func TestInitDevicesScriptMatchesCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fx := range []string{"8gpu-550.127.05", "video-0660-550.54.15", "no-uvm-550.54.15"} {
+	for _, fx := range []string{"8gpu-550.127.05", "video-0660-550.54.15", "no-uvm-550.54.15", "mig-535.183.01"} {
 		t.Run(fx, func(t *testing.T) {
 			byGo := hosttest.ScratchRoot(t, fixture(t, fx), false)
 			byScript := hosttest.ScratchRoot(t, fixture(t, fx), false)

@@ -3,7 +3,7 @@
 # with `gpuimg run` / `gpuimg flags` (plain --device, no nvidia-container-toolkit)
 # need. Written by `gpuimg host init-devices --print-script`; equivalent to
 # `gpuimg host init-devices --load-modules`. Majors are read from /proc/devices and
-# minors from /proc/driver/nvidia/gpus/*/information at run time, so the script
+# minors from /proc/driver/nvidia/gpus/*/information and the MIG capability files at run time, so the script
 # stays right across reboots and driver upgrades. Idempotent; needs root.
 # GPUIMG_ROOT (default empty) prefixes every path, for trying it on a scratch tree.
 set -eu
@@ -49,3 +49,11 @@ for info in "$R"/proc/driver/nvidia/gpus/*/information; do
 done
 node /dev/nvidia-uvm "$uvm" 0 666 0:0
 node /dev/nvidia-uvm-tools "$uvm" 1 666 0:0
+
+# MIG: the GI and CI access caps that exist (those of GIs/CIs that were created).
+caps=$(major nvidia-caps)
+for access in "$R"/proc/driver/nvidia/capabilities/gpu*/mig/gi*/access "$R"/proc/driver/nvidia/capabilities/gpu*/mig/gi*/ci*/access; do
+  [ -e "$access" ] && [ -n "$caps" ] || continue
+  minor=$(awk -F': *' '$1 == "DeviceFileMinor" {print $2}' "$access")
+  node "/dev/nvidia-caps/nvidia-cap$minor" "$caps" "$minor" 444 0:0
+done
