@@ -52,7 +52,7 @@ func (f *filler) Read(p []byte) (int, error) {
 // proportions were tuned so gzip -6 compresses the stream about 2.5:1.
 func (f *filler) chunk() []byte {
 	var out []byte
-	if len(f.history) < 64 || f.rng.IntN(100) < 22 {
+	if len(f.history) < 64 || f.rng.IntN(100) < 32 {
 		out = make([]byte, 4+f.rng.IntN(24))
 		for i := range out {
 			out[i] = byte(f.rng.Uint32())

@@ -196,7 +196,9 @@ find_libdir() {
     for d in "$@"; do
         [ -d "$prefix/$d" ] && { echo "$d"; return; }
     done
-    eval "echo \${$#}"
+    eval "last=\${$#}"
+    [ "${libdir_warn:-y}" = n ] || warn "Unable to determine the library directory under '$prefix' (none of '$*' is in the ldconfig cache or exists); using '$last'."
+    echo "$last"
 }
 native_libdirs="lib/$TRIPLET lib64 lib"
 opengl_prefix=$(strip_slash "$opengl_prefix")
@@ -213,7 +215,7 @@ lib/*) compat32_fallback=lib/i386-linux-gnu ;;
 lib64) compat32_fallback=lib ;;
 *) compat32_fallback=lib32 ;;
 esac
-[ -n "$compat32_libdir" ] || compat32_libdir=$(find_libdir "$compat32_prefix" lib/i386-linux-gnu lib32 "$compat32_fallback")
+[ -n "$compat32_libdir" ] || compat32_libdir=$(libdir_warn=n find_libdir "$compat32_prefix" lib/i386-linux-gnu lib32 "$compat32_fallback")
 [ -n "$x_library_path" ] || x_library_path=$x_prefix/$opengl_libdir
 [ -n "$x_module_path" ] || x_module_path=$x_prefix/lib/xorg/modules
 [ -n "$x_sysconfig_path" ] || x_sysconfig_path=/usr/share/X11/xorg.conf.d
