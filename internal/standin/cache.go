@@ -68,7 +68,7 @@ func Cached(opts Options) (runPath string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("stand-in driver: create cache directory: %w", err)
 	}
-	defer os.RemoveAll(tmp) // gone after a successful rename
+	defer os.RemoveAll(tmp)                      // gone after a successful rename
 	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700; builds read it as other users
 		return "", fmt.Errorf("stand-in driver: %w", err)
 	}

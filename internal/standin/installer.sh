@@ -141,7 +141,8 @@ if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
 else
     created=$(date)
 fi
-{ : >"$log_file"; } 2>/dev/null || log_file=
+# A subshell: a failed redirection of the special builtin ':' would end the script.
+(: >"$log_file") 2>/dev/null || log_file=
 log "nvidia-installer log file '$log_file'"
 log "creation time: $created"
 log "installer version: $VERSION"
