@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/gpuimg/gpuimg/drivers/driverstest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -165,7 +166,7 @@ func writeRun(t *testing.T, v string) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := fileSHA256(path)
+	sum, _, err := drivers.FileSHA256(path)
 	if err != nil {
 		t.Fatal(err)
 	}

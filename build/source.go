@@ -2,11 +2,7 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -61,7 +57,7 @@ func (o *Options) resolveDriverFile(v drivers.Version, arch string) (driverInput
 	if hdr.TargetArch != "" && hdr.TargetArch != arch {
 		return driverInput{}, fmt.Errorf("--driver-file %s is for %s, but the build is for %s: pass --platform %s or the %s package", path, hdr.TargetArch, arch, ociPlatformFor(hdr.TargetArch), arch)
 	}
-	sum, err := fileSHA256(path)
+	sum, _, err := drivers.FileSHA256(path)
 	if err != nil {
 		return driverInput{}, fmt.Errorf("--driver-file %s: %w", path, err)
 	}
@@ -121,7 +117,7 @@ func (o *Options) resolveCatalog(ctx context.Context, v drivers.Version, arch st
 		sum = pkg.SHA256
 	}
 	if sum == "" {
-		return driverInput{}, fmt.Errorf("driver %s (%s) is not in gpuimg's catalog: pass --sha256 with its published checksum (and --mirror if NVIDIA's hosts lack it), or --driver-file", v, arch)
+		return o.resolveUnknown(ctx, v, arch, variant)
 	}
 	fileName := drivers.RunFileName(v, arch, variant)
 	in := driverInput{Version: v, Arch: arch, SHA256: sum, Verified: true}
@@ -148,24 +144,30 @@ func (o *Options) resolveCatalog(ctx context.Context, v drivers.Version, arch st
 	return in, nil
 }
 
+// resolveUnknown handles a version neither the catalog nor --sha256 pins:
+// only a copy imported into the cache earlier (`gpuimg drivers import`) can
+// be used, and only with --allow-unverified, since nothing here checks it.
+func (o *Options) resolveUnknown(ctx context.Context, v drivers.Version, arch, variant string) (driverInput, error) {
+	missing := fmt.Errorf("driver %s (%s) is not in gpuimg's catalog: pass --sha256 with its published checksum (and --mirror if NVIDIA's hosts lack it), or --driver-file", v, arch)
+	cached, err := drivers.FetchRun(ctx, drivers.FetchOptions{Version: v, Arch: arch, Variant: variant, CacheDir: o.CacheDir, Offline: true})
+	if err != nil {
+		return driverInput{}, missing
+	}
+	if !o.AllowUnverified {
+		return driverInput{}, fmt.Errorf("%w; the cached copy %s cannot be verified without it (or pass --allow-unverified)", missing, cached.Path)
+	}
+	o.warnf("driver %s (%s): using the cached %s UNVERIFIED (--allow-unverified; no checksum is known for it); the image is labelled io.gpuimg.driver.verified=false", v, arch, cached.Path)
+	return driverInput{
+		Version: v, Arch: arch, LocalPath: cached.Path, SHA256: cached.SHA256,
+		Source: llb.DriverSource{FileName: filepath.Base(cached.Path), SHA256: cached.SHA256, LocalName: "driver-" + cached.SHA256[:16]},
+	}, nil
+}
+
 func ociPlatformFor(nvArch string) string {
 	if nvArch == "aarch64" {
 		return "linux/arm64"
 	}
 	return "linux/amd64"
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func contains(list []string, s string) bool {

@@ -187,17 +187,17 @@ if [ -e /etc/alpine-release ] || ls /lib/ld-musl-* /usr/lib/ld-musl-* >/dev/null
   echo "gpuimg: the base image uses musl libc (Alpine): NVIDIA's driver libraries are linked against glibc and cannot load there; use a glibc base such as debian:bookworm, ubuntu:22.04 or ubi9" >&2
   exit %[1]d
 fi
-for tool in ldconfig grep tail sh find; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "gpuimg: the base image has no $tool, which nvidia-installer needs; use a glibc distribution base (debian, ubuntu, ubi) rather than a distroless or scratch image" >&2
-    exit %[1]d
-  fi
-done
+if ! command -v ldconfig >/dev/null 2>&1; then
+  echo "gpuimg: the base image has no ldconfig (glibc's), which nvidia-installer needs to place and register the libraries; use a glibc distribution base (debian, ubuntu, ubi) rather than a distroless or scratch image" >&2
+  exit %[1]d
+fi
 had_nvidia_state=0; [ -e /var/lib/nvidia ] && had_nvidia_state=1
 touch %[2]s/gpuimg-install.stamp
 if ! sh %[3]s %[4]s; then
   echo "gpuimg: nvidia-installer failed; the last lines of its log:" >&2
-  tail -n 40 %[5]s >&2 2>/dev/null || echo "(the installer wrote no log)" >&2
+  if [ ! -s %[5]s ]; then echo "(the installer wrote no log)" >&2
+  elif command -v tail >/dev/null 2>&1; then tail -n 40 %[5]s >&2
+  else cat %[5]s >&2; fi
   exit 1
 fi
 `, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog)
@@ -212,9 +212,11 @@ fi
 			TmpDir, strings.Join(names, " -o "))
 		b.WriteString("ldconfig\n")
 	}
-	// The installer's uninstall records are not driver files.
+	// The installer's uninstall records are not driver files, and ldconfig's
+	// aux-cache records inode numbers and ctimes: it would make every build's
+	// layer differ (ld.so.cache itself is kept: it resolves libcuda.so.1).
 	b.WriteString(`[ "$had_nvidia_state" = 1 ] || rm -rf /var/lib/nvidia
-rm -f /var/log/nvidia-installer.log /var/log/nvidia-uninstall.log
+rm -f /var/log/nvidia-installer.log /var/log/nvidia-uninstall.log /var/cache/ldconfig/aux-cache
 `)
 	return b.String()
 }

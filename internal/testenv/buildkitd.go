@@ -28,11 +28,16 @@ type BuildkitDaemon struct {
 // BuildkitdOption changes how Buildkitd starts the daemon.
 type BuildkitdOption func(*buildkitdConfig)
 
-type buildkitdConfig struct{ tls bool }
+type buildkitdConfig struct{ tls, noNetwork bool }
 
 // WithTLS makes the daemon listen on tcp://127.0.0.1:PORT with mutual TLS
 // (certificates generated for the test), the way remote builders are reached.
 func WithTLS() BuildkitdOption { return func(c *buildkitdConfig) { c.tls = true } }
+
+// WithoutNetwork runs the daemon in a network namespace of its own with only
+// a loopback device (unshare --net): a build that succeeds there needed no
+// network at all. Clients still reach it through its unix socket.
+func WithoutNetwork() BuildkitdOption { return func(c *buildkitdConfig) { c.noNetwork = true } }
 
 // BuildkitdBinary returns the buildkitd to run: $GPUIMG_BUILDKITD (the Makefile
 // points it at bin/buildkitd), else bin/buildkitd in the repository.
@@ -84,6 +89,16 @@ func Buildkitd(t testing.TB, opts ...BuildkitdOption) *BuildkitDaemon {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	if cfg.noNetwork {
+		if cfg.tls {
+			t.Fatal("testenv: WithoutNetwork and WithTLS exclude each other (tcp needs the host's network)")
+		}
+		unshare, err := exec.LookPath("unshare")
+		if err != nil {
+			SkipOrFail(t, "unshare not found (util-linux)")
+		}
+		cmd = exec.Command(unshare, append([]string{"--net", "--", bin}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

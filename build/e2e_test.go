@@ -1,0 +1,622 @@
+package build_test
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/crane"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/gpuimg/gpuimg/build"
+	"github.com/gpuimg/gpuimg/drivers"
+	"github.com/gpuimg/gpuimg/internal/standin"
+	"github.com/gpuimg/gpuimg/internal/testenv"
+)
+
+// Stand-in driver versions: not in the catalog, so --sha256 pins them.
+const (
+	driverA = "999.10.01"
+	driverB = "999.20.01"
+	libdir  = "usr/lib/x86_64-linux-gnu/"
+)
+
+type e2e struct {
+	t       *testing.T
+	bin     string
+	bk      *testenv.BuildkitDaemon
+	base    string // oci-layout://DIR:bookworm
+	baseDir string
+}
+
+func setup(t *testing.T) *e2e {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: skipped by -short (make test-unit)")
+	}
+	baseDir := testenv.BaseLayout(t)
+	bk := testenv.Buildkitd(t)
+	return &e2e{t: t, bin: testenv.Gpuimg(t), bk: bk, base: "oci-layout://" + baseDir + ":bookworm", baseDir: baseDir}
+}
+
+// standinRun generates a stand-in .run and returns its path and sha256.
+func standinRun(t *testing.T, version string) (string, string) {
+	t.Helper()
+	path, err := standin.Generate(t.TempDir(), standin.Options{Version: version})
+	if err != nil {
+		t.Fatalf("stand-in driver %s: %v", version, err)
+	}
+	sum, _, err := drivers.FileSHA256(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, sum
+}
+
+// gpuimg runs the CLI as a user would; it returns stdout and stderr.
+func (e *e2e) gpuimg(args ...string) (string, string, error) {
+	e.t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(e.bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = append(os.Environ(), "BUILDKIT_HOST="+e.bk.Addr, "BUILDKIT_PROGRESS=plain", "SOURCE_DATE_EPOCH=")
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+func (e *e2e) mustBuild(args ...string) string {
+	e.t.Helper()
+	stdout, stderr, err := e.gpuimg(append([]string{"build"}, args...)...)
+	if err != nil {
+		e.t.Fatalf("gpuimg build %s: %v\nstderr:\n%s", strings.Join(args, " "), err, tailLines(stderr, 40))
+	}
+	return stdout
+}
+
+// baseLayers returns the base image's layer diff IDs.
+func (e *e2e) baseLayers() []v1.Hash {
+	e.t.Helper()
+	idx, err := layout.ImageIndexFromPath(e.baseDir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cfg.RootFS.DiffIDs
+}
+
+// addedLayer checks img is the base plus exactly one layer and returns that
+// layer's entries by path.
+func (e *e2e) addedLayer(img v1.Image) map[string]*tar.Header {
+	e.t.Helper()
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	base := e.baseLayers()
+	got := cfg.RootFS.DiffIDs
+	if len(got) != len(base)+1 {
+		e.t.Fatalf("image has %d layers, want the base's %d plus one", len(got), len(base))
+	}
+	for i := range base {
+		if got[i] != base[i] {
+			e.t.Fatalf("layer %d is %s, not the base's %s", i, got[i], base[i])
+		}
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rc, err := layers[len(layers)-1].Uncompressed()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rc.Close()
+	entries := map[string]*tar.Header{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		entries[strings.TrimPrefix(strings.TrimSuffix(h.Name, "/"), "./")] = h
+	}
+	return entries
+}
+
+// checkDriverLayer asserts the added layer holds the driver userspace and
+// nothing a classic recipe leaves behind.
+func checkDriverLayer(t *testing.T, entries map[string]*tar.Header, version string) {
+	t.Helper()
+	lib := entries[libdir+"libcuda.so."+version]
+	if lib == nil || lib.Typeflag != tar.TypeReg || lib.Size == 0 {
+		t.Errorf("no libcuda.so.%s in %s", version, libdir)
+	}
+	if l := entries[libdir+"libcuda.so.1"]; l == nil || l.Typeflag != tar.TypeSymlink || l.Linkname != "libcuda.so."+version {
+		t.Errorf("libcuda.so.1 is not the SONAME link to libcuda.so.%s: %+v", version, l)
+	}
+	if entries["usr/bin/nvidia-smi"] == nil || entries["etc/ld.so.cache"] == nil {
+		t.Error("nvidia-smi or the linker cache is missing")
+	}
+	for p, h := range entries {
+		switch {
+		case strings.HasPrefix(p, "var/lib/apt/lists/"), strings.HasPrefix(p, "var/cache/apt/"),
+			strings.HasSuffix(p, ".run"), strings.HasPrefix(p, "tmp/"), p == "gpuimg" || strings.HasPrefix(p, "gpuimg/"),
+			strings.HasPrefix(p, "var/log/nvidia"), strings.HasPrefix(p, "var/lib/nvidia"),
+			strings.HasSuffix(p, "/kmod"), strings.HasSuffix(p, "bin/modprobe"), strings.HasSuffix(p, "bin/wget"):
+			t.Errorf("the driver layer holds %s", p)
+		case h.ModTime.Unix() != 0:
+			t.Errorf("%s has mtime %v, not SOURCE_DATE_EPOCH (0)", p, h.ModTime)
+		}
+	}
+}
+
+func TestBuildEndToEnd(t *testing.T) {
+	e := setup(t)
+	runA, sumA := standinRun(t, driverA)
+	out := t.TempDir()
+
+	t.Run("debian base, docker load and run", func(t *testing.T) {
+		e.t = t
+		dest := filepath.Join(out, "a.tar")
+		stdout := e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+			"-t", "gpuimg-e2e:{driver}", "--output", "type=docker,dest="+dest)
+		if strings.TrimSpace(stdout) != dest {
+			t.Errorf("stdout = %q, want the destination %s", stdout, dest)
+		}
+		img, err := tarball.ImageFromPath(dest, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Architecture != "amd64" || cfg.OS != "linux" {
+			t.Errorf("platform %s/%s", cfg.OS, cfg.Architecture)
+		}
+		labels := cfg.Config.Labels
+		for k, want := range map[string]string{
+			"io.gpuimg.driver.version": driverA, "io.gpuimg.driver.sha256": sumA, "io.gpuimg.driver.components": "all",
+			"io.gpuimg.driver.verified": "true", "org.opencontainers.image.version": driverA,
+			"org.opencontainers.image.base.name": testenv.BaseRef,
+		} {
+			if labels[k] != want {
+				t.Errorf("label %s = %q, want %q", k, labels[k], want)
+			}
+		}
+		env := strings.Join(cfg.Config.Env, " ")
+		if !strings.Contains(env, "NVIDIA_VISIBLE_DEVICES=void") || !strings.Contains(env, "PATH=/usr/local/sbin") {
+			t.Errorf("env = %v", cfg.Config.Env)
+		}
+		if len(cfg.Config.Cmd) != 1 || cfg.Config.Cmd[0] != "bash" {
+			t.Errorf("base Cmd lost: %v", cfg.Config.Cmd)
+		}
+		checkDriverLayer(t, e.addedLayer(img), driverA)
+
+		d := testenv.Dockerd(t)
+		d.Load(t, dest)
+		ref := "gpuimg-e2e:" + driverA
+		stdoutLd, stderrLd, err := d.Run(t, "run", "--rm", "--network", "none", ref, "sh", "-c", "ldconfig -p")
+		if err != nil || !strings.Contains(stdoutLd, "\tlibcuda.so.1 (libc6,x86-64) => ") || !strings.Contains(stdoutLd, "x86_64-linux-gnu/libcuda.so.1\n") {
+			t.Errorf("ldconfig -p in the image does not resolve libcuda.so.1: %v\n%s%s", err, stdoutLd, stderrLd)
+		}
+		smi, smiErr, err := d.Run(t, "run", "--rm", "--network", "none", ref, "nvidia-smi")
+		if !strings.Contains(smi+smiErr, "Driver Version: "+driverA) {
+			t.Errorf("nvidia-smi in the image (%v):\n%s%s", err, smi, smiErr)
+		}
+	})
+
+	t.Run("components compute drops graphics and video", func(t *testing.T) {
+		e.t = t
+		dest := filepath.Join(out, "compute.tar")
+		e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base, "--components", "compute",
+			"--output", "type=docker,dest="+dest)
+		img, err := tarball.ImageFromPath(dest, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries := e.addedLayer(img)
+		checkDriverLayer(t, entries, driverA)
+		for _, gone := range []string{libdir + "libGLX_nvidia.so." + driverA, libdir + "libnvcuvid.so." + driverA,
+			"usr/lib/xorg/modules/drivers/nvidia_drv.so"} {
+			if entries[gone] != nil {
+				t.Errorf("--components compute kept %s", gone)
+			}
+		}
+		for _, kept := range []string{libdir + "libnvidia-ml.so." + driverA, libdir + "libnvidia-ptxjitcompiler.so." + driverA} {
+			if entries[kept] == nil {
+				t.Errorf("--components compute dropped %s", kept)
+			}
+		}
+		cfg, _ := img.ConfigFile()
+		if got := cfg.Config.Labels["io.gpuimg.driver.components"]; got != "compute,utility" {
+			t.Errorf("components label = %q", got)
+		}
+	})
+
+	t.Run("two drivers pushed to a registry, same digest on a second builder over mutual TLS", func(t *testing.T) {
+		e.t = t
+		reg := testenv.Registry(t)
+		runB, _ := standinRun(t, driverB)
+		cache := t.TempDir()
+		for _, run := range []string{runA, runB} {
+			if _, err := drivers.Import(context.Background(), run, drivers.ImportOptions{CacheDir: cache, AllowUnverified: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		args := []string{"--driver", driverA + "," + driverB, "--cache-dir", cache, "--allow-unverified", "--offline",
+			"--base", e.base, "-t", reg + "/nvidia:{driver}", "--push", "--json"}
+		stdout := e.mustBuild(args...)
+		var summary build.Summary
+		if err := json.Unmarshal([]byte(stdout), &summary); err != nil {
+			t.Fatalf("--json output: %v\n%s", err, stdout)
+		}
+		if len(summary.Images) != 2 {
+			t.Fatalf("want 2 images, got %+v", summary)
+		}
+		digests := map[string]string{}
+		for _, img := range summary.Images {
+			if len(img.Outputs) != 1 || !strings.HasPrefix(img.Outputs[0].Ref, reg+"/nvidia:"+img.Driver+"@sha256:") {
+				t.Errorf("outputs of %s: %+v", img.Driver, img.Outputs)
+				continue
+			}
+			ref, err := name.ParseReference(img.Outputs[0].Ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pushed, err := remote.Image(ref)
+			if err != nil {
+				t.Fatalf("pull back %s: %v", ref, err)
+			}
+			cfg, err := pushed.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Config.Labels["io.gpuimg.driver.version"] != img.Driver || cfg.Config.Labels["io.gpuimg.driver.verified"] != "false" {
+				t.Errorf("pushed %s has labels %v", ref, cfg.Config.Labels)
+			}
+			checkDriverLayer(t, e.addedLayer(pushed), img.Driver)
+			digests[img.Driver] = img.Digest
+		}
+
+		// The same inputs on a fresh builder reached over tcp:// with mutual
+		// TLS give the same digest: reproducible, and the remote path works.
+		remoteBK := testenv.Buildkitd(t, testenv.WithTLS())
+		tlsArgs := []string{"--addr", remoteBK.Addr, "--tlscacert", remoteBK.TLS.CA,
+			"--tlscert", remoteBK.TLS.ClientCert, "--tlskey", remoteBK.TLS.ClientKey}
+		stdout = e.mustBuild(append(append([]string{}, args...), tlsArgs...)...)
+		var again build.Summary
+		if err := json.Unmarshal([]byte(stdout), &again); err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range again.Images {
+			if img.Digest == "" || img.Digest != digests[img.Driver] {
+				t.Errorf("driver %s: digest %s on the second builder, %s on the first", img.Driver, img.Digest, digests[img.Driver])
+			}
+		}
+		// Without a client certificate the remote builder refuses.
+		_, stderr, err := e.gpuimg(append([]string{"build"}, append(args, "--addr", remoteBK.Addr, "--tlscacert", remoteBK.TLS.CA)...)...)
+		if err == nil || !strings.Contains(stderr, "no BuildKit answering at "+remoteBK.Addr) {
+			t.Errorf("build without a client certificate: %v\n%s", err, stderr)
+		}
+	})
+
+	t.Run("bad input fails clearly and leaves nothing", func(t *testing.T) {
+		e.t = t
+		musl := muslLayout(t)
+		noDmesg := withoutFile(t, e.baseDir, "usr/bin/dmesg")
+		reg := testenv.Registry(t)
+		for _, tc := range []struct {
+			name    string
+			args    []string
+			wantErr []string
+		}{
+			{"musl base", []string{"--base", "oci-layout://" + musl}, []string{"musl libc (Alpine)", "glibc base"}},
+			{"installer failure", []string{"--base", "oci-layout://" + noDmesg},
+				[]string{"the NVIDIA installer failed", "Unable to find the system utility `dmesg`"}},
+			{"base of another arch", []string{"--base", "oci-layout://" + withArch(t, e.baseDir, "arm64")},
+				[]string{"is linux/arm64, but this image is for linux/amd64"}},
+			{"missing base", []string{"--base", "oci-layout://" + filepath.Join(t.TempDir(), "none")}, []string{"no OCI layout at"}},
+			{"unreachable push target", []string{"--base", e.base, "--output", "type=image,name=127.0.0.1:1/x:y,push=true"}, []string{"127.0.0.1:1"}},
+		} {
+			dest := filepath.Join(t.TempDir(), "out.tar")
+			args := append([]string{"build", "--driver-file", runA, "--sha256", sumA, "--output", "type=docker,dest=" + dest}, tc.args...)
+			stdout, stderr, err := e.gpuimg(args...)
+			if err == nil {
+				t.Errorf("%s: succeeded\n%s", tc.name, stdout)
+				continue
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("%s: stderr lacks %q:\n%s", tc.name, want, tailLines(stderr, 25))
+				}
+			}
+			if entries, _ := os.ReadDir(filepath.Dir(dest)); len(entries) != 0 {
+				t.Errorf("%s: left %v behind", tc.name, entries)
+			}
+		}
+		// Nothing was pushed by the failed push.
+		if _, err := crane.ListTags(reg + "/x"); err == nil {
+			t.Error("a tag exists after a failed build")
+		}
+	})
+
+	t.Run("arm64 without QEMU is refused before solving", func(t *testing.T) {
+		e.t = t
+		arm, err := standin.Generate(t.TempDir(), standin.Options{Version: driverA, Arch: "aarch64"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, _, err := drivers.FileSHA256(arm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, err := e.gpuimg("build", "--driver-file", arm, "--sha256", sum, "--platform", "linux/arm64",
+			"--base", e.base, "--output", "type=docker,dest="+filepath.Join(t.TempDir(), "x.tar"))
+		if err == nil || !strings.Contains(stderr, "cannot run linux/arm64 programs") || !strings.Contains(stderr, "binfmt") {
+			t.Errorf("arm64 build: %v\n%s", err, stderr)
+		}
+	})
+
+	t.Run("Ctrl-C stops the build and leaves no file", func(t *testing.T) {
+		e.t = t
+		dir := t.TempDir()
+		dest := filepath.Join(dir, "x.tar")
+		slow, sum := standinRun(t, "999.30.01")
+		cmd := exec.Command(e.bin, "build", "--driver-file", slow, "--sha256", sum, "--base", e.base, "--output", "type=docker,dest="+dest)
+		cmd.Env = append(os.Environ(), "BUILDKIT_HOST="+e.bk.Addr, "BUILDKIT_PROGRESS=plain")
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stderr)
+		var seen strings.Builder
+		for sc.Scan() {
+			seen.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "load NVIDIA-Linux") {
+				_ = cmd.Process.Signal(syscall.SIGINT)
+				break
+			}
+		}
+		go func() { _, _ = io.Copy(&seen, stderr) }()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatal("gpuimg did not stop after SIGINT")
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Errorf("exit after SIGINT: %v (want status 130)\n%s", err, seen.String())
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("left %v behind", entries)
+		}
+	})
+}
+
+// TestBuildWithoutNetwork builds from the OCI-layout base with --offline on a
+// builder that has no network device but loopback.
+func TestBuildWithoutNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped by -short")
+	}
+	baseDir := testenv.BaseLayout(t)
+	bk := testenv.Buildkitd(t, testenv.WithoutNetwork())
+	run, sum := standinRun(t, driverA)
+	dest := filepath.Join(t.TempDir(), "offline.tar")
+	e := &e2e{t: t, bin: testenv.Gpuimg(t), bk: bk, base: "oci-layout://" + baseDir, baseDir: baseDir}
+	e.mustBuild("--offline", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dest)
+	img := ociTarImage(t, dest)
+	checkDriverLayer(t, e.addedLayer(img), driverA)
+}
+
+// ociTarImage reads the single image of an OCI tarball (BuildKit's oci
+// exporter writes no manifest.json) by unpacking it to a layout.
+func ociTarImage(t *testing.T, path string) v1.Image {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := filepath.Join(dir, filepath.Clean("/"+h.Name))
+		if h.Typeflag == tar.TypeDir {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(target, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 {
+		t.Fatalf("OCI tarball index: %v %+v", err, im)
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// muslLayout writes an Alpine-like base: busybox as /bin/sh, a musl loader
+// and /etc/alpine-release.
+func muslLayout(t *testing.T) string {
+	t.Helper()
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		testenv.SkipOrFail(t, "busybox-static not installed (`make deps`): %v", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{
+		{"bin/sh", 0o755, busybox},
+		{"lib/ld-musl-x86_64.so.1", 0o755, nil},
+		{"etc/alpine-release", 0o644, []byte("3.20.0\n")},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(emptyAmd64(t), layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeLayout(t, img)
+}
+
+func emptyAmd64(t *testing.T) v1.Image {
+	t.Helper()
+	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: "amd64",
+		Config: v1.Config{Env: []string{"PATH=/bin"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// withoutFile is the base with one more layer deleting path (a whiteout).
+func withoutFile(t *testing.T, baseDir, path string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dir, file := filepath.Split(path)
+	if err := tw.WriteHeader(&tar.Header{Name: dir + ".wh." + file, Typeflag: tar.TypeReg, Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Close()
+	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(baseImage(t, baseDir), layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeLayout(t, img)
+}
+
+// withArch is the base with its config claiming another architecture.
+func withArch(t *testing.T, baseDir, arch string) string {
+	t.Helper()
+	img := baseImage(t, baseDir)
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Architecture = arch
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeLayout(t, img)
+}
+
+func baseImage(t *testing.T, baseDir string) v1.Image {
+	t.Helper()
+	idx, err := layout.ImageIndexFromPath(baseDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func writeLayout(t *testing.T, img v1.Image) string {
+	t.Helper()
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
