@@ -31,6 +31,7 @@ import (
 	"github.com/moby/buildkit/util/progress/progressui"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
 )
@@ -527,6 +528,9 @@ func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summar
 	if err != nil {
 		return nil, fmt.Errorf("--progress %q: %w (use auto, plain, tty, quiet or rawjson)", o.Progress, err)
 	}
+	// containerd's content store (the OCI-layout base) logs probes such as
+	// "failed check for fsverity support" as warnings: noise on a CLI's stderr.
+	logrus.SetLevel(logrus.ErrorLevel)
 	var layoutStore content.Store
 	if p.base.Layout != "" {
 		if layoutStore, err = local.NewStore(p.base.Layout); err != nil {

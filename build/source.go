@@ -75,17 +75,21 @@ func (o *Options) resolveDriverFile(v drivers.Version, arch string) (driverInput
 		}
 	}
 	want := strings.ToLower(o.SHA256)
+	hint := " (or pass --allow-unverified to build it anyway, labelled unverified)"
+	if o.AllowUnverified {
+		hint = ""
+	}
 	switch {
 	case len(known) > 0 && contains(known, sum):
 		in.Verified = true
 	case len(known) > 0:
-		err = fmt.Errorf("--driver-file %s has sha256 %s, but the catalog's %s %s package has %s: the file is corrupt or not NVIDIA's; download it again (or pass --allow-unverified to build it anyway, labelled unverified)", path, sum, hv, arch, strings.Join(known, " or "))
+		err = fmt.Errorf("--driver-file %s has sha256 %s, but the catalog's %s %s package has %s: the file is corrupt or not NVIDIA's; download it again%s", path, sum, hv, arch, strings.Join(known, " or "), hint)
 	case want == sum:
 		in.Verified = true
 	case want != "":
-		err = fmt.Errorf("--driver-file %s has sha256 %s, not the --sha256 %s given: check the file or the checksum (or pass --allow-unverified)", path, sum, want)
+		err = fmt.Errorf("--driver-file %s has sha256 %s, not the --sha256 %s given: check the file or the checksum%s", path, sum, want, hint)
 	default:
-		err = fmt.Errorf("driver %s (%s) is not in gpuimg's catalog, so --driver-file %s cannot be verified: pass its published --sha256 (or --allow-unverified to build it unverified)", hv, arch, path)
+		err = fmt.Errorf("driver %s (%s) is not in gpuimg's catalog, so --driver-file %s cannot be verified: pass its published --sha256%s", hv, arch, path, hint)
 	}
 	if err != nil {
 		if !o.AllowUnverified {

@@ -93,7 +93,7 @@ func run(rootfs, out, ref, arch string, created time.Time) error {
 		return err
 	}
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
-		imageNameAnnotation:                  ref,
+		imageNameAnnotation:                 ref,
 		"org.opencontainers.image.ref.name": tag,
 	})); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
