@@ -231,7 +231,7 @@ func (f *fetcher) fromCache() (Run, bool) {
 		if f.inCat && f.verifiedBy == VerifiedByCatalog {
 			size = f.pkg.Size
 		}
-		if p, ok := cachedBySHA(f.dir, f.wantSHA, f.file, size); ok {
+		if p, ok := cachedBySHA(f.dir, f.wantSHA, f.file, size); ok && CheckRunFile(p, f.opts.Version, f.opts.Arch) == nil {
 			st, _ := os.Stat(p)
 			return f.runAt(p, f.wantSHA, st.Size(), "cache"), true
 		}
@@ -239,7 +239,7 @@ func (f *fetcher) fromCache() (Run, bool) {
 	}
 	// No checksum known now: a copy cached earlier (verified then by a
 	// sidecar or accepted unverified) is what the user fetched before.
-	if p, sha, ok := cachedByName(f.dir, f.file); ok {
+	if p, sha, ok := cachedByName(f.dir, f.file); ok && CheckRunFile(p, f.opts.Version, f.opts.Arch) == nil {
 		st, _ := os.Stat(p)
 		run := f.runAt(p, sha, st.Size(), "cache")
 		run.VerifiedBy = "cache"
@@ -460,9 +460,10 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = io.ErrUnexpectedEOF
 	}
-	if err == nil {
-		err = out.Sync()
-	}
+	// No fsync: it would cost a third of the download time, and the cache
+	// can always be refetched. The rename after verification keeps
+	// concurrent readers and crashed processes from seeing a partial file,
+	// and a cache hit re-checks the size and header (fromCache).
 	bar.finish(err)
 	if err != nil {
 		return "", 0, explainStall(reqCtx, fmt.Errorf("%s: download stopped at byte %d: %w", u, size, err), f.opts.StallTimeout)
