@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -132,15 +133,13 @@ func resolveLayout(b baseSpec, p ocispecs.Platform) (layoutImage, error) {
 func pickDescriptor(b baseSpec, ms []v1.Descriptor) (v1.Descriptor, error) {
 	var names []string
 	for _, m := range ms {
-		name := m.Annotations["io.containerd.image.name"]
-		short := m.Annotations[ocispecs.AnnotationRefName]
 		switch {
 		case b.Digest != "" && m.Digest.String() == b.Digest:
 			return m, nil
-		case b.Tag != "" && (b.Tag == short || b.Tag == name || shortName(name) == b.Tag):
+		case b.Tag != "" && slices.Contains(refNames(m.Annotations), b.Tag):
 			return m, nil
 		}
-		if short != "" {
+		if short := m.Annotations[ocispecs.AnnotationRefName]; short != "" {
 			names = append(names, short)
 		}
 	}
@@ -157,13 +156,27 @@ func pickDescriptor(b baseSpec, ms []v1.Descriptor) (v1.Descriptor, error) {
 	return v1.Descriptor{}, fmt.Errorf("--base %s holds %d images: name one with oci-layout://DIR:TAG or @DIGEST (tags: %s)", b.Given, len(ms), strings.Join(names, ", "))
 }
 
-// shortName turns docker.io/library/debian:bookworm into debian:bookworm.
-func shortName(full string) string {
-	named, err := reference.ParseNormalizedNamed(full)
-	if err != nil {
-		return ""
+// refNames lists the names a layout entry answers to: containerd's full
+// image name and org.opencontainers.image.ref.name (a tag, or a full reference
+// as `crane pull --annotate-ref` writes it), each also in its familiar form
+// (debian:bookworm) and as its bare tag (bookworm).
+func refNames(annotations map[string]string) []string {
+	var out []string
+	for _, n := range []string{annotations["io.containerd.image.name"], annotations[ocispecs.AnnotationRefName]} {
+		if n == "" {
+			continue
+		}
+		out = append(out, n)
+		named, err := reference.ParseNormalizedNamed(n)
+		if err != nil {
+			continue
+		}
+		out = append(out, reference.FamiliarString(named))
+		if tagged, ok := named.(reference.Tagged); ok {
+			out = append(out, tagged.Tag())
+		}
 	}
-	return reference.FamiliarString(named)
+	return out
 }
 
 // checkBaseArch refuses a base whose config names another OS/arch than the

@@ -104,7 +104,7 @@ func TestResolveLayout(t *testing.T) {
 		"io.containerd.image.name": "docker.io/library/debian:bookworm", ocispecs.AnnotationRefName: "bookworm"})); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.AppendImage(arm, layout.WithAnnotations(map[string]string{ocispecs.AnnotationRefName: "arm"})); err != nil {
+	if err := p.AppendImage(arm, layout.WithAnnotations(map[string]string{ocispecs.AnnotationRefName: "index.docker.io/library/ubuntu:arm"})); err != nil {
 		t.Fatal(err)
 	}
 	amd64 := ocispecs.Platform{OS: "linux", Architecture: "amd64"}
