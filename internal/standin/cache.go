@@ -7,21 +7,37 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
-// generatorVersion changes whenever the generator's output changes for the
-// same options, so cached packages from an older generator are not reused.
-// The cache key also hashes the embedded templates and sources.
-const generatorVersion = "1"
-
-// cacheKey names the cache directory of opts (normalized).
-func cacheKey(opts Options) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "generator %s\n%+v\n", generatorVersion, opts)
-	for _, s := range []string{stubBody, installerTemplate, nvidiaSmiSource, userspaceTSV} {
-		fmt.Fprintf(h, "%d\n%s", len(s), s)
+// cacheKey names the cache directory of opts (normalized): a hash of the
+// options and of the generator's own sources, so a changed generator never
+// reuses packages an older one made.
+func cacheKey(opts Options) (string, error) {
+	src, err := sourceDir()
+	if err != nil {
+		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	h := sha256.New()
+	fmt.Fprintf(h, "%+v\n", opts)
+	for _, dir := range []string{src, filepath.Join(src, "cmd", "nvunpack")} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return "", fmt.Errorf("stand-in driver: read generator sources: %w", err)
+		}
+		for _, e := range entries { // ReadDir sorts by name
+			if e.IsDir() || strings.HasSuffix(e.Name(), "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return "", fmt.Errorf("stand-in driver: read generator sources: %w", err)
+			}
+			fmt.Fprintf(h, "%s %d\n", e.Name(), len(b))
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // cacheRoot is $GPUIMG_CACHE/standin, else <repo>/.cache/standin.
@@ -56,7 +72,11 @@ func Cached(opts Options) (runPath string, err error) {
 	if err != nil {
 		return "", err
 	}
-	final := filepath.Join(root, cacheKey(opts))
+	key, err := cacheKey(opts)
+	if err != nil {
+		return "", err
+	}
+	final := filepath.Join(root, key)
 	runPath = filepath.Join(final, opts.runName())
 	if _, err := os.Stat(runPath); err == nil {
 		return runPath, nil

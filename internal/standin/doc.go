@@ -30,8 +30,10 @@
 //	  anything else                                     -> other
 //
 // COMPAT32 entries (files under 32/) take the group of their native twin;
-// the arch token says they are 32-bit. libnvidia-fbc is graphics as in
-// REFERENCE 3.4 (lnc), although the userspace TSV lists it under video.
+// the arch token says they are 32-bit. Where the userspace TSV disagrees
+// with REFERENCE 3.4 (lnc), the REFERENCE wins: libnvidia-fbc is graphics
+// (the TSV says video) and nvidia-cuda-mps-control/-server are compute (the
+// TSV says utility).
 //
 // # Scale
 //
