@@ -123,10 +123,18 @@ func TestGenerateEachCompression(t *testing.T) {
 		"xz":   {0xfd, '7', 'z', 'X', 'Z', 0x00},
 		"zstd": {0x28, 0xb5, 0x2f, 0xfd},
 	}
-	for _, compression := range []string{"gzip", "xz", "zstd"} {
-		t.Run(compression, func(t *testing.T) {
+	for _, c := range []struct {
+		compression string
+		embed       bool
+	}{{"gzip", false}, {"gzip", true}, {"xz", false}, {"zstd", false}} {
+		compression := c.compression
+		name := compression
+		if c.embed {
+			name += "-embedded-decompressor"
+		}
+		t.Run(name, func(t *testing.T) {
 			const version = "580.159.04"
-			run := generate(t, Options{Version: version, Compression: compression})
+			run := generate(t, Options{Version: version, Compression: compression, EmbedDecompressor: c.embed})
 			if got := filepath.Base(run); got != "NVIDIA-Linux-x86_64-580.159.04.run" {
 				t.Errorf("file name %q", got)
 			}
@@ -134,7 +142,7 @@ func TestGenerateEachCompression(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if compression == "gzip" && st.Size() > 1<<20 {
+			if compression == "gzip" && !c.embed && st.Size() > 1<<20 {
 				t.Errorf("tiny gzip package is %d bytes, want well under 1 MB", st.Size())
 			}
 
@@ -164,8 +172,8 @@ func TestGenerateEachCompression(t *testing.T) {
 				t.Fatalf("skip=%q: %v", h["skip"], err)
 			}
 			sizeDecompress, _ := strconv.Atoi(h["size_decompress"])
-			if embedded := sizeDecompress > 0; embedded != (compression != "gzip") {
-				t.Errorf("size_decompress=%d for %s: the decompressor is embedded exactly for xz and zstd", sizeDecompress, compression)
+			if embedded := sizeDecompress > 0; embedded != (c.embed || compression != "gzip") {
+				t.Errorf("size_decompress=%d for %s: the decompressor is embedded for xz, zstd and when asked", sizeDecompress, name)
 			}
 			payload := payloadBytes(t, run, skip)
 			if !bytes.HasPrefix(payload, magics[compression]) {
@@ -427,6 +435,30 @@ func TestNoExecTmpdirIsRefused(t *testing.T) {
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "Temporary directory "+noexec+" is not executable - use the --tmpdir option") {
 		t.Errorf("noexec --tmpdir: %v\n%s", err, out)
+	}
+}
+
+func TestMkstandinCommand(t *testing.T) {
+	requireTools(t, "gcc", "objcopy", "go")
+	dir := t.TempDir()
+	cmd := exec.Command("go", "run", "./internal/standin/cmd/mkstandin", "-version", "535.261.03", "-compression", "zstd", "-no-compat32", "-o", dir)
+	cmd.Dir = testenv.RepoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mkstandin: %v", err)
+	}
+	want := filepath.Join(dir, "NVIDIA-Linux-x86_64-535.261.03-no-compat32.run")
+	if strings.TrimSpace(string(out)) != want {
+		t.Errorf("mkstandin printed %q, want %q", out, want)
+	}
+	if h := runHeader(t, want); h["version_string"] != "535.261.03" {
+		t.Errorf("generated header %v", h)
+	}
+	bad := exec.Command("go", "run", "./internal/standin/cmd/mkstandin", "-version", "latest")
+	bad.Dir = testenv.RepoRoot(t)
+	msg, err := bad.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), `version "latest" is not a driver version`) {
+		t.Errorf("mkstandin -version latest: %v\n%s", err, msg)
 	}
 }
 

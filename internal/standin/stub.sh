@@ -173,7 +173,10 @@ if [ "$check" = y ]; then
     exit 0
 fi
 
-[ "${SETUP_NOCHECK:-}" = 1 ] || verify
+if [ "${SETUP_NOCHECK:-}" != 1 ]; then
+    verify
+    echo "Verifying archive integrity... OK"
+fi
 
 if [ "$list" = y ]; then
     prepare
