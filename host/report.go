@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,7 +10,19 @@ import (
 )
 
 // WriteReport prints the host view for people (`gpuimg host`).
-func (h Host) WriteReport(w io.Writer) error {
+func (h Host) WriteReport(out io.Writer) error {
+	var buf bytes.Buffer
+	h.writeReport(&buf)
+	// tabwriter pads empty last columns; drop the trailing blanks.
+	lines := strings.Split(buf.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(out, strings.Join(lines, "\n"))
+	return err
+}
+
+func (h Host) writeReport(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 
@@ -117,7 +130,6 @@ func (h Host) WriteReport(w io.Writer) error {
 	if len(noLink) > 0 {
 		fmt.Fprintf(w, "missing /dev/char links: %s: run `sudo gpuimg host init-devices` (else `systemctl daemon-reload` revokes GPU access: \"Failed to initialize NVML: Unknown Error\")\n", strings.Join(noLink, " "))
 	}
-	return nil
 }
 
 func majMin(n Node) string {

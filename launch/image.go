@@ -232,13 +232,23 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-func remoteImage(ctx context.Context, ref string) (v1.Image, error) {
+// remoteImage fetches the image's config while its request context lives
+// (ggcr fetches blobs lazily, after remote.Image returns).
+func remoteImage(ctx context.Context, ref string) (configReader, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	return remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	return configOnlyImage{raw: raw}, nil
 }
