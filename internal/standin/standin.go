@@ -95,7 +95,10 @@ func Generate(dir string, opts Options) (runPath string, err error) {
 	}
 	defer os.RemoveAll(work)
 
-	pkg := newPackage(opts)
+	pkg, err := newPackage(opts)
+	if err != nil {
+		return "", err
+	}
 	if err := buildBinaries(work, pkg); err != nil {
 		return "", err
 	}
