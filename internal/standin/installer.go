@@ -104,17 +104,23 @@ func (p *driverPackage) installerScript() ([]byte, error) {
 		if f.value != "" {
 			valued = append(valued, f.names...)
 		}
-		for i, n := range f.names {
-			if i > 0 {
-				help.WriteString(", ")
-			} else {
-				help.WriteString("  ")
-			}
-			help.WriteString(n)
-			if f.value != "" && strings.HasPrefix(n, "--") {
-				help.WriteString("=" + f.value)
+		// Like nvgetopt's help: short aliases first ("-s, --silent"), then
+		// the long names, the value after "=".
+		var shown []string
+		for _, n := range f.names {
+			if !strings.HasPrefix(n, "--") {
+				shown = append(shown, n)
 			}
 		}
+		for _, n := range f.names {
+			if strings.HasPrefix(n, "--") {
+				if f.value != "" {
+					n += "=" + f.value
+				}
+				shown = append(shown, n)
+			}
+		}
+		help.WriteString("  " + strings.Join(shown, ", "))
 		fmt.Fprintf(&help, "\n      %s\n\n", f.help)
 	}
 	triplet := map[string]string{"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}[p.opts.Arch]

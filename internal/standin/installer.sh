@@ -230,6 +230,7 @@ if [ -z "$glvnd_egl_config_path" ]; then
     fi
 fi
 log "Using: opengl prefix $opengl_prefix, libdir $opengl_libdir; utility prefix $utility_prefix, libdir $utility_libdir; compat32 $compat32_prefix/$compat32_libdir"
+log "X: module path $x_module_path, library path $x_library_path, sysconfig path $x_sysconfig_path"
 
 # ---- checks (check_for_running_x, alternate installs, kernel module) ------
 if [ "$x_check" = y ]; then

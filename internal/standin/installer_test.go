@@ -220,7 +220,8 @@ func TestInstallerPrefixesAndFlags(t *testing.T) {
 	out, code := s.run(map[string]string{"driver.run": run}, `
 cd /tmp && sh /pkg/driver.run --silent --no-kernel-module --utility-prefix=/opt/nv --opengl-prefix /opt/nv \
   --no-install-compat32-libs --no-nvidia-modprobe --no-kernel-module-source --no-systemd --no-libglx-indirect \
-  --install-libglvnd --no-wine-files --log-file-name=/var/log/custom.log --override-file-type-destination=CUDA_ICD:/opt/icd
+  --install-libglvnd --no-wine-files --log-file-name=/var/log/custom.log --override-file-type-destination=CUDA_ICD:/opt/icd \
+  --x-prefix=/tmp/null --x-module-path=/tmp/null --x-library-path=/tmp/null --x-sysconfig-path=/tmp/null
 echo "installer exit $?"
 LD_LIBRARY_PATH=/opt/nv/lib /opt/nv/bin/nvidia-smi --version
 /opt/nv/bin/nvidia-smi
@@ -237,7 +238,10 @@ echo "bare exit $?"
 		}
 	}
 	present := []string{"opt/nv/lib/libcuda.so." + v, "opt/nv/lib/libnvidia-ml.so." + v, "opt/nv/bin/nvidia-smi", "opt/nv/lib/libGL.so.1.7.0",
-		"opt/icd/nvidia.icd", "var/log/custom.log"}
+		"opt/icd/nvidia.icd", "var/log/custom.log",
+		// gdc's --x-*=/tmp/null moves the X driver and GLX module away, not the ICD JSONs (REFERENCE 4.5).
+		"tmp/null/drivers/nvidia_drv.so", "tmp/null/extensions/libglxserver_nvidia.so." + v, "tmp/null/nvidia-drm-outputclass.conf",
+		"etc/vulkan/icd.d/nvidia_icd.json", "usr/share/glvnd/egl_vendor.d/10_nvidia.json"}
 	absent := []string{"opt/nv/lib/libGLX_indirect.so.0", "opt/nv/bin/nvidia-modprobe", "usr/bin/nvidia-modprobe", "usr/src/nvidia-" + v,
 		"usr/lib/systemd/system/nvidia-suspend.service", "usr/lib/i386-linux-gnu", "etc/OpenCL/vendors/nvidia.icd",
 		"var/log/nvidia-installer.log", "opt/nv/lib/nvidia/wine", "usr/lib/x86_64-linux-gnu/libcuda.so." + v}
@@ -250,6 +254,38 @@ echo "bare exit $?"
 		if _, err := os.Lstat(s.upper(f)); !os.IsNotExist(err) {
 			t.Errorf("%s should not be installed (%v)", f, err)
 		}
+	}
+}
+
+// The library directory is the first of lib/<triplet>, lib64, lib that the
+// ldconfig cache knows under the prefix, even when another one exists.
+func TestInstallerLibdirFromLdconfigCache(t *testing.T) {
+	const v = "580.159.04"
+	run := cachedPackage(t, Options{Version: v})
+	s := newSandbox(t, "/")
+	out, code := s.run(map[string]string{"driver.run": run}, `
+mkdir -p /opt/r/lib64 /opt/r/lib/x86_64-linux-gnu
+cp "$(ldconfig -p | sed -n 's/.*libz.so.1 (libc6,x86-64) => //p' | head -n 1)" /opt/r/lib64/
+echo /opt/r/lib64 > /etc/ld.so.conf.d/r.conf && ldconfig
+cd /tmp && sh /pkg/driver.run --silent --no-kernel-module --opengl-prefix=/opt/r --utility-prefix=/opt/r
+echo "installer exit $?"
+nvidia-smi --version
+/opt/r/bin/nvidia-smi --version
+`)
+	if code != 0 || !strings.Contains(out, "installer exit 0") {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	for _, f := range []string{"opt/r/lib64/libcuda.so." + v, "opt/r/lib64/libnvidia-ml.so." + v} {
+		if _, err := os.Lstat(s.upper(f)); err != nil {
+			t.Errorf("%s not installed (lib64 is in the ldconfig cache): %v", f, err)
+		}
+	}
+	if entries, _ := os.ReadDir(s.upper("opt/r/lib/x86_64-linux-gnu")); len(entries) != 0 {
+		t.Errorf("files went to lib/x86_64-linux-gnu although only lib64 is in the cache: %d entries", len(entries))
+	}
+	// The installer ran ldconfig, so nvidia-smi finds libnvidia-ml through the cache.
+	if !strings.Contains(out, "DRIVER version      : "+v) {
+		t.Errorf("nvidia-smi did not run through the ld.so cache:\n%s", out)
 	}
 }
 
