@@ -217,6 +217,14 @@ func (f *fetcher) checksumNote() string {
 }
 
 func (f *fetcher) noChecksumError() error {
+	v := f.opts.Version
+	var others []string
+	for _, p := range List(WithVersion(v)) {
+		others = append(others, "--arch "+p.Arch+" --variant "+p.Variant)
+	}
+	if len(others) > 0 {
+		return fmt.Errorf("%s is not in the catalog, but driver %s is with %s: use one of those, or pass --sha256 HEX for this file", f.file, v, strings.Join(others, " or "))
+	}
 	return fmt.Errorf("%s is not in the catalog and no checksum is available for it (no .sha256sum beside it on the mirror): pass --sha256 HEX from a source you trust, or --allow-unverified to accept it unchecked", f.file)
 }
 

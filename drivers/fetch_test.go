@@ -514,3 +514,11 @@ func useCatalog(t *testing.T, pkgs ...Package) {
 	catalog = append(append([]Package{}, saved...), pkgs...)
 	t.Cleanup(func() { catalog = saved })
 }
+
+func TestFetchSuggestsTheCatalogsVariant(t *testing.T) {
+	// 340.108 was published only without the 32-bit libraries.
+	_, err := FetchRun(context.Background(), FetchOptions{Version: MustParseVersion("340.108"), Arch: ArchX86_64, CacheDir: t.TempDir(), Offline: false, Mirror: "http://127.0.0.1:1/{file}"})
+	if err == nil || !strings.Contains(err.Error(), "--arch x86_64 --variant no-compat32") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gpuimg/gpuimg/drivers"
@@ -38,14 +39,15 @@ func main() {
 	runs := flag.Int("runs", 5, "timed runs of each side (interleaved); the fastest counts")
 	work := flag.String("work", "bench/work/drivers", "scratch directory (400 MB file, caches)")
 	sizeMB := flag.Int("size-mb", 400, "size of the fetched and verified file")
+	only := flag.String("only", "", "run one comparison: fetch, verify or inspect")
 	flag.Parse()
-	if err := run(*runs, *work, int64(*sizeMB)<<20); err != nil {
+	if err := run(*runs, *work, int64(*sizeMB)<<20, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/drivers:", err)
 		os.Exit(1)
 	}
 }
 
-func run(runs int, work string, size int64) error {
+func run(runs int, work string, size int64, only string) error {
 	for _, tool := range []string{"curl", "sha256sum", "tail", "gzip", "tar", "sh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s is needed for the comparison: %w", tool, err)
@@ -82,16 +84,24 @@ func run(runs int, work string, size int64) error {
 	cache := filepath.Join(work, "cache")
 	curlOut := filepath.Join(work, "curl.out")
 
-	fetch := compare(runs,
-		[]string{"curl", "-sSf", "-o", curlOut, base + "/" + filepath.Base(big)},
-		[]string{gpuimg, "drivers", "fetch", benchVersion, "--arch", "x86_64", "--mirror", base + "/{file}", "--sha256", sha, "--cache-dir", cache},
-		func() { os.RemoveAll(cache); os.Remove(curlOut) })
-	verify := compare(runs,
-		[]string{"sha256sum", big},
-		[]string{gpuimg, "drivers", "verify", big, "--sha256", sha}, nil)
-	inspect := compare(runs,
-		[]string{"sh", "-c", fmt.Sprintf("tail -n +%d %q | gzip -dc | tar t >/dev/null", h.Skip, real)},
-		[]string{gpuimg, "drivers", "inspect", real}, nil)
+	skipped := &result{}
+	fetch, verify, inspect := skipped, skipped, skipped
+	if only == "" || only == "fetch" {
+		fetch = compare(runs,
+			[]string{"curl", "-sSf", "-o", curlOut, base + "/" + filepath.Base(big)},
+			[]string{gpuimg, "drivers", "fetch", benchVersion, "--arch", "x86_64", "--mirror", base + "/{file}", "--sha256", sha, "--cache-dir", cache},
+			func() { os.RemoveAll(cache); os.Remove(curlOut) })
+	}
+	if only == "" || only == "verify" {
+		verify = compare(runs,
+			[]string{"sha256sum", big},
+			[]string{gpuimg, "drivers", "verify", big, "--sha256", sha}, nil)
+	}
+	if only == "" || only == "inspect" {
+		inspect = compare(runs,
+			[]string{"sh", "-c", fmt.Sprintf("tail -n +%d %q | gzip -dc | tar t >/dev/null", h.Skip, real)},
+			[]string{gpuimg, "drivers", "inspect", real}, nil)
+	}
 	os.RemoveAll(cache)
 	os.Remove(curlOut)
 	for _, r := range []*result{fetch, verify, inspect} {
@@ -102,14 +112,22 @@ func run(runs int, work string, size int64) error {
 
 	st, _ := os.Stat(real)
 	mbps := func(d time.Duration) float64 { return float64(size) / 1e6 / d.Seconds() }
-	fmt.Printf("fetch    %d MB from 127.0.0.1: curl %.2fs (%.0f MB/s), gpuimg %.2fs (%.0f MB/s): throughput ratio %.2fx [target >= 0.8x]\n",
-		size>>20, fetch.base.Seconds(), mbps(fetch.base), fetch.ours.Seconds(), mbps(fetch.ours), fetch.base.Seconds()/fetch.ours.Seconds())
-	fmt.Printf("verify   %d MB: sha256sum %.2fs, gpuimg %.2fs: time ratio %.2fx [target <= 1.2x]\n",
-		size>>20, verify.base.Seconds(), verify.ours.Seconds(), verify.ours.Seconds()/verify.base.Seconds())
-	fmt.Printf("inspect  %d MB stand-in: tail|gzip -dc|tar t %.2fs, gpuimg %.2fs: time ratio %.2fx [target <= 1.5x]\n",
-		st.Size()>>20, inspect.base.Seconds(), inspect.ours.Seconds(), inspect.ours.Seconds()/inspect.base.Seconds())
-	fmt.Printf("(fastest of %d interleaved runs each; medians: fetch %.2fs/%.2fs, verify %.2fs/%.2fs, inspect %.2fs/%.2fs)\n",
-		runs, fetch.baseMed.Seconds(), fetch.oursMed.Seconds(), verify.baseMed.Seconds(), verify.oursMed.Seconds(), inspect.baseMed.Seconds(), inspect.oursMed.Seconds())
+	if fetch != skipped {
+		fmt.Printf("fetch    %d MB from 127.0.0.1: curl %.2fs (%.0f MB/s), gpuimg %.2fs (%.0f MB/s): throughput ratio %.2fx [target >= 0.8x]\n",
+			size>>20, fetch.base.Seconds(), mbps(fetch.base), fetch.ours.Seconds(), mbps(fetch.ours), fetch.base.Seconds()/fetch.ours.Seconds())
+		fmt.Printf("         medians: curl %.2fs, gpuimg %.2fs\n", fetch.baseMed.Seconds(), fetch.oursMed.Seconds())
+	}
+	if verify != skipped {
+		fmt.Printf("verify   %d MB: sha256sum %.2fs, gpuimg %.2fs: time ratio %.2fx [target <= 1.2x]\n",
+			size>>20, verify.base.Seconds(), verify.ours.Seconds(), verify.ours.Seconds()/verify.base.Seconds())
+		fmt.Printf("         medians: sha256sum %.2fs, gpuimg %.2fs\n", verify.baseMed.Seconds(), verify.oursMed.Seconds())
+	}
+	if inspect != skipped {
+		fmt.Printf("inspect  %d MB stand-in: tail|gzip -dc|tar t %.2fs, gpuimg %.2fs: time ratio %.2fx [target <= 1.5x]\n",
+			st.Size()>>20, inspect.base.Seconds(), inspect.ours.Seconds(), inspect.ours.Seconds()/inspect.base.Seconds())
+		fmt.Printf("         medians: pipeline %.2fs, gpuimg %.2fs\n", inspect.baseMed.Seconds(), inspect.oursMed.Seconds())
+	}
+	fmt.Printf("(fastest of %d interleaved runs of each side after one warm-up run; load average %s)\n", runs, loadAverage())
 	return nil
 }
 
@@ -165,4 +183,12 @@ func bigRun(dir string, size int64) (path, sha string, err error) {
 	}
 	sum := sha256.Sum256(data)
 	return path, hex.EncodeToString(sum[:]), nil
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
