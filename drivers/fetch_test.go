@@ -79,8 +79,11 @@ func (s *runServer) serve(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.full.Add(1)
 	}
-	if mode == "truncate-once" {
+	switch mode {
+	case "truncate-once":
 		s.mode = ""
+	case "truncate-once-norange":
+		s.mode = "norange"
 	}
 	s.mu.Unlock()
 	if !ok || mode == "404" {
@@ -95,6 +98,14 @@ func (s *runServer) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write(data[:len(data)/3])
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()
+	case "stall-headers":
+		<-r.Context().Done()
+	case "norange":
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Write(data) // 200 with the whole file, whatever Range asked
+	case "truncate-once-norange":
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Write(data[:len(data)/2])
 	case "truncate-once", "truncate-always":
 		if r.Header.Get("Range") != "" {
 			http.ServeContent(w, r, "x.run", time.Time{}, bytes.NewReader(data))
@@ -252,6 +263,7 @@ func TestFetchFailures(t *testing.T) {
 		{"404", "HTTP 404", false},
 		{"500", "HTTP 500", false},
 		{"stall", "the server sent nothing for 300ms", true},
+		{"stall-headers", "timeout awaiting response headers", false},
 		{"truncate-always", "unexpected EOF", true},
 		{"flip", "sha256 mismatch", false},
 	} {
@@ -302,6 +314,22 @@ func TestFetchResumesWithinOneRun(t *testing.T) {
 	}
 	if err := VerifyFile(run.Path, sha); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestFetchRestartsWhenRangeIsIgnored(t *testing.T) {
+	s := newRunServer(t)
+	data, sha := s.addRun(t, "998.10.01")
+	s.setMode("truncate-once-norange")
+	run, err := FetchRun(context.Background(), testOptions(s, "998.10.01", sha, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.ranges) != 1 || s.full.Load() != 1 {
+		t.Errorf("want one full request then one Range request (answered 200): ranges %v, full %d", s.ranges, s.full.Load())
+	}
+	if got, _ := os.ReadFile(run.Path); !bytes.Equal(got, data) {
+		t.Errorf("the restarted download is not the file")
 	}
 }
 
