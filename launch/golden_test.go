@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,5 +239,59 @@ func TestSplitRunArgs(t *testing.T) {
 	}
 	if err := launch.CheckRuntimeArgs([]string{"--runtime", "nvidia"}); err == nil {
 		t.Error("--runtime nvidia accepted")
+	}
+}
+
+// graphics/video pass the selected GPU's /dev/dri nodes (found through
+// sysfs), display passes nvidia-modeset; compute alone passes neither.
+func TestCapabilitiesChooseNodes(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]string{
+		"sys/module/nvidia/version": "550.54.15\n",
+		"proc/devices":              "Character devices:\n195 nvidia\n226 drm\n511 nvidia-uvm\n",
+		"proc/driver/nvidia/gpus/0000:01:00.0/information":    "Model: \t\t L4\nGPU UUID: \t GPU-a\nBus Location: \t 0000:01:00.0\nDevice Minor: \t 0\n",
+		"proc/driver/nvidia/gpus/0000:02:00.0/information":    "Model: \t\t L4\nGPU UUID: \t GPU-b\nBus Location: \t 0000:02:00.0\nDevice Minor: \t 1\n",
+		"sys/bus/pci/devices/0000:01:00.0/drm/card1/dev":      "226:1\n",
+		"sys/bus/pci/devices/0000:01:00.0/drm/renderD128/dev": "226:128\n",
+		"sys/bus/pci/devices/0000:02:00.0/drm/card2/dev":      "226:2\n",
+		"sys/bus/pci/devices/0000:02:00.0/drm/renderD129/dev": "226:129\n",
+		host.DevNodesList: "/dev/nvidiactl c 195 255 666\n/dev/nvidia0 c 195 0 666\n/dev/nvidia1 c 195 1 666\n" +
+			"/dev/nvidia-uvm c 511 0 666\n/dev/nvidia-uvm-tools c 511 1 666\n/dev/nvidia-modeset c 195 254 666\n" +
+			"/dev/dri/card1 c 226 1 660 0 44\n/dev/dri/renderD128 c 226 128 666\n/dev/dri/card2 c 226 2 660 0 44\n/dev/dri/renderD129 c 226 129 666\n",
+	}
+	for rel, content := range files {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := host.Read(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := func(caps ...string) string {
+		p, err := launch.NewPlan(h, launch.Options{GPUs: "1", Capabilities: caps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range p.Devices {
+			out = append(out, d.Path)
+		}
+		return strings.Join(out, " ") + fmt.Sprintf(" groups=%v", p.GroupAdd)
+	}
+	for caps, want := range map[string]string{
+		"compute":          "/dev/nvidiactl /dev/nvidia1 /dev/nvidia-uvm /dev/nvidia-uvm-tools groups=[]",
+		"utility":          "/dev/nvidiactl /dev/nvidia1 groups=[]",
+		"graphics":         "/dev/nvidiactl /dev/nvidia1 /dev/dri/card2 /dev/dri/renderD129 groups=[44]",
+		"video,display":    "/dev/nvidiactl /dev/nvidia1 /dev/nvidia-modeset /dev/dri/card2 /dev/dri/renderD129 groups=[44]",
+		"compute,graphics": "/dev/nvidiactl /dev/nvidia1 /dev/nvidia-uvm /dev/nvidia-uvm-tools /dev/dri/card2 /dev/dri/renderD129 groups=[44]",
+	} {
+		if got := paths(strings.Split(caps, ",")...); got != want {
+			t.Errorf("--capabilities %s:\n got %s\nwant %s", caps, got, want)
+		}
 	}
 }
