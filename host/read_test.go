@@ -107,6 +107,27 @@ func TestReadVariants(t *testing.T) {
 			}
 		}
 	})
+	t.Run("live capabilities tree with MIG off (the real H200 of docs/GPU-E2E.md)", func(t *testing.T) {
+		h := read(t, fixture(t, "h200-580.159.04-capabilities"))
+		snapshot := read(t, fixture(t, "h200-580.159.04"))
+		if len(h.MIG) != 0 {
+			t.Errorf("MIG is off, yet MIG devices were found: %+v", h.MIG)
+		}
+		if h.Driver != snapshot.Driver || len(h.GPUs) != 1 || h.GPUs[0] != snapshot.GPUs[0] {
+			t.Errorf("driver %+v GPUs %+v, want the snapshot's %+v %+v", h.Driver, h.GPUs, snapshot.Driver, snapshot.GPUs)
+		}
+		if len(h.Nodes) != len(snapshot.Nodes) {
+			t.Fatalf("%d nodes, want the snapshot's %d: %+v", len(h.Nodes), len(snapshot.Nodes), h.Nodes)
+		}
+		for i := range h.Nodes {
+			if h.Nodes[i] != snapshot.Nodes[i] {
+				t.Errorf("node %d = %+v, want %+v", i, h.Nodes[i], snapshot.Nodes[i])
+			}
+		}
+		if n, _ := h.Node("/dev/nvidia-caps/nvidia-cap1"); n.Cap != "config" || n.Mode != 0o400 {
+			t.Errorf("cap1 = %+v, want the MIG config cap, mode 0400", n)
+		}
+	})
 	t.Run("pre-550 proprietary module", func(t *testing.T) {
 		h := read(t, fixture(t, "pre550-470.256.02"))
 		if h.Driver.Version != "470.256.02" || h.Driver.Module != "proprietary" {

@@ -64,6 +64,19 @@ links() {
 reset h200-580.159.04
 cp -r "$shared/fixtures/h200-580.159.04/." h200-580.159.04/
 
+# 1b. The H200 host hack/gpu-e2e.sh ran on (2026-11-28, docs/GPU-E2E.md): the same
+# formats as the snapshot, plus the /proc/driver/nvidia/capabilities tree a
+# live driver exposes with MIG off (mig/config, mig/monitor, fabric-imex-mgmt;
+# its empty gpu0/mig/ directory cannot live in git) and no /dev/char at all.
+r=h200-580.159.04-capabilities; reset $r
+cp -r "$shared/fixtures/h200-580.159.04/." $r/
+rm -f $r/README.md $r/nvidia-smi-L.txt
+capfile() { # capfile ROOT RELPATH MINOR MODE_DECIMAL
+  mkdir -p "$(dirname "$1/proc/driver/nvidia/capabilities/$2")"
+  printf 'DeviceFileMinor: %s\nDeviceFileMode: %s\nDeviceFileModify: 1\n' "$3" "$4" >"$1/proc/driver/nvidia/capabilities/$2"
+}
+capfile $r mig/config 1 256; capfile $r mig/monitor 2 292; capfile $r fabric-imex-mgmt 4323 256
+
 # 2. Eight GPUs whose Device Minor is not their index (bus order).
 r=8gpu-550.127.05; reset $r
 version $r 550.127.05 open; params $r 0 438
