@@ -71,21 +71,28 @@ var (
 	gpuimgErr  error
 )
 
-// Gpuimg builds the gpuimg binary once per test process and returns its path.
+// Gpuimg builds the gpuimg binary once per test process and returns its path,
+// <repo>/.cache/testbin/gpuimg. Each process builds to its own file and renames
+// it into place, so test binaries of several packages can build at once; a
+// process already running the old file keeps its inode.
 func Gpuimg(t testing.TB) string {
 	t.Helper()
 	gpuimgOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gpuimg-bin-")
-		if err != nil {
-			gpuimgErr = err
+		root := RepoRoot(t)
+		dir := filepath.Join(root, ".cache", "testbin")
+		if gpuimgErr = os.MkdirAll(dir, 0o755); gpuimgErr != nil {
 			return
 		}
 		gpuimgPath = filepath.Join(dir, "gpuimg")
-		cmd := exec.Command("go", "build", "-o", gpuimgPath, "./cmd/gpuimg")
-		cmd.Dir = RepoRoot(t)
+		tmp := fmt.Sprintf("%s.%d", gpuimgPath, os.Getpid())
+		cmd := exec.Command("go", "build", "-o", tmp, "./cmd/gpuimg")
+		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
+			os.Remove(tmp)
 			gpuimgErr = fmt.Errorf("go build ./cmd/gpuimg: %v\n%s", err, out)
+			return
 		}
+		gpuimgErr = os.Rename(tmp, gpuimgPath)
 	})
 	if gpuimgErr != nil {
 		t.Fatal(gpuimgErr)
