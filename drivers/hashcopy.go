@@ -9,99 +9,63 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
-// Downloads and verification read hundreds of megabytes; hashing on the
-// reading goroutine would serialise read, write and hash. copyHashing instead
-// hands each chunk to a writer goroutine and a hasher goroutine, so the three
-// overlap and throughput is set by the slowest, not their sum.
+// Downloads and verification read hundreds of megabytes. Hashing on the
+// reading goroutine would add the hash time to the copy time, so the reader
+// copies (read, then write, as curl does) and hands each chunk to a hasher
+// goroutine: on two or more cores the hash costs no wall time.
 const (
 	copyChunkSize = 1 << 20
 	copyChunks    = 8
 )
 
-type copyChunk struct {
-	buf  []byte
-	data []byte
-	refs atomic.Int32
-}
-
 // copyHashing copies src to dst (nil: hash only) while hashing into h, and
 // calls progress with the running byte count. It returns the bytes read and
 // the first read or write error (io.EOF is not an error).
 func copyHashing(dst io.Writer, h hash.Hash, src io.Reader, progress func(int64)) (int64, error) {
-	consumers := int32(1)
-	if dst != nil {
-		consumers = 2
-	}
-	free := make(chan *copyChunk, copyChunks)
+	free := make(chan []byte, copyChunks)
 	for range copyChunks {
-		free <- &copyChunk{buf: make([]byte, copyChunkSize)}
+		free <- make([]byte, copyChunkSize)
 	}
-	release := func(c *copyChunk) {
-		if c.refs.Add(-1) == 0 {
-			free <- c
-		}
-	}
-	toHash := make(chan *copyChunk, copyChunks)
-	toWrite := make(chan *copyChunk, copyChunks)
-	var wg sync.WaitGroup
-	var writeErr atomic.Pointer[error]
-	wg.Add(1)
+	toHash := make(chan []byte, copyChunks)
+	hashed := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		for c := range toHash {
-			h.Write(c.data)
-			release(c)
+		defer close(hashed)
+		for chunk := range toHash {
+			h.Write(chunk)
+			free <- chunk[:cap(chunk)]
 		}
 	}()
-	if dst != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range toWrite {
-				if writeErr.Load() == nil {
-					if _, err := dst.Write(c.data); err != nil {
-						writeErr.Store(&err)
-					}
-				}
-				release(c)
-			}
-		}()
-	}
 	var total int64
-	var readErr error
-	for readErr == nil && writeErr.Load() == nil {
-		c := <-free
-		n, err := fill(src, c.buf)
-		if n > 0 {
-			c.data = c.buf[:n]
-			c.refs.Store(consumers)
-			toHash <- c
-			if dst != nil {
-				toWrite <- c
-			}
-			total += int64(n)
-			if progress != nil {
-				progress(total)
-			}
-		} else {
-			free <- c
+	var err error
+	for err == nil {
+		buf := <-free
+		var n int
+		n, err = fill(src, buf)
+		if n == 0 {
+			free <- buf
+			continue
 		}
-		readErr = err
+		if dst != nil {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				err = werr
+				free <- buf
+				break
+			}
+		}
+		toHash <- buf[:n]
+		total += int64(n)
+		if progress != nil {
+			progress(total)
+		}
 	}
 	close(toHash)
-	close(toWrite)
-	wg.Wait()
-	if p := writeErr.Load(); p != nil {
-		return total, *p
+	<-hashed
+	if err == io.EOF {
+		err = nil
 	}
-	if readErr == io.EOF {
-		readErr = nil
-	}
-	return total, readErr
+	return total, err
 }
 
 // fill reads until buf is full or src fails, returning src's own error (so a
