@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/gpuimg/gpuimg/drivers/driverstest"
+	"github.com/moby/buildkit/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -196,6 +197,7 @@ func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
 		"offline, no cache":  {Options{Drivers: []string{"470.256.02"}, Offline: true, CacheDir: t.TempDir()}, "--offline"},
 		"not in catalog":     {Options{Drivers: []string{"999.1.01"}}, "not in gpuimg's catalog"},
 		"bad tag":            {Options{DriverFile: run, SHA256: sum, Tags: []string{"UPPER:x"}}, "image name"},
+		"bad cache-to":       {Options{DriverFile: run, SHA256: sum, CacheTo: []string{"dest=x"}}, "--cache-to"},
 		"emit two":           {Options{Drivers: []string{"470.256.02"}, Platforms: []string{"linux/amd64,linux/arm64"}, Emit: "llb", Tags: []string{"x:{arch}"}}, "one image"},
 	} {
 		tc.o.Base = base
@@ -241,7 +243,7 @@ func TestPlanExpandsTheFleetMatrix(t *testing.T) {
 		}
 		for _, e := range j.exports {
 			names = append(names, e.attrs["name"])
-			if e.attrs["push"] != "true" || e.attrs["rewrite-timestamp"] != "true" {
+			if e.attrs["push"] != "true" {
 				t.Errorf("export attrs %v", e.attrs)
 			}
 		}
@@ -325,4 +327,30 @@ func mustNamed(t *testing.T, s string) reference.Named {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func TestParseCacheOptions(t *testing.T) {
+	got, err := parseCacheOptions("--cache-to", []string{"type=local,dest=/c,mode=max", "type=registry,ref=r/x:cache"})
+	if err != nil || len(got) != 2 || got[0].Type != "local" || got[0].Attrs["dest"] != "/c" || got[0].Attrs["mode"] != "max" ||
+		got[1].Type != "registry" || got[1].Attrs["ref"] != "r/x:cache" {
+		t.Errorf("got %+v, %v", got, err)
+	}
+}
+
+func TestJobCacheSeparatesImages(t *testing.T) {
+	entries := []client.CacheOptionsEntry{
+		{Type: "local", Attrs: map[string]string{"dest": "/c"}},
+		{Type: "registry", Attrs: map[string]string{"ref": "reg.example/x:cache", "mode": "max"}},
+	}
+	j := &job{driver: drivers.MustParseVersion("535.261.03"), platforms: []ocispecs.Platform{{OS: "linux", Architecture: "amd64"}}}
+	got := jobCache(entries, j, 2)
+	if got[0].Attrs["tag"] != "535.261.03-amd64" || got[1].Attrs["ref"] != "reg.example/x:cache-535.261.03-amd64" || got[1].Attrs["mode"] != "max" {
+		t.Errorf("got %+v", got)
+	}
+	if entries[0].Attrs["tag"] != "" {
+		t.Error("the shared entries were modified")
+	}
+	if one := jobCache(entries, j, 1); one[1].Attrs["ref"] != "reg.example/x:cache" {
+		t.Errorf("a single image must use the ref as given: %+v", one)
+	}
 }

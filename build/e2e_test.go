@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,7 +186,7 @@ func TestBuildEndToEnd(t *testing.T) {
 	runA, sumA := standinRun(t, driverA)
 	out := t.TempDir()
 
-	t.Run("debian base, docker load and run", func(t *testing.T) {
+	t.Run("debian base then docker load and run", func(t *testing.T) {
 		e.t = t
 		dest := filepath.Join(out, "a.tar")
 		stdout := e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
@@ -222,6 +223,27 @@ func TestBuildEndToEnd(t *testing.T) {
 			t.Errorf("base Cmd lost: %v", cfg.Config.Cmd)
 		}
 		checkDriverLayer(t, e.addedLayer(img), driverA)
+
+		// An unchanged rebuild leaves the destination alone; a new name rewrites it.
+		before, err := os.Stat(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout = e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+			"-t", "gpuimg-e2e:{driver}", "--output", "type=docker,dest="+dest)
+		if after, err := os.Stat(dest); err != nil || !after.ModTime().Equal(before.ModTime()) || strings.TrimSpace(stdout) != dest {
+			t.Errorf("unchanged rebuild rewrote %s (or printed %q)", dest, stdout)
+		}
+		e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+			"-t", "gpuimg-e2e-renamed:{driver}", "--output", "type=docker,dest="+dest)
+		renamed, err := tarball.ImageFromPath(dest, mustTag(t, "gpuimg-e2e-renamed:"+driverA))
+		if err != nil {
+			t.Errorf("a rebuild under a new name did not rewrite %s: %v", dest, err)
+		} else if d1, d2 := digestOf(t, img), digestOf(t, renamed); d1 != d2 {
+			t.Errorf("same inputs, different digests: %s vs %s", d1, d2)
+		}
+		e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+			"-t", "gpuimg-e2e:{driver}", "--output", "type=docker,dest="+dest)
 
 		d := testenv.Dockerd(t)
 		d.Load(t, dest)
@@ -264,7 +286,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("two drivers pushed to a registry, same digest on a second builder over mutual TLS", func(t *testing.T) {
+	t.Run("two drivers pushed to a registry and the same digests from a second builder over mutual TLS", func(t *testing.T) {
 		e.t = t
 		reg := testenv.Registry(t)
 		runB, _ := standinRun(t, driverB)
@@ -274,9 +296,19 @@ func TestBuildEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The base comes from the registry this time, resolved by the builder.
+		baseRef := reg + "/debian:bookworm"
+		if err := crane.Push(baseImage(t, e.baseDir), baseRef); err != nil {
+			t.Fatal(err)
+		}
+		baseDigest, err := crane.Digest(baseRef)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildCache := t.TempDir()
 		args := []string{"--driver", driverA + "," + driverB, "--cache-dir", cache, "--allow-unverified", "--offline",
-			"--base", e.base, "-t", reg + "/nvidia:{driver}", "--push", "--json"}
-		stdout := e.mustBuild(args...)
+			"--base", baseRef, "-t", reg + "/nvidia:{driver}", "--push", "--json"}
+		stdout := e.mustBuild(append(args, "--cache-to", "type=local,dest="+buildCache+",mode=max")...)
 		var summary build.Summary
 		if err := json.Unmarshal([]byte(stdout), &summary); err != nil {
 			t.Fatalf("--json output: %v\n%s", err, stdout)
@@ -302,6 +334,9 @@ func TestBuildEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if cfg.Config.Labels["org.opencontainers.image.base.digest"] != baseDigest || cfg.Config.Labels["org.opencontainers.image.base.name"] != baseRef {
+				t.Errorf("base labels %v, want %s@%s", cfg.Config.Labels, baseRef, baseDigest)
+			}
 			if cfg.Config.Labels["io.gpuimg.driver.version"] != img.Driver || cfg.Config.Labels["io.gpuimg.driver.verified"] != "false" {
 				t.Errorf("pushed %s has labels %v", ref, cfg.Config.Labels)
 			}
@@ -314,6 +349,19 @@ func TestBuildEndToEnd(t *testing.T) {
 		remoteBK := testenv.Buildkitd(t, testenv.WithTLS())
 		tlsArgs := []string{"--addr", remoteBK.Addr, "--tlscacert", remoteBK.TLS.CA,
 			"--tlscert", remoteBK.TLS.ClientCert, "--tlskey", remoteBK.TLS.ClientKey}
+		// It starts from the first builder's exported cache: the install steps
+		// are not run again.
+		_, stderr, err := e.gpuimg(append(append(append([]string{"build"}, args...), tlsArgs...),
+			"--cache-from", "type=local,src="+buildCache)...)
+		if err != nil {
+			t.Fatalf("build on the TLS builder: %v\n%s", err, tailLines(stderr, 30))
+		}
+		for _, d := range []string{driverA, driverB} {
+			if !regexpMatch(`(?m)^#\d+ \[linux/amd64\] install NVIDIA driver `+regexpQuote(d)+`.*\n#\d+ CACHED`, stderr) &&
+				!regexpMatch(`(?m)^#\d+ install NVIDIA driver `+regexpQuote(d)+`.*\n#\d+ CACHED`, stderr) {
+				t.Errorf("the install step of %s ran again despite --cache-from:\n%s", d, tailLines(stderr, 60))
+			}
+		}
 		stdout = e.mustBuild(append(append([]string{}, args...), tlsArgs...)...)
 		var again build.Summary
 		if err := json.Unmarshal([]byte(stdout), &again); err != nil {
@@ -325,7 +373,7 @@ func TestBuildEndToEnd(t *testing.T) {
 			}
 		}
 		// Without a client certificate the remote builder refuses.
-		_, stderr, err := e.gpuimg(append([]string{"build"}, append(args, "--addr", remoteBK.Addr, "--tlscacert", remoteBK.TLS.CA)...)...)
+		_, stderr, err = e.gpuimg(append([]string{"build"}, append(args, "--addr", remoteBK.Addr, "--tlscacert", remoteBK.TLS.CA)...)...)
 		if err == nil || !strings.Contains(stderr, "no BuildKit answering at "+remoteBK.Addr) {
 			t.Errorf("build without a client certificate: %v\n%s", err, stderr)
 		}
@@ -612,6 +660,28 @@ func writeLayout(t *testing.T, img v1.Image) string {
 	}
 	return dir
 }
+
+func mustTag(t *testing.T, s string) *name.Tag {
+	t.Helper()
+	tag, err := name.NewTag(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tag
+}
+
+func digestOf(t *testing.T, img v1.Image) string {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+func regexpQuote(s string) string { return regexp.QuoteMeta(s) }
 
 func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

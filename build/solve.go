@@ -33,6 +33,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/tonistiigi/fsutil"
+	"github.com/tonistiigi/go-csvvalue"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -298,9 +299,11 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 	return p, nil
 }
 
-// compressionAttrs sets the layer compression and reproducibility attributes
-// on image-producing exporters. The base's layers are reused as they are
-// (no force-compression): only the driver layer is compressed here.
+// compressionAttrs sets the layer compression on image-producing exporters.
+// The base's layers are reused as they are (no force-compression): only the
+// driver layer is compressed here, once. (File times need no exporter
+// rewrite-timestamp pass, which would decompress and recompress the layer:
+// the install step sets them to SOURCE_DATE_EPOCH itself.)
 func (o *Options) compressionAttrs(pe plannedExport) {
 	switch pe.spec.Type {
 	case client.ExporterImage, client.ExporterDocker, client.ExporterOCI:
@@ -315,9 +318,6 @@ func (o *Options) compressionAttrs(pe plannedExport) {
 			o.warnf("--compression zstd with type=docker: Docker before 23.0 cannot load zstd layers; use gzip for older engines")
 		}
 	}
-	// Layer file times are clamped to SOURCE_DATE_EPOCH: the same inputs
-	// give the same digest.
-	setDefault(pe.attrs, "rewrite-timestamp", "true")
 }
 
 func setDefault(m map[string]string, k, v string) {
@@ -470,22 +470,76 @@ func checkNames(names string) error {
 	return nil
 }
 
+// parseCacheOptions parses --cache-from/--cache-to in BuildKit's syntax
+// (type=registry,ref=REF[,mode=max] | type=local,src=DIR | type=local,dest=DIR | type=inline).
 func parseCacheOptions(flag string, specs []string) ([]client.CacheOptionsEntry, error) {
 	var out []client.CacheOptionsEntry
 	for _, s := range specs {
-		spec, err := ParseOutput(strings.Replace(s, "type=", "type=image,cachetype=", 1))
-		if err != nil || !strings.Contains(s, "type=") {
-			return nil, fmt.Errorf("%s %q: expected type=registry,ref=REF or type=local,src=DIR|dest=DIR", flag, s)
+		fields, err := csvvalue.Fields(s, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", flag, s, err)
 		}
-		e := client.CacheOptionsEntry{Type: spec.Attrs["cachetype"], Attrs: map[string]string{}}
-		for k, v := range spec.Attrs {
-			if k != "cachetype" {
+		e := client.CacheOptionsEntry{Attrs: map[string]string{}}
+		for _, f := range fields {
+			k, v, ok := strings.Cut(f, "=")
+			if !ok {
+				return nil, fmt.Errorf("%s %q: %q is not key=value (expected type=registry,ref=REF or type=local,src=DIR|dest=DIR)", flag, s, f)
+			}
+			if k = strings.ToLower(k); k == "type" {
+				e.Type = v
+			} else {
 				e.Attrs[k] = v
 			}
+		}
+		if e.Type == "" {
+			return nil, fmt.Errorf("%s %q has no type=: use type=registry,ref=REF or type=local,src=DIR|dest=DIR", flag, s)
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// jobCache gives each image of a multi-image build its own cache record:
+// concurrent exports to one local directory or registry tag would otherwise
+// overwrite each other's index, so a later import would find one image's
+// cache only. The local tag, or the registry ref's tag, gets
+// "-<driver>-<arch>" appended (local: the tag is "<driver>-<arch>" when none
+// is given). A single image uses the entries as given.
+func jobCache(entries []client.CacheOptionsEntry, j *job, jobs int) []client.CacheOptionsEntry {
+	if jobs <= 1 {
+		return entries
+	}
+	key := j.driver.String() + "-" + j.platforms[0].Architecture
+	if len(j.platforms) > 1 {
+		key = j.driver.String() + "-multi"
+	}
+	out := make([]client.CacheOptionsEntry, 0, len(entries))
+	for _, e := range entries {
+		attrs := map[string]string{}
+		for k, v := range e.Attrs {
+			attrs[k] = v
+		}
+		switch e.Type {
+		case "local":
+			if t := attrs["tag"]; t != "" {
+				attrs["tag"] = t + "-" + key
+			} else {
+				attrs["tag"] = key
+			}
+		case "registry":
+			if named, err := reference.ParseNormalizedNamed(attrs["ref"]); err == nil {
+				tag := "latest"
+				if tagged, ok := named.(reference.Tagged); ok {
+					tag = tagged.Tag()
+				}
+				if withTag, err := reference.WithTag(reference.TrimNamed(named), tag+"-"+key); err == nil {
+					attrs["ref"] = withTag.String()
+				}
+			}
+		}
+		out = append(out, client.CacheOptionsEntry{Type: e.Type, Attrs: attrs})
+	}
+	return out
 }
 
 // checkPlatforms refuses, before solving, a platform the builder's workers
@@ -553,7 +607,9 @@ func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summar
 	var forwarders sync.WaitGroup
 	results := make([]ImageResult, len(p.jobs))
 	eg, ectx := errgroup.WithContext(ctx)
-	for i, j := range p.jobs {
+	// Each c.Build closes its status channel; every one is forwarded to the
+	// single display.
+	newStatus := func() chan *client.SolveStatus {
 		ch := make(chan *client.SolveStatus)
 		forwarders.Add(1)
 		go func() {
@@ -563,8 +619,11 @@ func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summar
 				merged <- s
 			}
 		}()
+		return ch
+	}
+	for i, j := range p.jobs {
 		eg.Go(func() error {
-			res, err := o.solveJob(ectx, c, p, j, layoutStore, attachables, ch)
+			res, err := o.solveJob(ectx, c, p, j, layoutStore, attachables, newStatus)
 			if err != nil {
 				return tap.explain(j, err)
 			}
@@ -586,7 +645,7 @@ func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summar
 }
 
 func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *job, layoutStore content.Store,
-	attachables []session.Attachable, status chan *client.SolveStatus) (ImageResult, error) {
+	attachables []session.Attachable, newStatus func() chan *client.SolveStatus) (ImageResult, error) {
 	res := ImageResult{
 		Driver:       j.driver.String(),
 		Components:   p.components.String(),
@@ -596,8 +655,8 @@ func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *jo
 	opt := client.SolveOpt{
 		CompatibilityVersion: compatibilityVersion,
 		FrontendAttrs:        map[string]string{"build-arg:SOURCE_DATE_EPOCH": strconv.FormatInt(p.epoch.Unix(), 10)},
-		CacheImports:         p.cacheFrom,
-		CacheExports:         p.cacheTo,
+		CacheImports:         jobCache(p.cacheFrom, j, len(p.jobs)),
+		CacheExports:         jobCache(p.cacheTo, j, len(p.jobs)),
 		Session:              attachables,
 		LocalMounts:          map[string]fsutil.FS{},
 	}
@@ -618,6 +677,18 @@ func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *jo
 	for i, pl := range j.platforms {
 		res.Platforms[i] = platforms.Format(pl)
 	}
+	cacheImports := make([]gateway.CacheOptionsEntry, 0, len(p.cacheFrom))
+	for _, ci := range opt.CacheImports {
+		cacheImports = append(cacheImports, gateway.CacheOptionsEntry{Type: ci.Type, Attrs: ci.Attrs})
+	}
+	buildFunc := o.buildFunc(p, j, cacheImports)
+	if unchanged, digest, err := o.destUnchanged(ctx, c, opt, j, buildFunc, newStatus); err != nil {
+		return res, err
+	} else if unchanged {
+		res.Digest = digest
+		res.Outputs = outputsOf(j, digest)
+		return res, nil
+	}
 	var pending []*pendingDest
 	defer func() {
 		for _, pd := range pending {
@@ -636,11 +707,43 @@ func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *jo
 		}
 		opt.Exports = append(opt.Exports, e)
 	}
-	cacheImports := make([]gateway.CacheOptionsEntry, 0, len(p.cacheFrom))
-	for _, ci := range p.cacheFrom {
-		cacheImports = append(cacheImports, gateway.CacheOptionsEntry{Type: ci.Type, Attrs: ci.Attrs})
+	resp, err := c.Build(ctx, opt, "gpuimg", buildFunc, newStatus())
+	if err != nil {
+		return res, err
 	}
-	buildFunc := func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
+	res.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+	res.Outputs = outputsOf(j, res.Digest)
+	for _, pd := range pending {
+		if err := pd.commit(); err != nil {
+			return res, err
+		}
+	}
+	pending = nil
+	return res, nil
+}
+
+// outputsOf lists where image digest went: REF@digest per name of an image
+// output, the destination of a file output.
+func outputsOf(j *job, digest string) []OutputResult {
+	var outs []OutputResult
+	for _, pe := range j.exports {
+		if pe.spec.Type == client.ExporterImage {
+			for _, n := range strings.Split(pe.attrs["name"], ",") {
+				if n != "" {
+					outs = append(outs, OutputResult{Type: pe.spec.Type, Ref: n + "@" + digest})
+				}
+			}
+			continue
+		}
+		outs = append(outs, OutputResult{Type: pe.spec.Type, Dest: pe.dest})
+	}
+	return outs
+}
+
+// buildFunc returns the gateway build of job j: per platform, pin the base,
+// plan the LLB, solve it, and attach the image config.
+func (o *Options) buildFunc(p *plan, j *job, cacheImports []gateway.CacheOptionsEntry) gateway.BuildFunc {
+	return func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
 		out := gateway.NewResult()
 		var plats exptypes.Platforms
 		for i, pl := range j.platforms {
@@ -651,7 +754,7 @@ func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *jo
 			}
 			spec := llb.Spec{
 				Driver: in.Version, Platform: pl, Base: base, Source: in.Source,
-				Components: p.components, Prune: j.prune[i],
+				Components: p.components, Prune: j.prune[i], Epoch: p.epoch.Unix(),
 			}
 			planned, err := llb.Build(spec)
 			if err != nil {
@@ -697,32 +800,6 @@ func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *jo
 		}
 		return out, nil
 	}
-	resp, err := c.Build(ctx, opt, "gpuimg", buildFunc, status)
-	if err != nil {
-		return res, err
-	}
-	res.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
-	for _, pe := range j.exports {
-		or := OutputResult{Type: pe.spec.Type, Dest: pe.dest}
-		if pe.spec.Type == client.ExporterImage {
-			for _, n := range strings.Split(pe.attrs["name"], ",") {
-				if n == "" {
-					continue
-				}
-				or.Ref = n + "@" + res.Digest
-				res.Outputs = append(res.Outputs, or)
-			}
-			continue
-		}
-		res.Outputs = append(res.Outputs, or)
-	}
-	for _, pd := range pending {
-		if err := pd.commit(); err != nil {
-			return res, err
-		}
-	}
-	pending = nil
-	return res, nil
 }
 
 // resolveBase pins the base for one platform: from the client-side OCI
