@@ -336,12 +336,12 @@ func fileSHA256(t *testing.T, path string) string {
 }
 
 func TestCorruptionIsDetected(t *testing.T) {
-	run := generate(t, Options{Version: "550.54.14"})
-	b, err := os.ReadFile(run)
+	b, err := os.ReadFile(cachedPackage(t, Options{Version: "550.54.14"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[len(b)-100] ^= 0xff // a byte inside the payload
+	run := filepath.Join(t.TempDir(), "corrupt.run")
 	if err := os.WriteFile(run, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestCorruptionIsDetected(t *testing.T) {
 
 func TestVariants(t *testing.T) {
 	t.Run("no-compat32", func(t *testing.T) {
-		run := generate(t, Options{Version: "470.256.02", NoCompat32: true})
+		run := cachedPackage(t, Options{Version: "470.256.02", NoCompat32: true})
 		if filepath.Base(run) != "NVIDIA-Linux-x86_64-470.256.02-no-compat32.run" {
 			t.Errorf("file name %s", filepath.Base(run))
 		}
@@ -380,7 +380,7 @@ func TestVariants(t *testing.T) {
 		}
 	})
 	t.Run("aarch64", func(t *testing.T) {
-		run := generate(t, Options{Version: "580.159.04", Arch: "aarch64"})
+		run := cachedPackage(t, Options{Version: "580.159.04", Arch: "aarch64"})
 		if filepath.Base(run) != "NVIDIA-Linux-aarch64-580.159.04.run" {
 			t.Errorf("file name %s", filepath.Base(run))
 		}
@@ -426,7 +426,7 @@ func unameM(t *testing.T) string {
 func TestNoExecTmpdirIsRefused(t *testing.T) {
 	testenv.RequireRoot(t)
 	requireTools(t, "unshare", "mount")
-	run := generate(t, Options{Version: "580.159.04"})
+	run := cachedPackage(t, Options{Version: "580.159.04"})
 	noexec := t.TempDir()
 	// A private mount namespace holds the noexec tmpfs, so nothing leaks.
 	script := `mount -t tmpfs -o noexec tmpfs "$1" && sh "$2" --tmpdir "$1" --silent --no-kernel-module`
