@@ -28,7 +28,7 @@ invalid_commandline() {
 
 # ---- options --------------------------------------------------------------
 silent=n no_kernel_module=n log_file=/var/log/nvidia-installer.log
-x_check=y alternate_check=y distro_scripts=y compat32=default libglvnd=default
+x_check=y nouveau_check=y alternate_check=y distro_scripts=y compat32=default libglvnd=default
 libglx_indirect=y opengl_files=y kernel_source=y nvidia_modprobe=y systemd=default
 drm=y peermem=y wine=y kernel_type=[[.KernelType]]
 x_prefix=/usr x_module_path= x_library_path= x_sysconfig_path=
@@ -72,6 +72,7 @@ while [ $# -gt 0 ]; do
     --log-file-name) log_file=$value ;;
     --tmpdir) TMPDIR=$value; export TMPDIR ;;
     --no-x-check) x_check=n ;;
+    --no-nouveau-check) nouveau_check=n ;;
     --x-prefix) x_prefix=$value ;;
     --x-module-path) x_module_path=$value ;;
     --x-library-path) x_library_path=$value ;;
@@ -248,6 +249,9 @@ if [ "$distro_scripts" = y ] && [ -x /usr/lib/nvidia/pre-install ]; then
 fi
 if [ "$alternate_check" = y ] && [ -e /usr/lib/nvidia/alternate-install-present ]; then
     fail "An alternate method of installing the NVIDIA driver was detected. (This is usually a package provided by your distributor.) A driver installed via that method may integrate better with your system than a driver installed by nvidia-installer.  Pass --no-check-for-alternate-installs to install anyway."
+fi
+if [ "$nouveau_check" = y ] && [ -d /sys/module/nouveau ]; then
+    fail "The Nouveau kernel driver is currently in use by your system.  This driver is incompatible with the NVIDIA driver, and must be disabled before proceeding.  Please consult the NVIDIA driver README and your Linux distribution's documentation for details on how to correctly disable the Nouveau kernel driver.  (Pass --no-nouveau-check to skip this check.)"
 fi
 if [ "$no_kernel_module" = n ]; then
     fail "Unable to find the kernel source tree for the currently running kernel.  Please make sure you have installed the kernel source files for your kernel and that they are properly configured; on Red Hat Linux systems, for example, be sure you have the 'kernel-source' or 'kernel-devel' RPM installed.  If you know the correct kernel source files are installed, you may specify the kernel source path with the '--kernel-source-path' command line option.  (A container cannot build kernel modules: pass --no-kernel-module.)"
