@@ -412,9 +412,15 @@ install_entry() {
         fi
         ;;
     esac
+    printf '%s %s\n' "$type" "$dest" >>"$backup_dir/log"
     installed=$((installed + 1))
 }
 
+# The uninstall record (installer backup.c: /var/lib/nvidia/log), one
+# "<TYPE> <path>" line per installed file (the real format is internal).
+backup_dir=/var/lib/nvidia
+mkdir -p "$backup_dir" && chmod 700 "$backup_dir" && printf '%s\n' "$VERSION" >"$backup_dir/log" ||
+    fail "Unable to create the installation record in $backup_dir."
 say "Installing NVIDIA driver version $VERSION."
 log "Installing the files of the manifest:"
 line_no=0

@@ -202,6 +202,10 @@ ldconfig -p | grep -E 'libcuda.so.1 |libnvidia-ml.so.1 '
 	if _, err := os.Lstat(s.upper("usr/bin/nvidia-modprobe")); !os.IsNotExist(err) {
 		t.Errorf("--no-nvidia-modprobe installed nvidia-modprobe (%v)", err)
 	}
+	record, err := os.ReadFile(s.upper("var/lib/nvidia/log"))
+	if err != nil || !strings.Contains(string(record), "CUDA_LIB /usr/lib/x86_64-linux-gnu/libcuda.so."+v+"\n") {
+		t.Errorf("uninstall record /var/lib/nvidia/log lacks libcuda: %v\n%s", err, record)
+	}
 	log, err := os.ReadFile(s.upper("var/log/nvidia-installer.log"))
 	if err != nil {
 		t.Fatal(err)
