@@ -35,6 +35,22 @@
 // (the TSV says video) and nvidia-cuda-mps-control/-server are compute (the
 // TSV says utility).
 //
+// # Stub and installer
+//
+// The stub (stub.sh) supports the real options: --info, --list, --check
+// (exit 2 on a CRC/MD5 mismatch), -x/--extract-only, --target, --keep,
+// --tmpdir (a noexec directory is refused with the real message), the header
+// printers, and -A (the installer's option list: the flag probe); it checks
+// CRCsum/MD5 unless SETUP_NOCHECK=1 and refuses to install on another
+// `uname -m`. The installer (installer.sh) accepts exactly the options of its
+// version (REFERENCE 4.3), needs root and ldconfig/grep/dmesg/tail plus
+// modprobe/rmmod/lsmod/depmod on PATH, aborts on a live X lock, a loaded
+// nouveau, an alternate install or a missing --no-kernel-module, installs by
+// the manifest to the real destinations, writes /var/lib/nvidia/log and the
+// log (--log-file-name), and runs ldconfig. Deviations, for tests: the log's
+// creation time honours SOURCE_DATE_EPOCH, and GPUIMG_STANDIN_FAIL=1 makes
+// it fail after installing, with the real "Please see the file ..." message.
+//
 // # Scale
 //
 // "tiny" packages hold files of a few KiB (the whole .run is about 100 KB
