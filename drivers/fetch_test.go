@@ -1,12 +1,14 @@
 package drivers
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -54,14 +56,15 @@ type runServer struct {
 	*httptest.Server
 	mu       sync.Mutex
 	files    map[string][]byte
-	mode     string // "", "404", "500", "stall", "truncate-once", "truncate-always", "flip", "slow"
+	mode     string        // "", "404", "500", "stall", "truncate-once", "truncate-always", "flip", "slow", "hold", ...
+	release  chan struct{} // "hold": the body's second half waits for it
 	requests atomic.Int32
 	full     atomic.Int32 // requests answered from byte 0
 	ranges   []string
 }
 
 func newRunServer(t *testing.T) *runServer {
-	s := &runServer{files: map[string][]byte{}}
+	s := &runServer{files: map[string][]byte{}, release: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
@@ -117,6 +120,15 @@ func (s *runServer) serve(w http.ResponseWriter, r *http.Request) {
 		bad := append([]byte{}, data...)
 		bad[len(bad)/2] ^= 0x01
 		http.ServeContent(w, r, "x.run", time.Time{}, bytes.NewReader(bad))
+	case "hold":
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.Write(data[:len(data)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-s.release:
+		case <-time.After(10 * time.Second):
+		}
+		w.Write(data[len(data)/2:])
 	case "slow":
 		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 		for i := 0; i < len(data); i += 64 << 10 {
@@ -133,10 +145,8 @@ func (s *runServer) serve(w http.ResponseWriter, r *http.Request) {
 func (s *runServer) addRun(t *testing.T, version string) (data []byte, sha string) {
 	t.Helper()
 	files := driverstest.DefaultFiles(version)
-	bulk := make([]byte, 3<<20)
-	for i := range bulk {
-		bulk[i] = byte(i * 7 % 251) // varied bytes so gzip keeps the bulk big
-	}
+	bulk := make([]byte, 2<<20)
+	rand.NewChaCha8([32]byte{7}).Read(bulk) // incompressible, so the package stays megabytes big
 	files["libnvidia-rtcore.so."+version] = bulk
 	p, err := driverstest.Write(t.TempDir(), driverstest.Run{Version: version, Files: files})
 	if err != nil {
@@ -470,7 +480,10 @@ func TestFetchRejectsBadOptions(t *testing.T) {
 func TestFetchTwoProcesses(t *testing.T) {
 	s := newRunServer(t)
 	data, sha := s.addRun(t, "998.10.01")
-	s.setMode("slow") // ~1 s per download, so the two overlap
+	// The first download stalls halfway until the other process says it is
+	// waiting for the lock, so the two always overlap.
+	s.setMode("hold")
+	var releaseOnce sync.Once
 	cache := t.TempDir()
 	type result struct {
 		out, errOut string
@@ -486,8 +499,23 @@ func TestFetchTwoProcesses(t *testing.T) {
 			cmd.Env = append(os.Environ(), "GPUIMG_FETCH_HELPER=1", "GPUIMG_FETCH_VERSION=998.10.01",
 				"GPUIMG_FETCH_MIRROR="+s.template(), "GPUIMG_FETCH_SHA256="+sha, "GPUIMG_FETCH_CACHE="+cache)
 			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			err := cmd.Run()
+			cmd.Stdout = &out
+			stderr, err := cmd.StderrPipe()
+			if err == nil {
+				err = cmd.Start()
+			}
+			if err != nil {
+				results[i] = result{err: err}
+				return
+			}
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				errOut.WriteString(sc.Text() + "\n")
+				if strings.Contains(sc.Text(), "waiting for another gpuimg") {
+					releaseOnce.Do(func() { close(s.release) })
+				}
+			}
+			err = cmd.Wait()
 			results[i] = result{strings.TrimSpace(out.String()), errOut.String(), err}
 		}()
 	}
