@@ -492,6 +492,28 @@ func TestBuildWithoutNetwork(t *testing.T) {
 	e.mustBuild("--offline", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dest)
 	img := ociTarImage(t, dest)
 	checkDriverLayer(t, e.addedLayer(img), driverA)
+
+	// The same image as an OCI layout directory (tar=false), readable by ggcr.
+	dir := filepath.Join(t.TempDir(), "layout")
+	stdout := e.mustBuild("--offline", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dir+",tar=false")
+	if strings.TrimSpace(stdout) != dir {
+		t.Errorf("stdout = %q, want %s", stdout, dir)
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 {
+		t.Fatalf("layout index: %v %+v", err, im)
+	}
+	fromDir, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if digestOf(t, fromDir) != digestOf(t, img) {
+		t.Errorf("the layout holds %s, the tarball %s", digestOf(t, fromDir), digestOf(t, img))
+	}
 }
 
 // ociTarImage reads the single image of an OCI tarball (BuildKit's oci

@@ -46,7 +46,7 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Drivers, "driver", nil, "driver version(s) to build, e.g. 450.102.04 or 470.256.02,535.261.03")
 	f.StringVar(&o.Base, "base", build.DefaultBase, "base image: a registry reference, or oci-layout://DIR[:TAG|@DIGEST]")
-	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "image name; {driver} and {arch} are replaced (default "+build.DefaultTag+")")
+	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "image name; {driver} and {arch} (x86_64, aarch64) are replaced (default "+build.DefaultTag+")")
 	f.StringArrayVarP(&o.Outputs, "output", "o", nil, "BuildKit output: type=image,name=REF,push=true | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false]")
 	f.BoolVar(&o.Push, "push", false, "push the tagged images (type=image,push=true)")
 	f.StringSliceVar(&o.Platforms, "platform", nil, "target platform(s): linux/amd64, linux/arm64 (default linux/amd64)")
