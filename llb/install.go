@@ -77,6 +77,10 @@ type Spec struct {
 	Components Components
 	// Prune lists base names of installed files to delete (PruneNames).
 	Prune []string
+	// Epoch (SOURCE_DATE_EPOCH, Unix seconds) becomes the mtime of every file
+	// and directory the step changes, so the layer is the same bytes on every
+	// builder without the exporter rewriting (and recompressing) it.
+	Epoch int64
 }
 
 // Plan is the planned graph of one image.
@@ -218,6 +222,8 @@ fi
 	b.WriteString(`[ "$had_nvidia_state" = 1 ] || rm -rf /var/lib/nvidia
 rm -f /var/log/nvidia-installer.log /var/log/nvidia-uninstall.log /var/cache/ldconfig/aux-cache
 `)
+	// Last, so that the removals above are covered too.
+	fmt.Fprintf(&b, "find / -xdev -cnewer %s/gpuimg-install.stamp -exec touch -h -d @%d {} +\n", TmpDir, spec.Epoch)
 	return b.String()
 }
 

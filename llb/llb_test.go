@@ -237,6 +237,12 @@ func TestPruneRunsOnlyOnThisStepsFiles(t *testing.T) {
 	if strings.Index(script, "find / -xdev") < strings.Index(script, "sh "+DriverDir) {
 		t.Error("pruning must follow the install")
 	}
+	spec.Epoch = 1700000000
+	script = InstallScript(spec)
+	lines := strings.Split(strings.TrimSpace(script), "\n")
+	if last := lines[len(lines)-1]; last != "find / -xdev -cnewer "+TmpDir+"/gpuimg-install.stamp -exec touch -h -d @1700000000 {} +" {
+		t.Errorf("the step must end by setting SOURCE_DATE_EPOCH on everything it changed; last line: %s", last)
+	}
 	if !strings.Contains(script, "--no-install-libglvnd") {
 		t.Errorf("compute-only must leave libglvnd alone:\n%s", script)
 	}
