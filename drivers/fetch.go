@@ -61,7 +61,8 @@ type Run struct {
 	// Source is the URL it came from, "cache", or the imported file.
 	Source string `json:"source"`
 	// VerifiedBy names the checksum's origin: catalog, --sha256,
-	// .sha256sum, or "" when accepted unverified.
+	// .sha256sum, "" when accepted unverified, or "cache" for a copy found by
+	// name (its checksum was checked, or waived, when it was stored).
 	VerifiedBy string `json:"verified_by"`
 }
 
@@ -104,9 +105,6 @@ func FetchRun(ctx context.Context, opts FetchOptions) (Run, error) {
 	}
 	if opts.Offline {
 		return Run{}, fmt.Errorf("%w: %s (%s) is not in the driver cache %s and --offline forbids downloading it: fetch it on a connected machine with the same --cache-dir, or `gpuimg drivers import FILE`", ErrNotCached, f.file, f.checksumNote(), f.dir)
-	}
-	if !f.verified() && !opts.AllowUnverified && !f.mayFindSidecar() {
-		return Run{}, f.noChecksumError()
 	}
 	if err := prepareCache(f.dir); err != nil {
 		return Run{}, err
@@ -205,9 +203,6 @@ func newHTTPClient(stall time.Duration) *http.Client {
 }
 
 func (f *fetcher) verified() bool { return f.wantSHA != "" }
-
-// mayFindSidecar: NVIDIA's hosts and templates may have a .sha256sum beside the file.
-func (f *fetcher) mayFindSidecar() bool { return len(f.urls) > 0 }
 
 func (f *fetcher) checksumNote() string {
 	if f.verified() {

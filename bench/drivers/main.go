@@ -115,17 +115,17 @@ func run(runs int, work string, size int64, only string) error {
 	if fetch != skipped {
 		fmt.Printf("fetch    %d MB from 127.0.0.1: curl %.2fs (%.0f MB/s), gpuimg %.2fs (%.0f MB/s): throughput ratio %.2fx [target >= 0.8x]\n",
 			size>>20, fetch.base.Seconds(), mbps(fetch.base), fetch.ours.Seconds(), mbps(fetch.ours), fetch.base.Seconds()/fetch.ours.Seconds())
-		fmt.Printf("         medians: curl %.2fs, gpuimg %.2fs\n", fetch.baseMed.Seconds(), fetch.oursMed.Seconds())
+		fmt.Printf("         medians: curl %.2fs, gpuimg %.2fs; CPU: curl %.2fs, gpuimg %.2fs (sha256 included)\n", fetch.baseMed.Seconds(), fetch.oursMed.Seconds(), fetch.baseCPU.Seconds(), fetch.oursCPU.Seconds())
 	}
 	if verify != skipped {
 		fmt.Printf("verify   %d MB: sha256sum %.2fs, gpuimg %.2fs: time ratio %.2fx [target <= 1.2x]\n",
 			size>>20, verify.base.Seconds(), verify.ours.Seconds(), verify.ours.Seconds()/verify.base.Seconds())
-		fmt.Printf("         medians: sha256sum %.2fs, gpuimg %.2fs\n", verify.baseMed.Seconds(), verify.oursMed.Seconds())
+		fmt.Printf("         medians: sha256sum %.2fs, gpuimg %.2fs; CPU: sha256sum %.2fs, gpuimg %.2fs\n", verify.baseMed.Seconds(), verify.oursMed.Seconds(), verify.baseCPU.Seconds(), verify.oursCPU.Seconds())
 	}
 	if inspect != skipped {
 		fmt.Printf("inspect  %d MB stand-in: tail|gzip -dc|tar t %.2fs, gpuimg %.2fs: time ratio %.2fx [target <= 1.5x]\n",
 			st.Size()>>20, inspect.base.Seconds(), inspect.ours.Seconds(), inspect.ours.Seconds()/inspect.base.Seconds())
-		fmt.Printf("         medians: pipeline %.2fs, gpuimg %.2fs\n", inspect.baseMed.Seconds(), inspect.oursMed.Seconds())
+		fmt.Printf("         medians: pipeline %.2fs, gpuimg %.2fs; CPU: pipeline (sh itself) %.2fs, gpuimg %.2fs\n", inspect.baseMed.Seconds(), inspect.oursMed.Seconds(), inspect.baseCPU.Seconds(), inspect.oursCPU.Seconds())
 	}
 	fmt.Printf("(fastest of %d interleaved runs of each side after one warm-up run; load average %s)\n", runs, loadAverage())
 	return nil
@@ -133,18 +133,21 @@ func run(runs int, work string, size int64, only string) error {
 
 type result struct {
 	base, ours, baseMed, oursMed time.Duration
-	err                          error
+	// baseCPU and oursCPU are the least user+system CPU time of a run: on a
+	// loaded machine wall time follows CPU time, not parallelism.
+	baseCPU, oursCPU time.Duration
+	err              error
 }
 
 // compare runs the baseline and gpuimg alternately, after one untimed warm-up
 // of each (page cache), and keeps the fastest and median of each.
 func compare(runs int, baseline, ours []string, reset func()) *result {
-	var bt, ot []time.Duration
+	var bt, ot, bc, oc []time.Duration
 	for i := 0; i <= runs; i++ {
 		for _, side := range []struct {
-			argv  []string
-			times *[]time.Duration
-		}{{baseline, &bt}, {ours, &ot}} {
+			argv       []string
+			times, cpu *[]time.Duration
+		}{{baseline, &bt, &bc}, {ours, &ot, &oc}} {
 			if reset != nil {
 				reset()
 			}
@@ -157,12 +160,14 @@ func compare(runs int, baseline, ours []string, reset func()) *result {
 			}
 			if i > 0 {
 				*side.times = append(*side.times, time.Since(start))
+				*side.cpu = append(*side.cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime())
 			}
 		}
 	}
-	sort.Slice(bt, func(i, j int) bool { return bt[i] < bt[j] })
-	sort.Slice(ot, func(i, j int) bool { return ot[i] < ot[j] })
-	return &result{base: bt[0], ours: ot[0], baseMed: bt[len(bt)/2], oursMed: ot[len(ot)/2]}
+	for _, d := range [][]time.Duration{bt, ot, bc, oc} {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	}
+	return &result{base: bt[0], ours: ot[0], baseMed: bt[len(bt)/2], oursMed: ot[len(ot)/2], baseCPU: bc[0], oursCPU: oc[0]}
 }
 
 // bigRun writes a .run of about size bytes: a real stub and an incompressible
