@@ -125,7 +125,7 @@ func run(runs int, work string, size int64, only string) error {
 	if inspect != skipped {
 		fmt.Printf("inspect  %d MB stand-in: tail|gzip -dc|tar t %.2fs, gpuimg %.2fs: time ratio %.2fx [target <= 1.5x]\n",
 			st.Size()>>20, inspect.base.Seconds(), inspect.ours.Seconds(), inspect.ours.Seconds()/inspect.base.Seconds())
-		fmt.Printf("         medians: pipeline %.2fs, gpuimg %.2fs; CPU: pipeline (sh itself) %.2fs, gpuimg %.2fs\n", inspect.baseMed.Seconds(), inspect.oursMed.Seconds(), inspect.baseCPU.Seconds(), inspect.oursCPU.Seconds())
+		fmt.Printf("         medians: pipeline %.2fs, gpuimg %.2fs; CPU: pipeline (all three processes) %.2fs, gpuimg %.2fs\n", inspect.baseMed.Seconds(), inspect.oursMed.Seconds(), inspect.baseCPU.Seconds(), inspect.oursCPU.Seconds())
 	}
 	fmt.Printf("(fastest of %d interleaved runs of each side after one warm-up run; load average %s)\n", runs, loadAverage())
 	return nil
