@@ -354,3 +354,28 @@ func TestJobCacheSeparatesImages(t *testing.T) {
 		t.Errorf("a single image must use the ref as given: %+v", one)
 	}
 }
+
+func TestManifestFilesEveryCompression(t *testing.T) {
+	for _, comp := range []string{"gzip", "xz", "zstd"} {
+		v := "999.10.01"
+		path, err := driverstest.Write(t.TempDir(), driverstest.Run{Version: v, Compression: comp, Files: driverstest.DefaultFiles(v)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := manifestFiles(path)
+		if err != nil {
+			t.Errorf("%s: %v", comp, err)
+			continue
+		}
+		groups := map[string]string{}
+		for _, f := range files {
+			groups[f.Name] = f.Group
+		}
+		if groups["libcuda.so."+v] != "compute" || groups["nvidia_drv.so"] != "display" || groups["libGLX_nvidia.so."+v] != "graphics" {
+			t.Errorf("%s: groups %v", comp, groups)
+		}
+	}
+	if _, err := manifestFiles("/dev/null"); err == nil {
+		t.Error("/dev/null read as a package")
+	}
+}

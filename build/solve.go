@@ -251,13 +251,9 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 					if in.LocalPath == "" {
 						return nil, fmt.Errorf("--components %s needs the driver's .manifest, so the .run must be on this machine: pass --driver-file, or put it in the cache (%s)", p.components, o.CacheDir)
 					}
-					info, err := drivers.Inspect(in.LocalPath)
+					files, err := manifestFiles(in.LocalPath)
 					if err != nil {
 						return nil, fmt.Errorf("reading the manifest of %s for --components: %w", in.LocalPath, err)
-					}
-					files := make([]llb.ManifestFile, 0, len(info.Manifest.Entries))
-					for _, e := range info.Manifest.Entries {
-						files = append(files, llb.ManifestFile{Name: e.Path, Group: string(e.Group)})
 					}
 					prune = llb.PruneNames(p.components, files)
 				}
@@ -637,7 +633,7 @@ func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summar
 	<-displayDone
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("build interrupted; nothing was written or pushed: %w", context.Canceled)
+			return nil, fmt.Errorf("build interrupted; destinations not finished were discarded, none is left half-written: %w", context.Canceled)
 		}
 		return nil, err
 	}
