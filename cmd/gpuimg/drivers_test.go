@@ -6,14 +6,18 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/gpuimg/gpuimg/drivers/driverstest"
@@ -201,4 +205,78 @@ func TestDriversUnwritableCache(t *testing.T) {
 
 func regexpMatch(pattern, s string) bool {
 	return regexp.MustCompile(pattern).MatchString(s)
+}
+
+func TestDriversFetchInterruptedThenResumed(t *testing.T) {
+	blob := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{3}).Read(blob) // incompressible: the package is megabytes
+	run, err := driverstest.Write(t.TempDir(), driverstest.Run{Version: "998.10.01", Files: map[string][]byte{"blob": blob}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(run)
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
+	var hold atomic.Bool
+	hold.Store(true)
+	ranges := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rg := r.Header.Get("Range"); rg != "" {
+			ranges <- rg
+		}
+		if hold.Load() {
+			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+			w.Write(data[:len(data)/2])
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // stall until the client goes away
+			return
+		}
+		http.ServeContent(w, r, "x.run", time.Time{}, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	cache := t.TempDir()
+	args := []string{"drivers", "fetch", "998.10.01", "--arch", "x86_64", "--mirror", srv.URL + "/{file}", "--sha256", sha, "--cache-dir", cache}
+
+	cmd := exec.Command(testenv.Gpuimg(t), args...)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once some of the file is on disk (it is written in 1 MiB
+	// chunks; the server sends half, then stalls).
+	part := filepath.Join(cache, "partial", "NVIDIA-Linux-x86_64-998.10.01.run."+sha+".part")
+	var kept int64
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, err := os.Stat(part); err == nil && st.Size() > 0 {
+			kept = st.Size()
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the partial download never reached half the file; stderr:\n%s", errOut.String())
+		}
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(errOut.String(), "run the command again to resume") {
+		t.Fatalf("interrupted fetch: %v, stderr %q; want exit 130 and how to resume", err, errOut.String())
+	}
+
+	hold.Store(false)
+	out, errText, code := gpuimg(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("resumed fetch: exit %d, %s", code, errText)
+	}
+	// Ctrl-C also flushes what was received after the last full chunk.
+	if got := <-ranges; got != "bytes="+strconv.Itoa(len(data)/2)+"-" || kept > int64(len(data)/2) {
+		t.Errorf("the second run asked for %s (partial had %d bytes at the interrupt, half is %d)", got, kept, len(data)/2)
+	}
+	if got, _ := os.ReadFile(strings.TrimSpace(out)); !bytes.Equal(got, data) {
+		t.Errorf("the resumed file is not the package")
+	}
+	if _, err := os.Stat(part); !os.IsNotExist(err) {
+		t.Errorf("the partial file is still there after success: %v", err)
+	}
 }
