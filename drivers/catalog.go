@@ -23,9 +23,8 @@ const (
 
 // Package variants: the full package, or x86_64 without the 32-bit libraries.
 const (
-	VariantFull        = "full"
-	VariantNoCompat32  = "no-compat32"
-	defaultVariantName = VariantFull
+	VariantFull       = "full"
+	VariantNoCompat32 = "no-compat32"
 )
 
 // Package is one .run file NVIDIA published, as the catalog records it.
@@ -117,7 +116,7 @@ func parseCatalog(text string) ([]Package, error) {
 // full package. The version must match as written (470.82 is not 470.82.00).
 func LookupPackage(v Version, arch, variant string) (Package, bool) {
 	if variant == "" {
-		variant = defaultVariantName
+		variant = VariantFull
 	}
 	pkgs, err := loadCatalog()
 	if err != nil {
