@@ -379,3 +379,45 @@ func TestManifestFilesEveryCompression(t *testing.T) {
 		t.Error("/dev/null read as a package")
 	}
 }
+
+func TestPlanSharesAnIndexAcrossPlatforms(t *testing.T) {
+	o := Options{
+		Drivers: []string{"535.261.03"}, Platforms: []string{"linux/amd64", "linux/arm64"},
+		Tags: []string{"reg.example/nvidia:{driver}"}, Push: true, Base: "ubuntu:22.04",
+		Stderr: &bytes.Buffer{}, CacheDir: t.TempDir(),
+	}
+	p, err := o.plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.jobs) != 1 || len(p.jobs[0].platforms) != 2 {
+		t.Fatalf("want one job for both platforms (an index), got %d jobs", len(p.jobs))
+	}
+	j := p.jobs[0]
+	if j.inputs[0].Arch != "x86_64" || j.inputs[1].Arch != "aarch64" || j.inputs[0].SHA256 == j.inputs[1].SHA256 {
+		t.Errorf("per-platform packages: %+v", j.inputs)
+	}
+	// The docker exporter cannot hold an index: one tarball per arch.
+	o.Push, o.Tags = false, nil
+	o.Outputs = []string{"type=docker,dest=out-{driver}.tar"}
+	if _, err := o.plan(context.Background()); err == nil || !strings.Contains(err.Error(), "{arch}") {
+		t.Errorf("docker output for two platforms without {arch}: %v", err)
+	}
+}
+
+func TestDefaultTagSplitsPerArch(t *testing.T) {
+	o := Options{Drivers: []string{"535.261.03"}, Platforms: []string{"linux/amd64,linux/arm64"}, Base: "ubuntu:22.04",
+		Outputs: []string{"type=docker,dest=out-{driver}-{arch}.tar"}, Stderr: &bytes.Buffer{}, CacheDir: t.TempDir()}
+	p, err := o.plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, j := range p.jobs {
+		got = append(got, j.exports[0].attrs["name"]+" "+j.exports[0].dest)
+	}
+	want := "nvidia-driver:535.261.03-x86_64 out-535.261.03-x86_64.tar|nvidia-driver:535.261.03-aarch64 out-535.261.03-aarch64.tar"
+	if strings.Join(got, "|") != want {
+		t.Errorf("got %q", got)
+	}
+}

@@ -201,6 +201,9 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 	// destination asks for one per arch, or the docker exporter (which cannot
 	// hold an index) is used.
 	perArch := len(plats) > 1 && (mentionsArch(tags, outputs) || hasType(outputs, client.ExporterDocker))
+	if perArch && len(o.Tags) == 0 {
+		tags = []string{DefaultTag + "-{arch}"}
+	}
 	if len(plats) > 1 && !perArch {
 		for _, out := range outputs {
 			if out.Dest != "" && !strings.Contains(out.Dest, "{arch}") && out.Type != client.ExporterOCI {
