@@ -893,8 +893,11 @@ func (t *logTap) explain(j *job, err error) error {
 	t.mu.Unlock()
 	code, _ := strconv.Atoi(m[1])
 	what := "the NVIDIA installer failed"
-	if code == llb.ExitNotGlibc {
+	switch code {
+	case llb.ExitNotGlibc:
 		what = "the base image cannot take the driver"
+	case llb.ExitMissingICDs:
+		what = "the install is incomplete"
 	}
 	return &InstallError{Driver: j.driver.String(), Reason: what, Output: strings.Join(out, "\n"), ExitStatus: code}
 }

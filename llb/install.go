@@ -42,6 +42,19 @@ var stubUtilities = []string{"depmod", "insmod", "lsmod", "modprobe", "rmmod"}
 // system (Alpine/musl); the message is on the step's stderr.
 const ExitNotGlibc = 42
 
+// ExitMissingICDs is the install step's exit status when graphics were asked
+// for but the Vulkan/EGL/OpenCL ICD files did not land (the --x-prefix pitfall
+// and friends, REFERENCE 4.5): an image without them fails only at run time.
+const ExitMissingICDs = 43
+
+// icdFiles are the vendor files GL/Vulkan/OpenCL loaders need; each entry
+// lists the places the installer may put it.
+var icdFiles = [][]string{
+	{"/etc/vulkan/icd.d/nvidia_icd.json", "/usr/share/vulkan/icd.d/nvidia_icd.json"},
+	{"/usr/share/glvnd/egl_vendor.d/10_nvidia.json", "/etc/glvnd/egl_vendor.d/10_nvidia.json"},
+	{"/etc/OpenCL/vendors/nvidia.icd"},
+}
+
 // Base is the image the driver is installed into.
 type Base struct {
 	// Ref is a registry reference pinned by digest (name@sha256:…), or for an
@@ -205,6 +218,17 @@ if ! sh %[3]s %[4]s; then
   exit 1
 fi
 `, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog)
+	// Drivers from 390 on ship all three; only a full or graphics image needs them.
+	if spec.Components.Has(Graphics) && spec.Driver.AtLeast("390") {
+		for _, alternatives := range icdFiles {
+			var tests []string
+			for _, p := range alternatives {
+				tests = append(tests, "[ -e "+p+" ]")
+			}
+			fmt.Fprintf(&b, "%s || { echo \"gpuimg: the install left no %s: graphics and Vulkan/EGL/OpenCL users would fail at run time; check the installer log above\" >&2; exit %d; }\n",
+				strings.Join(tests, " || "), alternatives[0], ExitMissingICDs)
+		}
+	}
 	if len(spec.Prune) > 0 {
 		var names []string
 		for _, n := range spec.Prune {

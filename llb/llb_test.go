@@ -157,6 +157,9 @@ func TestInstallStepIsIsolated(t *testing.T) {
 	if !bytes.Contains(script.Data, []byte("--log-file-name="+InstallerLog)) || !bytes.Contains(script.Data, []byte("tail -n 40 "+InstallerLog)) {
 		t.Errorf("install script must log to the tmpfs and print the log's tail on failure:\n%s", script.Data)
 	}
+	if !bytes.Contains(script.Data, []byte("[ -e /etc/vulkan/icd.d/nvidia_icd.json ]")) || !bytes.Contains(script.Data, []byte("/etc/OpenCL/vendors/nvidia.icd ] || {")) {
+		t.Errorf("a full install must assert the ICD files:\n%s", script.Data)
+	}
 	if !bytes.Contains(script.Data, []byte("ld-musl")) {
 		t.Errorf("install script does not refuse musl bases:\n%s", script.Data)
 	}
@@ -242,6 +245,9 @@ func TestPruneRunsOnlyOnThisStepsFiles(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(script), "\n")
 	if last := lines[len(lines)-1]; last != "find / -xdev -cnewer "+TmpDir+"/gpuimg-install.stamp -exec touch -h -d @1700000000 {} +" {
 		t.Errorf("the step must end by setting SOURCE_DATE_EPOCH on everything it changed; last line: %s", last)
+	}
+	if strings.Contains(script, "nvidia_icd.json") {
+		t.Error("a compute-only image must not require the graphics ICD files")
 	}
 	if !strings.Contains(script, "--no-install-libglvnd") {
 		t.Errorf("compute-only must leave libglvnd alone:\n%s", script)
