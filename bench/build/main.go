@@ -1,0 +1,418 @@
+// Command build benchmarks `gpuimg build` against the classic Dockerfile
+// recipe (apt install wget kmod; wget the .run; run the installer), both
+// solved by one private buildkitd on this machine, from the same base image
+// in a registry on 127.0.0.1, with a realistic stand-in .run served over HTTP
+// on 127.0.0.1. It measures cold and unchanged builds (docker tarball and
+// push), the bytes each adds to the base, --components compute, three drivers
+// in one build, the launcher, where the time goes and the physical floor, and
+// writes a table (stdout), bench/results/latest.json, bench/results/chart.svg
+// and bench/results/latest.md. A benchmark, not a test: it never fails on a
+// number. hack/bench.sh (make bench) runs it as root.
+//
+//	go run ./bench/build [-runs 3]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gpuimg/gpuimg/drivers"
+	"github.com/gpuimg/gpuimg/internal/standin"
+)
+
+// Stand-in driver versions: not in gpuimg's catalog, so a single-driver
+// build pins the download with --sha256 like any unlisted version.
+var versions = []string{"999.10.01", "999.20.01", "999.30.01"}
+
+type config struct {
+	runs      int
+	bin       string
+	buildkitd string
+	baseDir   string
+	work      string
+	results   string
+	payload   string
+}
+
+func main() {
+	def := 3
+	if s := os.Getenv("BENCH_RUNS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: BENCH_RUNS=%q is not a positive number: use e.g. BENCH_RUNS=1\n", s)
+			os.Exit(2)
+		}
+		def = n
+	}
+	var cfg config
+	flag.IntVar(&cfg.runs, "runs", def, "cold+warm runs per side (default $BENCH_RUNS, else 3)")
+	flag.StringVar(&cfg.bin, "bin", "bin/gpuimg", "the gpuimg binary to measure")
+	flag.StringVar(&cfg.buildkitd, "buildkitd", envOr("GPUIMG_BUILDKITD", "bin/buildkitd"), "buildkitd binary")
+	flag.StringVar(&cfg.baseDir, "base", envOr("GPUIMG_TEST_BASE", ".cache/base/debian-bookworm"), "the Debian base's OCI layout")
+	flag.StringVar(&cfg.work, "work", ".cache/bench", "scratch directory (outputs, floor)")
+	flag.StringVar(&cfg.results, "results", "bench/results", "where latest.json, latest.md and chart.svg go")
+	// gzip: the generator's default. NVIDIA's own packages use xz, but the
+	// pure-Go xz writer takes over half an hour per realistic stand-in here.
+	flag.StringVar(&cfg.payload, "payload", "gzip", "the stand-in's payload compression: gzip, xz or zstd")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench %s: "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// bench holds the running environment.
+type bench struct {
+	cfg      config
+	bk       *daemon
+	reg      string // registry host:port
+	files    string // file server host:port
+	baseRef  string
+	runs     map[string]string // version -> local .run path (served)
+	sums     map[string]string // version -> sha256
+	baseLays map[string]bool
+	out      string // outputs directory
+}
+
+func run(ctx context.Context, cfg config) error {
+	if os.Geteuid() != 0 {
+		return errors.New("buildkitd runs as root here: run `sudo make bench`")
+	}
+	for _, p := range []*string{&cfg.bin, &cfg.buildkitd, &cfg.baseDir, &cfg.work, &cfg.results} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
+	res := &Results{
+		Date: time.Now().UTC().Format(time.RFC3339), Runs: cfg.runs, Machine: machine(),
+		Payload: cfg.payload,
+	}
+	b := &bench{cfg: cfg, runs: map[string]string{}, sums: map[string]string{}, out: filepath.Join(cfg.work, "out")}
+	serveDir := filepath.Join(cfg.work, "serve")
+	for _, v := range versions {
+		progress("stand-in %s (realistic, %s payload; generated once into .cache/standin)", v, cfg.payload)
+		path, err := standin.Cached(standin.Options{Version: v, Compression: cfg.payload, Scale: standin.ScaleRealistic})
+		if err != nil {
+			return err
+		}
+		served := filepath.Join(serveDir, filepath.Base(path))
+		if err := linkOrCopy(path, served); err != nil {
+			return err
+		}
+		sum, _, err := drivers.FileSHA256(served)
+		if err != nil {
+			return err
+		}
+		b.runs[v], b.sums[v] = served, sum
+	}
+	res.RunBytes = fileSize(b.runs[versions[0]])
+	var stopFiles, stopReg func()
+	var err error
+	if b.files, stopFiles, err = serve(http.FileServer(http.Dir(serveDir))); err != nil {
+		return err
+	}
+	defer stopFiles()
+	if b.reg, stopReg, err = startRegistry(); err != nil {
+		return err
+	}
+	defer stopReg()
+	b.baseRef = b.reg + "/debian:bookworm"
+	baseImg, err := pushBase(cfg.baseDir, b.baseRef)
+	if err != nil {
+		return err
+	}
+	if b.baseLays, err = layerSet(baseImg); err != nil {
+		return err
+	}
+	progress("starting a private buildkitd")
+	if b.bk, err = startBuildkitd(cfg.buildkitd); err != nil {
+		return err
+	}
+	defer b.bk.stop()
+	if err := os.MkdirAll(b.out, 0o755); err != nil {
+		return err
+	}
+	if err := b.sides(ctx, res); err != nil {
+		return err
+	}
+	if err := b.components(ctx, res); err != nil {
+		return err
+	}
+	if err := b.multi(ctx, res); err != nil {
+		return err
+	}
+	if err := b.floor(ctx, res); err != nil {
+		return err
+	}
+	if err := launcher(ctx, cfg.bin, res); err != nil {
+		return err
+	}
+	res.Machine.LoadAfter = loadavg()
+	res.finish()
+	return res.write(cfg.results)
+}
+
+// Sides measured head to head.
+const (
+	sideRecipe = "recipe"
+	sideGzip   = "gpuimg"
+	sideZstd   = "gpuimg-zstd"
+)
+
+// sides runs cold (pruned) then warm (unchanged) builds of each side,
+// rotating the order every round so drift hits all of them.
+func (b *bench) sides(ctx context.Context, res *Results) error {
+	order := []string{sideRecipe, sideGzip, sideZstd}
+	v := versions[0]
+	for round := 0; round < b.cfg.runs; round++ {
+		for k := range order {
+			side := order[(k+round)%len(order)]
+			for _, kind := range []string{"cold", "warm"} {
+				if kind == "cold" {
+					if err := b.bk.prune(ctx); err != nil {
+						return err
+					}
+				}
+				r, err := b.build(ctx, side, v, kind)
+				if err != nil {
+					return err
+				}
+				progress("round %d/%d %-11s %s %6.1f s", round+1, b.cfg.runs, side, kind, r.Seconds)
+				res.Builds = append(res.Builds, r)
+			}
+		}
+	}
+	for _, side := range order {
+		img, err := remoteImage(b.pushRef(side, v))
+		if err != nil {
+			return fmt.Errorf("read the pushed %s image: %w", side, err)
+		}
+		added, n, err := addedBytes(img, b.baseLays)
+		if err != nil {
+			return err
+		}
+		res.Added = append(res.Added, Added{Side: side, Bytes: added, Layers: n, TarBytes: fileSize(b.tarPath(side, v))})
+	}
+	return nil
+}
+
+func (b *bench) pushRef(side, v string) string { return b.reg + "/" + side + ":" + v }
+func (b *bench) tarPath(side, v string) string {
+	return filepath.Join(b.out, side+"-"+v+".tar")
+}
+
+// build runs one side's build of driver v and times it.
+func (b *bench) build(ctx context.Context, side, v, kind string) (Run, error) {
+	r := Run{Side: side, Kind: kind}
+	var log *statusLog
+	var err error
+	switch side {
+	case sideRecipe:
+		dir := filepath.Join(b.cfg.work, "recipe")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return r, err
+		}
+		runName := filepath.Base(b.runs[v])
+		df := recipeDockerfile(b.baseRef, "http://"+b.files+"/"+runName, runName)
+		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+			return r, err
+		}
+		r.Seconds, err = timed(func() error {
+			log, err = solveRecipe(ctx, b.bk.addr, dir, b.tarPath(side, v), b.pushRef(side, v))
+			return err
+		})
+	default:
+		args := b.gpuimgArgs(side, v)
+		r.Seconds, err = timed(func() error {
+			log, _, err = runGpuimg(ctx, b.cfg.bin, args...)
+			return err
+		})
+	}
+	if err != nil {
+		return r, err
+	}
+	r.Steps = log.steps()
+	return r, nil
+}
+
+// gpuimgArgs is a single-driver build the way a user pins an unlisted
+// version: downloaded by BuildKit from the mirror, checked against --sha256,
+// with an empty driver cache (no local reuse).
+func (b *bench) gpuimgArgs(side, v string) []string {
+	args := []string{"build", "--addr", b.bk.addr, "--driver", v,
+		"--mirror", "http://" + b.files + "/{file}", "--sha256", b.sums[v],
+		"--cache-dir", filepath.Join(b.cfg.work, "empty-driver-cache"),
+		"--base", b.baseRef, "-t", b.pushRef(side, v), "--push",
+		"--output", "type=docker,dest=" + b.tarPath(side, v)}
+	if side == sideZstd {
+		args = append(args, "--compression", "zstd")
+	}
+	return args
+}
+
+// components measures what --components compute adds (the .manifest must be
+// local, so the .run is passed with --driver-file).
+func (b *bench) components(ctx context.Context, res *Results) error {
+	v := versions[0]
+	ref := b.reg + "/gpuimg-compute:" + v
+	progress("--components compute")
+	secs, err := timed(func() error {
+		_, _, err := runGpuimg(ctx, b.cfg.bin, "build", "--addr", b.bk.addr, "--driver", v,
+			"--driver-file", b.runs[v], "--sha256", b.sums[v], "--components", "compute",
+			"--base", b.baseRef, "-t", ref, "--push")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	img, err := remoteImage(ref)
+	if err != nil {
+		return err
+	}
+	added, n, err := addedBytes(img, b.baseLays)
+	if err != nil {
+		return err
+	}
+	res.Added = append(res.Added, Added{Side: "gpuimg-compute", Bytes: added, Layers: n})
+	res.ComputeSeconds = secs
+	return nil
+}
+
+// multi compares three drivers in one gpuimg build with one driver and with
+// three sequential builds, all cold, from copies imported into gpuimg's
+// driver cache (one --sha256 cannot pin three unlisted versions, so these
+// builds pass --allow-unverified; the files are the same stand-ins).
+func (b *bench) multi(ctx context.Context, res *Results) error {
+	cache := filepath.Join(b.cfg.work, "driver-cache")
+	_ = os.RemoveAll(cache)
+	for _, v := range versions {
+		if _, _, err := runGpuimgPlain(ctx, b.cfg.bin, "drivers", "import", b.runs[v], "--sha256", b.sums[v], "--cache-dir", cache); err != nil {
+			return err
+		}
+	}
+	build := func(drv string) error {
+		_, _, err := runGpuimg(ctx, b.cfg.bin, "build", "--addr", b.bk.addr, "--driver", drv,
+			"--cache-dir", cache, "--allow-unverified", "--base", b.baseRef,
+			"-t", b.reg+"/multi:{driver}", "--push",
+			"--output", "type=docker,dest="+filepath.Join(b.out, "multi-{driver}.tar"))
+		return err
+	}
+	m := &Multi{}
+	var err error
+	if err = b.bk.prune(ctx); err != nil {
+		return err
+	}
+	if m.OneSeconds, err = timed(func() error { return build(versions[0]) }); err != nil {
+		return err
+	}
+	progress("one driver (imported)        %6.1f s", m.OneSeconds)
+	if err = b.bk.prune(ctx); err != nil {
+		return err
+	}
+	if m.ThreeInOneSeconds, err = timed(func() error { return build(strings.Join(versions, ",")) }); err != nil {
+		return err
+	}
+	progress("three drivers in one build   %6.1f s", m.ThreeInOneSeconds)
+	if err = b.bk.prune(ctx); err != nil {
+		return err
+	}
+	if m.ThreeSequentialSeconds, err = timed(func() error {
+		for _, v := range versions {
+			if err := build(v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	progress("three sequential builds      %6.1f s", m.ThreeSequentialSeconds)
+	res.Multi = m
+	return nil
+}
+
+// runGpuimgPlain runs a gpuimg command that is not a build.
+func runGpuimgPlain(ctx context.Context, bin string, args ...string) ([]byte, []byte, error) {
+	var stdout, stderr strings.Builder
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, nil, fmt.Errorf("gpuimg %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return []byte(stdout.String()), []byte(stderr.String()), nil
+}
+
+// machine describes where the numbers were taken.
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
+			m.MemoryGiB = float64(kb) / (1 << 20)
+		}
+	}
+	if data, err := os.ReadFile("/etc/os-release"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+				m.OS = strings.Trim(v, `"`)
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(data))
+	}
+	m.LoadBefore = loadavg()
+	return m
+}
+
+// prettyJSON is used by the report for the results file.
+func prettyJSON(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
+
+// loadavg is the 1, 5 and 15 minute load averages.
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Results is everything one benchmark run measured (bench/results/latest.json).
+type Results struct {
+	Date     string  `json:"date"`
+	Runs     int     `json:"runs"`
+	Machine  Machine `json:"machine"`
+	Payload  string  `json:"payload_compression"`
+	RunBytes int64   `json:"run_bytes"`
+
+	Builds         []Run     `json:"builds"`
+	Summary        []Summary `json:"summary"`
+	Added          []Added   `json:"added"`
+	ComputeSeconds float64   `json:"compute_build_seconds"`
+	Multi          *Multi    `json:"multi,omitempty"`
+	Floor          *Floor    `json:"floor,omitempty"`
+	Launcher       []Launch  `json:"launcher"`
+	Targets        []Target  `json:"targets"`
+}
+
+// Machine is where the numbers were taken.
+type Machine struct {
+	CPU       string  `json:"cpu"`
+	CPUs      int     `json:"cpus"`
+	MemoryGiB float64 `json:"memory_gib"`
+	OS        string  `json:"os"`
+	Kernel    string  `json:"kernel"`
+	GoVersion string  `json:"go"`
+	// LoadBefore and LoadAfter are /proc/loadavg around the run: other work
+	// on the machine slows both sides and widens the min–max spread.
+	LoadBefore string `json:"loadavg_before"`
+	LoadAfter  string `json:"loadavg_after"`
+}
+
+// Summary is one side's cold or warm times over the runs.
+type Summary struct {
+	Side   string  `json:"side"`
+	Kind   string  `json:"kind"`
+	Median float64 `json:"median_seconds"`
+	Min    float64 `json:"min_seconds"`
+	Max    float64 `json:"max_seconds"`
+	// Ratio is the median over the recipe's median of the same kind.
+	Ratio float64 `json:"ratio_to_recipe"`
+}
+
+// Added is what one image adds to the base, from its manifest.
+type Added struct {
+	Side     string `json:"side"`
+	Bytes    int64  `json:"bytes"`
+	Layers   int    `json:"layers"`
+	TarBytes int64  `json:"docker_tarball_bytes,omitempty"`
+}
+
+// Multi is three drivers in one build against one driver and three builds.
+type Multi struct {
+	OneSeconds             float64 `json:"one_driver_seconds"`
+	ThreeInOneSeconds      float64 `json:"three_in_one_build_seconds"`
+	ThreeSequentialSeconds float64 `json:"three_sequential_builds_seconds"`
+}
+
+// Launch is one launcher command's whole-process latency (bench/launcher).
+type Launch struct {
+	Command  string  `json:"command"`
+	MedianMS float64 `json:"median_ms"`
+	MinMS    float64 `json:"min_ms"`
+	P90MS    float64 `json:"p90_ms"`
+}
+
+// Target is one of the issue's targets and whether this run met it.
+type Target struct {
+	What  string  `json:"what"`
+	Limit string  `json:"limit"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Met   bool    `json:"met"`
+}
+
+func (r *Results) summary(side, kind string) Summary {
+	for _, s := range r.Summary {
+		if s.Side == side && s.Kind == kind {
+			return s
+		}
+	}
+	return Summary{}
+}
+
+func (r *Results) added(side string) Added {
+	for _, a := range r.Added {
+		if a.Side == side {
+			return a
+		}
+	}
+	return Added{}
+}
+
+// finish computes the summaries, ratios and targets.
+func (r *Results) finish() {
+	for _, kind := range []string{"cold", "warm"} {
+		for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
+			var xs []float64
+			for _, b := range r.Builds {
+				if b.Side == side && b.Kind == kind {
+					xs = append(xs, b.Seconds)
+				}
+			}
+			if len(xs) == 0 {
+				continue
+			}
+			sort.Float64s(xs)
+			r.Summary = append(r.Summary, Summary{Side: side, Kind: kind, Median: median(xs), Min: xs[0], Max: xs[len(xs)-1]})
+		}
+	}
+	for i := range r.Summary {
+		if base := r.summary(sideRecipe, r.Summary[i].Kind).Median; base > 0 {
+			r.Summary[i].Ratio = r.Summary[i].Median / base
+		}
+	}
+	target := func(what, limit string, value float64, unit string, met bool) {
+		r.Targets = append(r.Targets, Target{What: what, Limit: limit, Value: value, Unit: unit, Met: met})
+	}
+	cg, cz, w := r.summary(sideGzip, "cold").Ratio, r.summary(sideZstd, "cold").Ratio, r.summary(sideGzip, "warm").Ratio
+	target("cold build, gzip layers (ratio to the recipe)", "<= 0.75x", cg, "x", cg <= 0.75)
+	target("cold build, --compression zstd (ratio to the recipe)", "<= 0.30x", cz, "x", cz <= 0.30)
+	target("unchanged rebuild (ratio to the recipe's rebuild)", "<= 0.80x", w, "x", w <= 0.80)
+	if r.Floor != nil {
+		const mb = 1 << 20
+		g, z := r.added(sideGzip).Bytes, r.added(sideZstd).Bytes
+		target("bytes added, gzip (minus the files' own gzip -6 size)", "<= 1 MB", float64(g-r.Floor.Gzip6Bytes)/mb, "MB", g <= r.Floor.Gzip6Bytes+mb)
+		target("bytes added, zstd (minus the files' own zstd -3 size)", "<= 1 MB", float64(z-r.Floor.Zstd3Bytes)/mb, "MB", z <= r.Floor.Zstd3Bytes+mb)
+		rec := r.summary(sideRecipe, "cold").Median
+		if rec > 0 {
+			r.Floor.GzipFloorRatio = r.Floor.GzipFloor / rec
+			r.Floor.ZstdFloorRatio = r.Floor.ZstdFloor / rec
+		}
+	}
+	if full := r.added(sideGzip).Bytes; full > 0 {
+		c := float64(r.added("gpuimg-compute").Bytes) / float64(full)
+		target("--components compute bytes (ratio to all components)", "<= 0.60x", c, "x", c <= 0.60)
+	}
+	if m := r.Multi; m != nil && m.OneSeconds > 0 {
+		x := m.ThreeInOneSeconds / m.OneSeconds
+		target("three drivers in one build (ratio to one driver)", "<= 2.2x", x, "x", x <= 2.2)
+	}
+	for _, l := range r.Launcher {
+		if strings.HasPrefix(l.Command, "flags") || strings.HasPrefix(l.Command, "host") {
+			target("launcher: gpuimg "+l.Command, "<= 15 ms", l.MedianMS, "ms", l.MedianMS <= 15)
+		}
+	}
+}
+
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// write prints the table and writes latest.json, latest.md and chart.svg
+// (each to a temporary name, then renamed).
+func (r *Results) write(dir string) error {
+	var table bytes.Buffer
+	r.table(&table)
+	os.Stdout.Write(table.Bytes())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := prettyJSON(r)
+	if err != nil {
+		return err
+	}
+	md := "# Latest `make bench` run\n\n```\n" + table.String() + "```\n"
+	for name, data := range map[string][]byte{
+		"latest.json": append(js, '\n'),
+		"latest.md":   []byte(md),
+		"chart.svg":   []byte(r.chart()),
+	} {
+		if err := writeAtomic(filepath.Join(dir, name), data); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s/{latest.json,latest.md,chart.svg}\n", dir)
+	return nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+const mib = 1 << 20
+
+func (r *Results) table(w io.Writer) {
+	m := r.Machine
+	fmt.Fprintf(w, "gpuimg build vs the classic Dockerfile recipe — %s\n", r.Date)
+	fmt.Fprintf(w, "machine: %s, %d CPUs, %.0f GiB, %s, kernel %s\n", m.CPU, m.CPUs, m.MemoryGiB, m.OS, m.Kernel)
+	fmt.Fprintf(w, "load average before: %s, after: %s\n", m.LoadBefore, m.LoadAfter)
+	fmt.Fprintf(w, "stand-in .run: %.1f MB (%s payload), %d run(s) per side, cold = builder cache pruned\n\n", float64(r.RunBytes)/mib, r.Payload, r.Runs)
+	fmt.Fprintf(w, "%-34s %9s %9s %9s %8s\n", "build (docker tarball + push)", "median s", "min s", "max s", "ratio")
+	for _, kind := range []string{"cold", "warm"} {
+		for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
+			s := r.summary(side, kind)
+			if s.Side == "" {
+				continue
+			}
+			label := kind + "  " + map[string]string{sideRecipe: "classic recipe", sideGzip: "gpuimg (gzip)", sideZstd: "gpuimg --compression zstd"}[side]
+			fmt.Fprintf(w, "%-34s %9.1f %9.1f %9.1f %7.2fx\n", label, s.Median, s.Min, s.Max, s.Ratio)
+		}
+	}
+	fmt.Fprintf(w, "\n%-34s %12s %8s %8s\n", "bytes added to the base", "MB", "layers", "ratio")
+	rec := float64(r.added(sideRecipe).Bytes)
+	for _, a := range r.Added {
+		fmt.Fprintf(w, "%-34s %12.1f %8d %7.2fx\n", a.Side, float64(a.Bytes)/mib, a.Layers, float64(a.Bytes)/rec)
+	}
+	if f := r.Floor; f != nil {
+		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: gzip -6 of layer tar", float64(f.Gzip6Bytes)/mib)
+		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: zstd -3 of layer tar", float64(f.Zstd3Bytes)/mib)
+		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: uncompressed tar", float64(f.LayerTarBytes)/mib)
+	}
+	if mu := r.Multi; mu != nil {
+		fmt.Fprintf(w, "\n%-34s %9s %8s\n", "three drivers (cold, 1 run)", "s", "ratio")
+		fmt.Fprintf(w, "%-34s %9.1f %7.2fx\n", "one driver", mu.OneSeconds, 1.0)
+		fmt.Fprintf(w, "%-34s %9.1f %7.2fx\n", "three in one gpuimg build", mu.ThreeInOneSeconds, mu.ThreeInOneSeconds/mu.OneSeconds)
+		fmt.Fprintf(w, "%-34s %9.1f %7.2fx\n", "three sequential gpuimg builds", mu.ThreeSequentialSeconds, mu.ThreeSequentialSeconds/mu.OneSeconds)
+	}
+	if f := r.Floor; f != nil {
+		fmt.Fprintf(w, "\n%-34s %9s %8s\n", "floor on this machine", "s", "ratio")
+		fmt.Fprintf(w, "%-34s %9.1f\n", "unpack payload ("+strings.Fields(f.UnpackCommand)[5]+" -dc | tar x)", f.UnpackSeconds)
+		fmt.Fprintf(w, "%-34s %9.1f\n", "gzip -6 of the installed files", f.Gzip6Seconds)
+		fmt.Fprintf(w, "%-34s %9.1f\n", "gzip -1 of the installed files", f.Gzip1Seconds)
+		fmt.Fprintf(w, "%-34s %9.1f\n", "zstd -3 -T2 of the installed files", f.Zstd3Seconds)
+		fmt.Fprintf(w, "%-34s %9.1f %7.2fx\n", "floor, gzip (unpack + gzip -6)", f.GzipFloor, f.GzipFloorRatio)
+		fmt.Fprintf(w, "%-34s %9.1f %7.2fx\n", "floor, zstd (unpack + zstd -3)", f.ZstdFloor, f.ZstdFloorRatio)
+	}
+	if len(r.Launcher) > 0 {
+		fmt.Fprintf(w, "\n%-50s %9s %9s %9s\n", "launcher (8-GPU fixture, whole process)", "median ms", "min ms", "p90 ms")
+		for _, l := range r.Launcher {
+			fmt.Fprintf(w, "%-50s %9.2f %9.2f %9.2f\n", "gpuimg "+l.Command, l.MedianMS, l.MinMS, l.P90MS)
+		}
+	}
+	fmt.Fprintf(w, "\nwhere the time goes (first cold run of each side; steps >= 0.5 s)\n")
+	for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
+		for _, b := range r.Builds {
+			if b.Side != side || b.Kind != "cold" {
+				continue
+			}
+			fmt.Fprintf(w, "  %s, %.1f s total\n", side, b.Seconds)
+			for _, s := range b.Steps {
+				if s.Seconds < 0.5 {
+					continue
+				}
+				indent := "    "
+				if s.Sub {
+					indent = "        "
+				}
+				fmt.Fprintf(w, "%s%6.1f s  %s\n", indent, s.Seconds, truncate(s.Name, 90))
+			}
+			break
+		}
+	}
+	fmt.Fprintf(w, "\ntargets\n")
+	for _, t := range r.Targets {
+		verdict := "met"
+		if !t.Met {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(w, "  %-58s %8.2f %-2s (%s) %s\n", t.What, t.Value, t.Unit, t.Limit, verdict)
+	}
+}
+
+func truncate(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+// launcherLine matches bench/launcher's result lines.
+var launcherLine = regexp.MustCompile(`^\s+\[(.*?)\]\s+median\s+([\d.]+) ms\s+min\s+([\d.]+) ms\s+p90\s+([\d.]+) ms`)
+
+// launcher runs bench/launcher (the launch engineer's harness) on bin and
+// keeps its figures.
+func launcher(ctx context.Context, bin string, res *Results) error {
+	progress("launcher (bench/launcher)")
+	cmd := exec.CommandContext(ctx, "go", "run", "./bench/launcher", "-bin", bin, "-runs", "50")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("go run ./bench/launcher: %w\n%s", err, stderr.String())
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if m := launcherLine.FindStringSubmatch(line); m != nil {
+			res.Launcher = append(res.Launcher, Launch{Command: m[1], MedianMS: parseFloat(m[2]), MinMS: parseFloat(m[3]), P90MS: parseFloat(m[4])})
+		}
+	}
+	if len(res.Launcher) == 0 {
+		return fmt.Errorf("bench/launcher printed no result lines:\n%s", out)
+	}
+	return nil
+}
