@@ -263,6 +263,23 @@ func TestFetchCatalogChecksum(t *testing.T) {
 	if p, err := FindCached(cache, MustParseVersion("999.1.01"), ArchX86_64, ""); err != nil || p != run.Path {
 		t.Errorf("FindCached = %q, %v", p, err)
 	}
+
+	// A mirror serving other bytes, or more of them, fails the catalog's pins.
+	s.mu.Lock()
+	s.files["NVIDIA-Linux-x86_64-999.1.01.run"] = append(append([]byte{}, data...), '\n')
+	s.mu.Unlock()
+	_, err = FetchRun(context.Background(), testOptions(s, "999.1.01", "", t.TempDir()))
+	if !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "the catalog says") {
+		t.Errorf("a longer file: %v", err)
+	}
+	s.setMode("flip")
+	s.mu.Lock()
+	s.files["NVIDIA-Linux-x86_64-999.1.01.run"] = data
+	s.mu.Unlock()
+	_, err = FetchRun(context.Background(), testOptions(s, "999.1.01", "", t.TempDir()))
+	if !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "from catalog") {
+		t.Errorf("a flipped byte: %v", err)
+	}
 }
 
 func TestFetchFailures(t *testing.T) {
