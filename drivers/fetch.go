@@ -204,6 +204,15 @@ func newHTTPClient(stall time.Duration) *http.Client {
 
 func (f *fetcher) verified() bool { return f.wantSHA != "" }
 
+// knownSize is the catalog's size when the catalog's checksum is the one in
+// force, else -1.
+func (f *fetcher) knownSize() int64 {
+	if f.inCat && f.verifiedBy == VerifiedByCatalog {
+		return f.pkg.Size
+	}
+	return -1
+}
+
 func (f *fetcher) checksumNote() string {
 	if f.verified() {
 		return "sha256 " + f.wantSHA
@@ -230,11 +239,7 @@ func (f *fetcher) runAt(path, sha string, size int64, source string) Run {
 
 func (f *fetcher) fromCache() (Run, bool) {
 	if f.verified() {
-		size := int64(-1)
-		if f.inCat && f.verifiedBy == VerifiedByCatalog {
-			size = f.pkg.Size
-		}
-		if p, ok := cachedBySHA(f.dir, f.wantSHA, f.file, size); ok && CheckRunFile(p, f.opts.Version, f.opts.Arch) == nil {
+		if p, ok := cachedBySHA(f.dir, f.wantSHA, f.file, f.knownSize()); ok && CheckRunFile(p, f.opts.Version, f.opts.Arch) == nil {
 			st, _ := os.Stat(p)
 			return f.runAt(p, f.wantSHA, st.Size(), "cache"), true
 		}
@@ -306,14 +311,13 @@ func (f *fetcher) download(ctx context.Context) (Run, error) {
 			return f.runAt(path, sha, size, u), nil
 		}
 		if ctx.Err() != nil {
+			if !f.verified() {
+				return Run{}, fmt.Errorf("fetch %s: %w", f.file, context.Cause(ctx))
+			}
 			return Run{}, fmt.Errorf("fetch %s: %w (the partial download is kept; run the command again to resume)", f.file, context.Cause(ctx))
 		}
 		removeIfEmpty(part)
 		failures = append(failures, err)
-		var status *errHTTPStatus
-		if !errors.As(err, &status) {
-			fmt.Fprintf(f.opts.Progress, "%v\n", err)
-		}
 	}
 	hint := "check the version and --arch, or name another --mirror"
 	if fileExists(part) {
@@ -350,8 +354,8 @@ func removeIfEmpty(p string) {
 func (f *fetcher) checkDownloaded(part, sha string, size int64) error {
 	var err error
 	switch {
-	case f.inCat && f.verifiedBy == VerifiedByCatalog && size != f.pkg.Size:
-		err = fmt.Errorf("%w: %s is %d bytes, the catalog says %d", ErrChecksumMismatch, f.file, size, f.pkg.Size)
+	case f.knownSize() >= 0 && size != f.knownSize():
+		err = fmt.Errorf("%w: %s is %d bytes, the catalog says %d", ErrChecksumMismatch, f.file, size, f.knownSize())
 	case f.verified() && sha != f.wantSHA:
 		err = fmt.Errorf("%w: %s has sha256 %s, want %s (from %s): the mirror served a damaged or different file", ErrChecksumMismatch, f.file, sha, f.wantSHA, f.verifiedBy)
 	default:
@@ -369,7 +373,7 @@ func (f *fetcher) downloadURL(ctx context.Context, u, part string) (string, int6
 	var lastErr error
 	for attempt := 1; attempt <= f.opts.Attempts; attempt++ {
 		if attempt > 1 {
-			fmt.Fprintf(f.opts.Progress, "%s interrupted (%v); resuming, attempt %d of %d\n", f.file, lastErr, attempt, f.opts.Attempts)
+			fmt.Fprintf(f.opts.Progress, "%v; retrying (attempt %d of %d)\n", lastErr, attempt, f.opts.Attempts)
 			select {
 			case <-ctx.Done():
 				return "", 0, context.Cause(ctx)
@@ -386,7 +390,7 @@ func (f *fetcher) downloadURL(ctx context.Context, u, part string) (string, int6
 			return "", 0, err
 		}
 	}
-	return "", 0, fmt.Errorf("%s: %w", u, lastErr)
+	return "", 0, lastErr // it names the URL
 }
 
 // downloadAttempt makes one request, appending to what part already holds.
@@ -401,14 +405,13 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	if err != nil {
 		return "", 0, fmt.Errorf("read the partial download: %w", err)
 	}
-	if f.inCat && have > f.pkg.Size {
+	if want := f.knownSize(); want >= 0 && have > want {
 		if err := restart(out, h); err != nil {
 			return "", 0, err
 		}
 		have = 0
-	}
-	if f.inCat && have == f.pkg.Size {
-		return hex.EncodeToString(h.Sum(nil)), have, nil
+	} else if have > 0 && have == want {
+		return hex.EncodeToString(h.Sum(nil)), have, nil // complete; a crash came before the rename
 	}
 
 	reqCtx, cancel := context.WithCancelCause(ctx)
@@ -423,7 +426,7 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return "", 0, explainStall(reqCtx, fmt.Errorf("%s: %w", u, err), f.opts.StallTimeout)
+		return "", 0, explainStall(reqCtx, err, f.opts.StallTimeout) // a *url.Error names the URL
 	}
 	defer resp.Body.Close()
 	switch {
@@ -452,8 +455,8 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	total := int64(-1)
 	if resp.ContentLength >= 0 {
 		total = have + resp.ContentLength
-	} else if f.inCat {
-		total = f.pkg.Size
+	} else {
+		total = f.knownSize()
 	}
 	bar := newProgress(f.opts.Progress, f.opts.ProgressBar, f.file, u, have, total)
 	body := newStallReader(resp.Body, f.opts.StallTimeout, cancel)
