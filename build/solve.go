@@ -753,7 +753,7 @@ func (o *Options) buildFunc(p *plan, j *job, cacheImports []gateway.CacheOptions
 			}
 			spec := llb.Spec{
 				Driver: in.Version, Platform: pl, Base: base, Source: in.Source,
-				Components: p.components, Prune: j.prune[i], Epoch: p.epoch.Unix(),
+				Components: p.components, Prune: j.prune[i], Epoch: p.epoch.Unix(), Verified: in.Verified,
 			}
 			planned, err := llb.Build(spec)
 			if err != nil {

@@ -3,6 +3,7 @@ package llb
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,6 +99,9 @@ func TestInstallStepIsIsolated(t *testing.T) {
 	env := strings.Join(ex.Meta.Env, "\n")
 	if !strings.Contains(env, "PATH="+ToolsDir+":") || !strings.Contains(env, "TMPDIR="+TmpDir) {
 		t.Errorf("env lacks the stub PATH or TMPDIR:\n%s", env)
+	}
+	if strings.Contains(env, "SETUP_NOCHECK") {
+		t.Error("an unverified .run must keep the stub's own integrity check")
 	}
 	if op.Platform == nil || op.Platform.Architecture != "amd64" {
 		t.Errorf("exec platform = %v", op.Platform)
@@ -304,4 +308,17 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestVerifiedSkipsTheStubsSelfCheck(t *testing.T) {
+	spec := testSpec(t, "580.159.04")
+	spec.Verified = true
+	plan, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	execs := decode(t, plan.Result, spec.Platform).execs()
+	if len(execs) != 1 || !slices.Contains(execs[0].GetExec().Meta.Env, "SETUP_NOCHECK=1") {
+		t.Errorf("a sha256-verified .run needs no second CRC/MD5 pass: env %v", execs[0].GetExec().Meta.Env)
+	}
 }
