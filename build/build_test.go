@@ -198,6 +198,7 @@ func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
 		"not in catalog":     {Options{Drivers: []string{"999.1.01"}}, "not in gpuimg's catalog"},
 		"bad tag":            {Options{DriverFile: run, SHA256: sum, Tags: []string{"UPPER:x"}}, "image name"},
 		"bad cache-to":       {Options{DriverFile: run, SHA256: sum, CacheTo: []string{"dest=x"}}, "--cache-to"},
+		"unwritable dest":    {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker,dest=/proc/gpuimg/x.tar"}}, "destination /proc/gpuimg/x.tar"},
 		"emit two":           {Options{Drivers: []string{"470.256.02"}, Platforms: []string{"linux/amd64,linux/arm64"}, Emit: "llb", Tags: []string{"x:{arch}"}}, "one image"},
 	} {
 		tc.o.Base = base

@@ -87,6 +87,21 @@ func expand(s, driver, arch string) string {
 	return strings.NewReplacer("{driver}", driver, "{arch}", arch).Replace(s)
 }
 
+// checkWritable refuses, before any build starts, a destination whose
+// directory cannot be created or written.
+func checkWritable(dest string) error {
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("destination %s: cannot create its directory: %w", dest, err)
+	}
+	probe, err := os.CreateTemp(parent, ".gpuimg-probe-")
+	if err != nil {
+		return fmt.Errorf("destination %s is not writable: %w", dest, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}
+
 // pendingDest is a destination being written under a temporary name; commit
 // renames it into place, discard removes it. Nothing half-written is ever
 // left at the destination.

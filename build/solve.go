@@ -288,6 +288,9 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 						return nil, fmt.Errorf("--output dest=%s is written by more than one image: add {driver} (and {arch}) to it", out.Dest)
 					}
 					dests[pe.dest] = true
+					if err := checkWritable(pe.dest); err != nil {
+						return nil, err
+					}
 				}
 				o.compressionAttrs(pe)
 				j.exports = append(j.exports, pe)
