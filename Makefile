@@ -49,6 +49,9 @@ fuzz: ## run each fuzz target briefly
 	$(GO) test -run='^$$' -fuzz=FuzzParseVersion -fuzztime=$(FUZZTIME) ./drivers
 	$(GO) test -run='^$$' -fuzz=FuzzReadHeader -fuzztime=$(FUZZTIME) ./drivers
 	$(GO) test -run='^$$' -fuzz=FuzzParseManifest -fuzztime=$(FUZZTIME) ./drivers
+	$(GO) test -run='^$$' -fuzz=FuzzParseProcVersion -fuzztime=$(FUZZTIME) ./host
+	$(GO) test -run='^$$' -fuzz=FuzzNormalizeBusID -fuzztime=$(FUZZTIME) ./host
+	$(GO) test -run='^$$' -fuzz=FuzzSelect -fuzztime=$(FUZZTIME) ./launch
 
 bench: deps build buildkitd base ## benchmarks against the classic Dockerfile recipe (prints ratios)
 	@hack/bench.sh
