@@ -41,9 +41,17 @@ func (o *Options) Address() string {
 	return DefaultAddr
 }
 
+// builderInfo is what the build needs to know about the builder's workers.
+type builderInfo struct {
+	platforms []ocispecs.Platform
+	// storesImages is false for OCI workers: a type=image export without
+	// push=true leaves nothing behind there.
+	storesImages bool
+}
+
 // connect dials the builder and proves it answers (ListWorkers) within the
-// connect timeout; it returns the workers' platforms for the platform check.
-func (o *Options) connect(ctx context.Context) (*client.Client, []ocispecs.Platform, error) {
+// connect timeout; it returns what the workers can run and keep.
+func (o *Options) connect(ctx context.Context) (*client.Client, builderInfo, error) {
 	addr := o.Address()
 	var opts []client.ClientOpt
 	if o.TLSCACert != "" {
@@ -55,7 +63,7 @@ func (o *Options) connect(ctx context.Context) (*client.Client, []ocispecs.Platf
 	}
 	if o.TLSCert != "" || o.TLSKey != "" {
 		if o.TLSCert == "" || o.TLSKey == "" {
-			return nil, nil, errors.New("--tlscert and --tlskey go together: pass both for mutual TLS")
+			return nil, builderInfo{}, errors.New("--tlscert and --tlskey go together: pass both for mutual TLS")
 		}
 		opts = append(opts, client.WithCredentials(o.TLSCert, o.TLSKey))
 	}
@@ -65,7 +73,7 @@ func (o *Options) connect(ctx context.Context) (*client.Client, []ocispecs.Platf
 	}
 	c, err := client.New(ctx, addr, opts...)
 	if err != nil {
-		return nil, nil, unreachable(addr, err)
+		return nil, builderInfo{}, unreachable(addr, err)
 	}
 	probeCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -73,19 +81,22 @@ func (o *Options) connect(ctx context.Context) (*client.Client, []ocispecs.Platf
 	if err != nil {
 		c.Close()
 		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
+			return nil, builderInfo{}, ctx.Err()
 		}
-		return nil, nil, unreachable(addr, err)
+		return nil, builderInfo{}, unreachable(addr, err)
 	}
 	if len(workers) == 0 {
 		c.Close()
-		return nil, nil, fmt.Errorf("BuildKit at %s has no workers: start buildkitd with --oci-worker=true (runc on PATH)", addr)
+		return nil, builderInfo{}, fmt.Errorf("BuildKit at %s has no workers: start buildkitd with --oci-worker=true (runc on PATH)", addr)
 	}
-	var ps []ocispecs.Platform
+	var info builderInfo
 	for _, w := range workers {
-		ps = append(ps, w.Platforms...)
+		info.platforms = append(info.platforms, w.Platforms...)
+		if w.Labels["org.mobyproject.buildkit.worker.executor"] == "containerd" {
+			info.storesImages = true
+		}
 	}
-	return c, ps, nil
+	return c, info, nil
 }
 
 func unreachable(addr string, err error) error {

@@ -436,6 +436,18 @@ func jobCache(entries []client.CacheOptionsEntry, j *job, jobs int) []client.Cac
 	return out
 }
 
+// hasUnpushedImage reports an image output that does not push.
+func hasUnpushedImage(p *plan) bool {
+	for _, j := range p.jobs {
+		for _, e := range j.exports {
+			if e.spec.Type == client.ExporterImage && e.attrs["push"] != "true" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // checkPlatforms refuses, before solving, a platform the builder's workers
 // cannot run: the install step executes the installer for that arch.
 func checkPlatforms(addr string, p *plan, worker []ocispecs.Platform) error {

@@ -87,13 +87,16 @@ func Run(ctx context.Context, o Options) error {
 	if o.Emit != "" {
 		return o.emit(ctx, p)
 	}
-	c, workerPlatforms, err := o.connect(ctx)
+	c, builder, err := o.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := checkPlatforms(o.Address(), p, workerPlatforms); err != nil {
+	if err := checkPlatforms(o.Address(), p, builder.platforms); err != nil {
 		return err
+	}
+	if !builder.storesImages && hasUnpushedImage(p) {
+		o.warnf("type=image without push=true: the builder at %s (an OCI worker) keeps no images, so only the digest is printed; add push=true (or --push) or use type=docker,dest=FILE", o.Address())
 	}
 	summary, err := o.solve(ctx, c, p)
 	if err != nil {
