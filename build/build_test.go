@@ -199,6 +199,8 @@ func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
 		"bad tag":            {Options{DriverFile: run, SHA256: sum, Tags: []string{"UPPER:x"}}, "image name"},
 		"bad cache-to":       {Options{DriverFile: run, SHA256: sum, CacheTo: []string{"dest=x"}}, "--cache-to"},
 		"unwritable dest":    {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker,dest=/proc/gpuimg/x.tar"}}, "destination /proc/gpuimg/x.tar"},
+		"sha256 per driver":  {Options{Drivers: []string{"999.1.01,999.2.01"}, SHA256: hex64, Tags: []string{"x:{driver}"}}, "1 values for 2 drivers"},
+		"bad sha256":         {Options{DriverFile: run, SHA256: "abc"}, "--sha256"},
 		"emit two":           {Options{Drivers: []string{"470.256.02"}, Platforms: []string{"linux/amd64,linux/arm64"}, Emit: "llb", Tags: []string{"x:{arch}"}}, "one image"},
 	} {
 		tc.o.Base = base
@@ -420,5 +422,21 @@ func TestDefaultTagSplitsPerArch(t *testing.T) {
 	want := "nvidia-driver:535.261.03-x86_64 out-535.261.03-x86_64.tar|nvidia-driver:535.261.03-aarch64 out-535.261.03-aarch64.tar"
 	if strings.Join(got, "|") != want {
 		t.Errorf("got %q", got)
+	}
+}
+
+func TestSHA256PerDriver(t *testing.T) {
+	other := strings.Repeat("fe", 32)
+	o := Options{Drivers: []string{"999.1.01,999.2.01"}, SHA256: hex64 + "," + strings.ToUpper(other), Base: "debian:bookworm",
+		Tags: []string{"r/x:{driver}"}, Push: true, Stderr: &bytes.Buffer{}, CacheDir: t.TempDir(), Mirror: "http://127.0.0.1:1/{file}"}
+	p, err := o.plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{p.jobs[0].inputs[0].SHA256, p.jobs[1].inputs[0].SHA256}; got[0] != hex64 || got[1] != other {
+		t.Errorf("sha256 per driver = %v", got)
+	}
+	if !p.jobs[1].inputs[0].Verified || p.jobs[1].inputs[0].Source.URL != "http://127.0.0.1:1/NVIDIA-Linux-x86_64-999.2.01.run" {
+		t.Errorf("second driver: %+v", p.jobs[1].inputs[0])
 	}
 }

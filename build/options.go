@@ -27,7 +27,7 @@ type Options struct {
 	Components string   // --components all|compute|...
 	DriverFile string   // --driver-file PATH
 	Mirror     string   // --mirror NAME|URL-TEMPLATE
-	SHA256     string   // --sha256 HEX (with --driver-file)
+	SHA256     string   // --sha256 HEX[,HEX...]: one per --driver, for versions the catalog lacks
 	// AllowUnverified lets a checksum mismatch or a missing checksum through,
 	// with a loud warning; the image's labels then say it is unverified.
 	AllowUnverified bool
@@ -52,4 +52,7 @@ type Options struct {
 	ConnectTimeout time.Duration
 
 	Stdout, Stderr io.Writer
+
+	// sha256s maps each driver version to its --sha256 (parseSHA256s).
+	sha256s map[string]string
 }

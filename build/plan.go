@@ -81,6 +81,9 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := o.parseSHA256s(versions); err != nil {
+		return nil, err
+	}
 	outputs, err := o.outputSpecs()
 	if err != nil {
 		return nil, err

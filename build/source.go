@@ -74,7 +74,7 @@ func (o *Options) resolveDriverFile(v drivers.Version, arch string) (driverInput
 			known = append(known, p.SHA256)
 		}
 	}
-	want := strings.ToLower(o.SHA256)
+	want := o.sha256For(hv)
 	hint := " (or pass --allow-unverified to build it anyway, labelled unverified)"
 	if o.AllowUnverified {
 		hint = ""
@@ -113,7 +113,7 @@ func (o *Options) resolveCatalog(ctx context.Context, v drivers.Version, arch st
 			pkg, ok, variant = p, true, drivers.VariantNoCompat32
 		}
 	}
-	sum := strings.ToLower(o.SHA256)
+	sum := o.sha256For(v)
 	if ok && sum != "" && sum != pkg.SHA256 {
 		return driverInput{}, fmt.Errorf("--sha256 %s differs from the catalog's %s for driver %s (%s): drop --sha256 or check it", sum, pkg.SHA256, v, arch)
 	}
@@ -165,6 +165,42 @@ func (o *Options) resolveUnknown(ctx context.Context, v drivers.Version, arch, v
 		Version: v, Arch: arch, LocalPath: cached.Path, SHA256: cached.SHA256,
 		Source: llb.DriverSource{FileName: filepath.Base(cached.Path), SHA256: cached.SHA256, LocalName: "driver-" + cached.SHA256[:16]},
 	}, nil
+}
+
+// sha256For is the --sha256 given for driver v: the single value, or the
+// one at v's position in --driver when several are given (checked by
+// parseSHA256s).
+func (o *Options) sha256For(v drivers.Version) string {
+	if sum, ok := o.sha256s[v.String()]; ok {
+		return sum
+	}
+	// --driver-file alone: the version comes from the file's header later.
+	if sum, ok := o.sha256s[""]; ok {
+		return sum
+	}
+	return ""
+}
+
+// parseSHA256s pairs --sha256 values with the drivers: one value for one
+// driver (or for --driver-file), or one per driver, in --driver's order.
+func (o *Options) parseSHA256s(versions []drivers.Version) error {
+	o.sha256s = map[string]string{}
+	if o.SHA256 == "" {
+		return nil
+	}
+	sums := strings.Split(strings.ToLower(o.SHA256), ",")
+	for _, s := range sums {
+		if _, err := drivers.NormalizeSHA256(s); err != nil {
+			return fmt.Errorf("--sha256 %q: %w", s, err)
+		}
+	}
+	if len(sums) != len(versions) {
+		return fmt.Errorf("--sha256 has %d values for %d drivers: give one per --driver, in the same order", len(sums), len(versions))
+	}
+	for i, v := range versions {
+		o.sha256s[v.String()] = sums[i]
+	}
+	return nil
 }
 
 func ociPlatformFor(nvArch string) string {
