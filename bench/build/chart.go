@@ -43,9 +43,9 @@ func (r *Results) chart() string {
 	titles = append(titles, "cold build (s, median, min–max)", "unchanged rebuild (s)")
 	var bytesBars []bar
 	for _, a := range r.Added {
-		mb := float64(a.Bytes) / mib
-		bytesBars = append(bytesBars, bar{label: sideLabels[a.Side], value: mb, lo: mb, hi: mb,
-			color: sideColors[a.Side], valueText: fmt.Sprintf("%.0f MB", mb)})
+		mbs := float64(a.Bytes) / mb
+		bytesBars = append(bytesBars, bar{label: sideLabels[a.Side], value: mbs, lo: mbs, hi: mbs,
+			color: sideColors[a.Side], valueText: fmt.Sprintf("%.0f MB", mbs)})
 	}
 	panels = append(panels, bytesBars)
 	titles = append(titles, "bytes added to the base (MB)")
@@ -84,12 +84,14 @@ func (r *Results) chart() string {
 				fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="black"/>`+"\n", cx-5, yhi, cx+5, yhi)
 				fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="black"/>`+"\n", cx-5, ylo, cx+5, ylo)
 			}
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="middle">%s</text>`+"\n", x+w/2, float64(base)-h-6, html.EscapeString(br.valueText))
+			// The value sits above the whisker, so the two never overlap.
+			labelY := float64(base) - max(br.hi, br.value)/maxV*float64(ph-20) - 6
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="middle">%s</text>`+"\n", x+w/2, labelY, html.EscapeString(br.valueText))
 			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`+"\n", x+w/2, base+16, html.EscapeString(br.label))
 		}
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555">stand-in .run %.0f MB (%s payload); cold = BuildKit cache pruned; outputs: docker tarball + push to a registry on 127.0.0.1</text>`+"\n",
-		left, height+10, float64(r.RunBytes)/mib, html.EscapeString(r.Payload))
+		left, height+10, float64(r.RunBytes)/mb, html.EscapeString(r.Payload))
 	b.WriteString("</svg>\n")
 	return b.String()
 }

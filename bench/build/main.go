@@ -67,7 +67,15 @@ func main() {
 	// gzip: the generator's default. NVIDIA's own packages use xz, but the
 	// pure-Go xz writer takes over half an hour per realistic stand-in here.
 	flag.StringVar(&cfg.payload, "payload", "gzip", "the stand-in's payload compression: gzip, xz or zstd")
+	report := flag.String("report", "", "only print the table and redraw latest.md and chart.svg from this results file (no builds)")
 	flag.Parse()
+	if *report != "" {
+		if err := rereport(*report, cfg.results); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg); err != nil {
@@ -415,4 +423,21 @@ func loadavg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// rereport renders a finished run's results again (the table on stdout,
+// latest.md, chart.svg and the JSON itself) without building anything.
+func rereport(path, dir string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("-report: %w", err)
+	}
+	var res Results
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("-report %s: not a results file: %w", path, err)
+	}
+	// Summaries and targets are derived: recompute them from the raw runs.
+	res.Summary, res.Targets = nil, nil
+	res.finish()
+	return res.write(dir)
 }

@@ -136,7 +136,6 @@ func (r *Results) finish() {
 	target("cold build, --compression zstd (ratio to the recipe)", "<= 0.30x", cz, "x", cz <= 0.30)
 	target("unchanged rebuild (ratio to the recipe's rebuild)", "<= 0.80x", w, "x", w <= 0.80)
 	if r.Floor != nil {
-		const mb = 1 << 20
 		g, z := r.added(sideGzip).Bytes, r.added(sideZstd).Bytes
 		target("bytes added, gzip (minus the files' own gzip -6 size)", "<= 1 MB", float64(g-r.Floor.Gzip6Bytes)/mb, "MB", g <= r.Floor.Gzip6Bytes+mb)
 		target("bytes added, zstd (minus the files' own zstd -3 size)", "<= 1 MB", float64(z-r.Floor.Zstd3Bytes)/mb, "MB", z <= r.Floor.Zstd3Bytes+mb)
@@ -204,14 +203,15 @@ func writeAtomic(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-const mib = 1 << 20
+// mb is a decimal megabyte, the unit of every size printed.
+const mb = 1_000_000
 
 func (r *Results) table(w io.Writer) {
 	m := r.Machine
 	fmt.Fprintf(w, "gpuimg build vs the classic Dockerfile recipe — %s\n", r.Date)
 	fmt.Fprintf(w, "machine: %s, %d CPUs, %.0f GiB, %s, kernel %s\n", m.CPU, m.CPUs, m.MemoryGiB, m.OS, m.Kernel)
 	fmt.Fprintf(w, "load average before: %s, after: %s\n", m.LoadBefore, m.LoadAfter)
-	fmt.Fprintf(w, "stand-in .run: %.1f MB (%s payload), %d run(s) per side, cold = builder cache pruned\n\n", float64(r.RunBytes)/mib, r.Payload, r.Runs)
+	fmt.Fprintf(w, "stand-in .run: %.1f MB (%s payload), %d run(s) per side, cold = builder cache pruned\n\n", float64(r.RunBytes)/mb, r.Payload, r.Runs)
 	fmt.Fprintf(w, "%-34s %9s %9s %9s %8s\n", "build (docker tarball + push)", "median s", "min s", "max s", "ratio")
 	for _, kind := range []string{"cold", "warm"} {
 		for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
@@ -226,12 +226,12 @@ func (r *Results) table(w io.Writer) {
 	fmt.Fprintf(w, "\n%-34s %12s %8s %8s\n", "bytes added to the base", "MB", "layers", "ratio")
 	rec := float64(r.added(sideRecipe).Bytes)
 	for _, a := range r.Added {
-		fmt.Fprintf(w, "%-34s %12.1f %8d %7.2fx\n", a.Side, float64(a.Bytes)/mib, a.Layers, float64(a.Bytes)/rec)
+		fmt.Fprintf(w, "%-34s %12.1f %8d %7.2fx\n", a.Side, float64(a.Bytes)/mb, a.Layers, float64(a.Bytes)/rec)
 	}
 	if f := r.Floor; f != nil {
-		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: gzip -6 of layer tar", float64(f.Gzip6Bytes)/mib)
-		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: zstd -3 of layer tar", float64(f.Zstd3Bytes)/mib)
-		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: uncompressed tar", float64(f.LayerTarBytes)/mib)
+		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: gzip -6 of layer tar", float64(f.Gzip6Bytes)/mb)
+		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: zstd -3 of layer tar", float64(f.Zstd3Bytes)/mb)
+		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: uncompressed tar", float64(f.LayerTarBytes)/mb)
 	}
 	if mu := r.Multi; mu != nil {
 		fmt.Fprintf(w, "\n%-34s %9s %8s\n", "three drivers (cold, 1 run)", "s", "ratio")
