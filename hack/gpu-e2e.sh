@@ -10,16 +10,17 @@
 #
 # Usage: hack/gpu-e2e.sh [OUTDIR]
 #   GPUIMG   gpuimg binary (default: gpuimg on PATH)     RUNC    runc binary (default: runc on PATH)
-#   MKIMAGE  hack/gpu-e2e/mkimage binary                 BUSYBOX optional static busybox for `ls /dev` inside
+#   MKBASE   internal/cmd/mkbase binary (packs a rootfs into a labelled OCI layout)
+#   BUSYBOX  optional static busybox for `ls /dev` inside
 #   DRIVER_LIBDIR  where the host's libcuda.so.<version> lives (default: found through ldconfig -p)
 # Build the Go pieces on any x86_64 machine:
 #   CGO_ENABLED=0 go build -o .gpu/gpuimg ./cmd/gpuimg
-#   CGO_ENABLED=0 go build -o .gpu/mkimage ./hack/gpu-e2e/mkimage
+#   CGO_ENABLED=0 go build -o .gpu/mkbase ./internal/cmd/mkbase
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-${OUT:-$PWD/gpu-e2e-results}}
 mkdir -p "$out"
-GPUIMG=${GPUIMG:-gpuimg} RUNC=${RUNC:-runc} MKIMAGE=${MKIMAGE:-mkimage}
+GPUIMG=${GPUIMG:-gpuimg} RUNC=${RUNC:-runc} MKBASE=${MKBASE:-mkbase}
 work=$(mktemp -d /tmp/gpu-e2e.XXXXXX)
 summary=$out/summary.txt
 : >"$summary"
@@ -102,14 +103,16 @@ ldconfig -r "$rootfs" -p 2>/dev/null | grep -E 'libcuda.so.1|libnvidia-ml.so.1' 
 
 # Images recording the host's driver and another one, for the guard.
 other=580.95.05; [ "$version" = "$other" ] && other=580.65.06
-"$MKIMAGE" -rootfs "$rootfs" -t gpu-e2e:"$version" -label io.gpuimg.driver.version="$version" -o "$work/match.tar"
-"$MKIMAGE" -rootfs "$rootfs" -t gpu-e2e:"$other" -label io.gpuimg.driver.version="$other" -o "$work/mismatch.tar"
+for v in "$version" "$other"; do
+  "$MKBASE" --rootfs "$rootfs" --out "$work/image-$v" --ref "gpu-e2e:$v" --created-by "hack/gpu-e2e.sh" \
+    --label io.gpuimg.driver.version="$v" || { say "FAIL  packing the image for $v"; exit 1; }
+done
 
 # 3. The driver guard.
-"$GPUIMG" flags --format oci "$work/match.tar" >"$out/oci-fragment.json" 2>"$out/flags-match.stderr"
+"$GPUIMG" flags --format oci "$work/image-$version" >"$out/oci-fragment.json" 2>"$out/flags-match.stderr"
 rc=$?
 check "guard accepts the image recorded for $version (exit $rc)" test "$rc" -eq 0 -a -s "$out/oci-fragment.json"
-"$GPUIMG" flags --format oci "$work/mismatch.tar" >/dev/null 2>"$out/guard-mismatch.stderr"
+"$GPUIMG" flags --format oci "$work/image-$other" >/dev/null 2>"$out/guard-mismatch.stderr"
 rc=$?
 check "guard refuses the image recorded for $other (exit $rc)" test "$rc" -ne 0
 check "guard message names both versions and the fix" \
@@ -156,7 +159,7 @@ rc=$(container no without-nodes-nvidia-smi /usr/bin/nvidia-smi -L)
 check "nvidia-smi -L without the nodes fails (exit $rc): $(head -1 "$out/without-nodes-nvidia-smi.txt")" test "$rc" -ne 0
 
 # 5. Launcher timings on this host.
-python3 - "$GPUIMG" "$work/match.tar" <<'PY' | tee -a "$summary"
+python3 - "$GPUIMG" "$work/image-$version" <<'PY' | tee -a "$summary"
 import statistics, subprocess, sys, time
 gpuimg, image = sys.argv[1:]
 def median_ms(args, runs=30):
@@ -169,7 +172,7 @@ def median_ms(args, runs=30):
 for label, args in [("gpuimg host --json", [gpuimg, "host", "--json"]),
                     ("gpuimg flags", [gpuimg, "flags"]),
                     ("gpuimg flags --format oci", [gpuimg, "flags", "--format", "oci"]),
-                    ("gpuimg flags --format oci IMAGE.tar (guard reads the label)", [gpuimg, "flags", "--format", "oci", image])]:
+                    ("gpuimg flags --format oci IMAGE-LAYOUT (guard reads the label)", [gpuimg, "flags", "--format", "oci", image])]:
     med, lo, hi = median_ms(args)
     print(f"TIME  {label}: median {med:.1f} ms (min {lo:.1f}, max {hi:.1f}, 30 runs)")
 PY

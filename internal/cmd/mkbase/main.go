@@ -1,9 +1,10 @@
-// Command mkbase packs a root filesystem directory (made by debootstrap) into an
-// OCI image layout with one layer, deterministically: entries sorted, owners
-// numeric, every mtime set to one fixed time, no host user names. The test and
-// demo base image comes from here because Docker Hub is out of reach.
+// Command mkbase packs a root filesystem directory into an OCI image layout with
+// one layer, deterministically: entries sorted, owners numeric, every mtime set
+// to one fixed time, no host user names. The test and demo base image comes from
+// here (debootstrap's tree; Docker Hub is out of reach), and so does the labelled
+// image hack/gpu-e2e.sh makes on a GPU host that has no BuildKit.
 //
-//	go run ./internal/cmd/mkbase --rootfs DIR --out LAYOUT --ref docker.io/library/debian:bookworm
+//	go run ./internal/cmd/mkbase --rootfs DIR --out LAYOUT --ref docker.io/library/debian:bookworm [--label K=V]...
 package main
 
 import (
@@ -37,14 +38,31 @@ func main() {
 	ref := flag.String("ref", "docker.io/library/debian:bookworm", "full image reference recorded in index.json")
 	epoch := flag.Int64("epoch", 1717200000, "fixed time (Unix seconds) for every file and the image's created date")
 	arch := flag.String("arch", "amd64", "image architecture")
+	createdBy := flag.String("created-by", "debootstrap --variant=minbase bookworm (gpuimg mkbase)", "the layer's history entry")
+	labels := labelFlag{}
+	flag.Var(labels, "label", "KEY=VALUE image label (repeatable)")
 	flag.Parse()
-	if err := run(*rootfs, *out, *ref, *arch, time.Unix(*epoch, 0).UTC()); err != nil {
+	if err := run(*rootfs, *out, *ref, *arch, *createdBy, labels, time.Unix(*epoch, 0).UTC()); err != nil {
 		fmt.Fprintln(os.Stderr, "mkbase: "+err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(rootfs, out, ref, arch string, created time.Time) error {
+// labelFlag collects repeated --label KEY=VALUE flags.
+type labelFlag map[string]string
+
+func (l labelFlag) String() string { return fmt.Sprint(map[string]string(l)) }
+
+func (l labelFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("label %q: want KEY=VALUE", s)
+	}
+	l[k] = v
+	return nil
+}
+
+func run(rootfs, out, ref, arch, createdBy string, labels map[string]string, created time.Time) error {
 	if rootfs == "" || out == "" {
 		return errors.New("--rootfs and --out are required")
 	}
@@ -65,7 +83,7 @@ func run(rootfs, out, ref, arch string, created time.Time) error {
 	}
 	img, err := mutate.Append(empty.Image, mutate.Addendum{
 		Layer:   layer,
-		History: v1.History{Created: v1.Time{Time: created}, CreatedBy: "debootstrap --variant=minbase bookworm (gpuimg mkbase)"},
+		History: v1.History{Created: v1.Time{Time: created}, CreatedBy: createdBy},
 	})
 	if err != nil {
 		return err
@@ -81,6 +99,9 @@ func run(rootfs, out, ref, arch string, created time.Time) error {
 	cfg.Created = v1.Time{Time: created}
 	cfg.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cfg.Config.Cmd = []string{"bash"}
+	if len(labels) > 0 {
+		cfg.Config.Labels = labels
+	}
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return err
 	}

@@ -36,7 +36,8 @@ func TestPackIsDeterministic(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(t.TempDir(), "layout")
-		if err := run(root, out, "docker.io/library/debian:bookworm", "amd64", created); err != nil {
+		labels := map[string]string{"io.gpuimg.driver.version": "580.159.04"}
+		if err := run(root, out, "docker.io/library/debian:bookworm", "amd64", "test", labels, created); err != nil {
 			t.Fatal(err)
 		}
 		idx, err := layout.ImageIndexFromPath(out)
@@ -59,7 +60,8 @@ func TestPackIsDeterministic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Architecture != "amd64" || len(cfg.Config.Env) != 1 || cfg.Config.Cmd[0] != "bash" || !cfg.Created.Equal(created) {
+		if cfg.Architecture != "amd64" || len(cfg.Config.Env) != 1 || cfg.Config.Cmd[0] != "bash" || !cfg.Created.Equal(created) ||
+			cfg.Config.Labels["io.gpuimg.driver.version"] != "580.159.04" {
 			t.Errorf("config %+v", cfg)
 		}
 		layers, err := img.Layers()
@@ -102,13 +104,13 @@ func TestPackIsDeterministic(t *testing.T) {
 	if digests[0] != digests[1] {
 		t.Errorf("two packs of one rootfs differ: %v", digests)
 	}
-	if err := run(root, filepath.Join(t.TempDir(), "x"), "debian:bookworm", "amd64", created); err != nil {
+	if err := run(root, filepath.Join(t.TempDir(), "x"), "debian:bookworm", "amd64", "test", nil, created); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestRefusesExistingOutput(t *testing.T) {
-	if err := run(t.TempDir(), t.TempDir(), "debian:bookworm", "amd64", time.Unix(0, 0)); err == nil {
+	if err := run(t.TempDir(), t.TempDir(), "debian:bookworm", "amd64", "test", nil, time.Unix(0, 0)); err == nil {
 		t.Error("an existing output directory was accepted")
 	}
 }
