@@ -121,7 +121,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	res := &Results{
 		Date: time.Now().UTC().Format(time.RFC3339), Runs: cfg.runs, Machine: machine(),
-		Payload: cfg.payload,
+		Payload: cfg.payload, Commit: gitDescribe(),
 	}
 	b := &bench{cfg: cfg, runs: map[string]string{}, sums: map[string]string{}, out: filepath.Join(cfg.work, "out")}
 	serveDir := filepath.Join(cfg.work, "serve")
@@ -440,4 +440,13 @@ func rereport(path, dir string) error {
 	res.Summary, res.Targets = nil, nil
 	res.finish()
 	return res.write(dir)
+}
+
+// gitDescribe names the checkout being measured, or "unknown" outside git.
+func gitDescribe() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
 }

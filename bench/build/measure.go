@@ -25,7 +25,9 @@ import (
 type Step struct {
 	Name    string  `json:"name"`
 	Seconds float64 `json:"seconds"`
-	Cached  bool    `json:"cached,omitempty"`
+	// At is when it started, in seconds after the build's first vertex.
+	At     float64 `json:"at"`
+	Cached bool    `json:"cached,omitempty"`
 	// Sub marks a progress item inside the vertex listed before it.
 	Sub bool `json:"sub,omitempty"`
 }
@@ -84,9 +86,22 @@ func (l *statusLog) steps() []Step {
 		}
 		return vs[i].v.Name < vs[j].v.Name
 	})
+	var t0 time.Time
+	for _, x := range vs {
+		if !x.start.IsZero() {
+			t0 = x.start
+			break
+		}
+	}
+	at := func(t *time.Time) float64 {
+		if t == nil || t0.IsZero() {
+			return 0
+		}
+		return t.Sub(t0).Seconds()
+	}
 	var out []Step
 	for _, x := range vs {
-		out = append(out, Step{Name: x.v.Name, Seconds: span(x.v.Started, x.v.Completed), Cached: x.v.Cached})
+		out = append(out, Step{Name: x.v.Name, Seconds: span(x.v.Started, x.v.Completed), At: at(x.v.Started), Cached: x.v.Cached})
 		var subs []*client.VertexStatus
 		for _, st := range l.items {
 			if st.Vertex == x.v.Digest && st.Started != nil && st.Completed != nil {
@@ -96,7 +111,7 @@ func (l *statusLog) steps() []Step {
 		sort.Slice(subs, func(i, j int) bool { return subs[i].Started.Before(*subs[j].Started) })
 		for _, st := range subs {
 			if d := span(st.Started, st.Completed); d >= 0.05 {
-				out = append(out, Step{Name: st.ID, Seconds: d, Sub: true})
+				out = append(out, Step{Name: st.ID, Seconds: d, At: at(st.Started), Sub: true})
 			}
 		}
 	}

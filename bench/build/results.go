@@ -15,7 +15,10 @@ import (
 
 // Results is everything one benchmark run measured (bench/results/latest.json).
 type Results struct {
-	Date     string  `json:"date"`
+	Date string `json:"date"`
+	// Commit is the checkout measured (git describe; "-dirty" when the
+	// working tree had uncommitted changes, which bin/gpuimg then includes).
+	Commit   string  `json:"commit,omitempty"`
 	Runs     int     `json:"runs"`
 	Machine  Machine `json:"machine"`
 	Payload  string  `json:"payload_compression"`
@@ -208,7 +211,7 @@ const mb = 1_000_000
 
 func (r *Results) table(w io.Writer) {
 	m := r.Machine
-	fmt.Fprintf(w, "gpuimg build vs the classic Dockerfile recipe — %s\n", r.Date)
+	fmt.Fprintf(w, "gpuimg build vs the classic Dockerfile recipe — %s, checkout %s\n", r.Date, r.Commit)
 	fmt.Fprintf(w, "machine: %s, %d CPUs, %.0f GiB, %s, kernel %s\n", m.CPU, m.CPUs, m.MemoryGiB, m.OS, m.Kernel)
 	fmt.Fprintf(w, "load average before: %s, after: %s\n", m.LoadBefore, m.LoadAfter)
 	fmt.Fprintf(w, "stand-in .run: %.1f MB (%s payload), %d run(s) per side, cold = builder cache pruned\n\n", float64(r.RunBytes)/mb, r.Payload, r.Runs)
@@ -254,7 +257,7 @@ func (r *Results) table(w io.Writer) {
 			fmt.Fprintf(w, "%-50s %9.2f %9.2f %9.2f\n", "gpuimg "+l.Command, l.MedianMS, l.MinMS, l.P90MS)
 		}
 	}
-	fmt.Fprintf(w, "\nwhere the time goes (first cold run of each side; steps >= 0.5 s)\n")
+	fmt.Fprintf(w, "\nwhere the time goes (first cold run of each side; steps >= 0.5 s; @ start, seconds after the first step)\n")
 	for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
 		for _, b := range r.Builds {
 			if b.Side != side || b.Kind != "cold" {
@@ -269,7 +272,7 @@ func (r *Results) table(w io.Writer) {
 				if s.Sub {
 					indent = "        "
 				}
-				fmt.Fprintf(w, "%s%6.1f s  %s\n", indent, s.Seconds, truncate(s.Name, 90))
+				fmt.Fprintf(w, "%s%6.1f s @%5.1f  %s\n", indent, s.Seconds, s.At, truncate(s.Name, 80))
 			}
 			break
 		}
