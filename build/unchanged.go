@@ -22,17 +22,28 @@ import (
 // file or directory that already holds the image: it solves with the image
 // exporter only (no transfer to this machine; fully cached on a rebuild), and
 // when the destination already holds that manifest digest under the same
-// names, nothing is sent or rewritten. It applies to jobs with exactly one
-// export, a docker or oci one whose destination exists.
+// names, nothing is sent or rewritten. It applies to jobs with one docker or
+// oci export whose destination exists, plus any image exports (--push):
+// those still run, in a second solve that only pushes what the probe built.
+// The digest returned is the pushed image's when there is a push.
 func (o *Options) destUnchanged(ctx context.Context, c *client.Client, opt client.SolveOpt, j *job,
 	buildFunc gateway.BuildFunc, newStatus func() chan *client.SolveStatus) (bool, string, error) {
-	if len(j.exports) != 1 {
+	var file *plannedExport
+	var images []client.ExportEntry
+	for i, pe := range j.exports {
+		switch {
+		case pe.spec.Type == client.ExporterImage:
+			images = append(images, client.ExportEntry{Type: pe.spec.Type, Attrs: pe.attrs})
+		case file == nil && pe.dest != "" && (pe.spec.Type == client.ExporterDocker || pe.spec.Type == client.ExporterOCI):
+			file = &j.exports[i]
+		default:
+			return false, "", nil
+		}
+	}
+	if file == nil {
 		return false, "", nil
 	}
-	pe := j.exports[0]
-	if pe.dest == "" || (pe.spec.Type != client.ExporterDocker && pe.spec.Type != client.ExporterOCI) {
-		return false, "", nil
-	}
+	pe := *file
 	have, haveNames, err := destImage(pe.dest, pe.spec.writesDir())
 	if err != nil || have == "" {
 		return false, "", nil // absent or unreadable: export as usual
@@ -59,7 +70,18 @@ func (o *Options) destUnchanged(ctx context.Context, c *client.Client, opt clien
 	}
 	slices.Sort(want)
 	slices.Sort(haveNames)
-	return digest != "" && digest == have && slices.Equal(want, haveNames), digest, nil
+	if digest == "" || digest != have || !slices.Equal(want, haveNames) {
+		return false, digest, nil
+	}
+	if len(images) > 0 {
+		opt.Exports = images
+		resp, err := c.Build(ctx, opt, "gpuimg", buildFunc, newStatus())
+		if err != nil {
+			return false, "", err
+		}
+		digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+	}
+	return true, digest, nil
 }
 
 // destImage reads the manifest digest and image names from the index.json of
