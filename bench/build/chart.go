@@ -19,6 +19,9 @@ var sideColors = map[string]string{
 	sideRecipe: "#9e9e9e", sideGzip: "#1f77b4", sideZstd: "#2ca02c", "gpuimg-compute": "#ff7f0e",
 }
 
+// rewriteColors are lighter shades for rebuilds whose output file was removed.
+var rewriteColors = map[string]string{sideGzip: "#9ecae1", sideZstd: "#a1d99b"}
+
 var sideLabels = map[string]string{
 	sideRecipe: "recipe", sideGzip: "gpuimg gzip", sideZstd: "gpuimg zstd", "gpuimg-compute": "compute only",
 }
@@ -28,19 +31,25 @@ var sideLabels = map[string]string{
 func (r *Results) chart() string {
 	var panels [][]bar
 	var titles []string
-	for _, kind := range []string{"cold", "warm"} {
+	for _, kinds := range [][]string{{kindCold}, {kindWarm, kindRewrite}} {
 		var bars []bar
-		for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
-			s := r.summary(side, kind)
-			if s.Side == "" {
-				continue
+		for _, kind := range kinds {
+			for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
+				s := r.summary(side, kind)
+				if s.Side == "" {
+					continue
+				}
+				label, color := sideLabels[side], sideColors[side]
+				if kind == kindRewrite {
+					label, color = strings.TrimPrefix(label, "gpuimg ")+", rewrite", rewriteColors[side]
+				}
+				bars = append(bars, bar{label: label, value: s.Median, lo: s.Min, hi: s.Max,
+					color: color, valueText: fmt.Sprintf("%.1f s", s.Median)})
 			}
-			bars = append(bars, bar{label: sideLabels[side], value: s.Median, lo: s.Min, hi: s.Max,
-				color: sideColors[side], valueText: fmt.Sprintf("%.1f s", s.Median)})
 		}
 		panels = append(panels, bars)
 	}
-	titles = append(titles, "cold build (s, median, min–max)", "unchanged rebuild (s)")
+	titles = append(titles, "cold build (s, median, min–max)", "unchanged rebuild (s; rewrite: file removed first)")
 	var bytesBars []bar
 	for _, a := range r.Added {
 		mbs := float64(a.Bytes) / mb
@@ -50,7 +59,7 @@ func (r *Results) chart() string {
 	panels = append(panels, bytesBars)
 	titles = append(titles, "bytes added to the base (MB)")
 
-	const pw, ph, top, bottom, left = 300, 300, 50, 60, 20
+	const pw, ph, top, bottom, left = 380, 300, 50, 60, 20
 	width := len(panels)*pw + left
 	height := top + ph + bottom
 	var b strings.Builder

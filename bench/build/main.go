@@ -195,17 +195,38 @@ const (
 	sideZstd   = "gpuimg-zstd"
 )
 
-// sides runs cold (pruned) then warm (unchanged) builds of each side,
-// rotating the order every round so drift hits all of them.
+// Kinds of build: cold (builder cache pruned, no output file), warm (the
+// same build again, unchanged) and rewrite (warm again, but the output file
+// removed first, so it must be sent again: the recipe's docker exporter
+// always does that, gpuimg skips a file that already holds the image).
+const (
+	kindCold    = "cold"
+	kindWarm    = "warm"
+	kindRewrite = "rewrite"
+)
+
+// sides runs cold, warm and (gpuimg) rewrite builds of each side, rotating
+// the order every round so drift hits all of them.
 func (b *bench) sides(ctx context.Context, res *Results) error {
 	order := []string{sideRecipe, sideGzip, sideZstd}
 	v := versions[0]
 	for round := 0; round < b.cfg.runs; round++ {
 		for k := range order {
 			side := order[(k+round)%len(order)]
-			for _, kind := range []string{"cold", "warm"} {
-				if kind == "cold" {
+			kinds := []string{kindCold, kindWarm, kindRewrite}
+			if side == sideRecipe {
+				kinds = kinds[:2] // its warm build already rewrites the file
+			}
+			for _, kind := range kinds {
+				if kind == kindCold {
 					if err := b.bk.prune(ctx); err != nil {
+						return err
+					}
+				}
+				// No local reuse: gpuimg leaves a destination that already
+				// holds the image alone, so these start without one.
+				if kind != kindWarm {
+					if err := os.Remove(b.tarPath(side, v)); err != nil && !errors.Is(err, os.ErrNotExist) {
 						return err
 					}
 				}
@@ -213,7 +234,7 @@ func (b *bench) sides(ctx context.Context, res *Results) error {
 				if err != nil {
 					return err
 				}
-				progress("round %d/%d %-11s %s %6.1f s", round+1, b.cfg.runs, side, kind, r.Seconds)
+				progress("round %d/%d %-11s %-7s %6.1f s", round+1, b.cfg.runs, side, kind, r.Seconds)
 				res.Builds = append(res.Builds, r)
 			}
 		}
@@ -327,6 +348,11 @@ func (b *bench) multi(ctx context.Context, res *Results) error {
 		}
 	}
 	build := func(drv string) error {
+		for _, v := range strings.Split(drv, ",") { // cold: no earlier output to reuse
+			if err := os.Remove(filepath.Join(b.out, "multi-"+v+".tar")); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
 		_, _, err := runGpuimg(ctx, b.cfg.bin, "build", "--addr", b.bk.addr, "--driver", drv,
 			"--cache-dir", cache, "--allow-unverified", "--base", b.baseRef,
 			"-t", b.reg+"/multi:{driver}", "--push",
