@@ -24,6 +24,9 @@ type Results struct {
 	Payload  string  `json:"payload_compression"`
 	RunBytes int64   `json:"run_bytes"`
 
+	// RecipeError is why the classic recipe could not be built (then no
+	// ratios are computed); empty when it was.
+	RecipeError    string    `json:"recipe_error,omitempty"`
 	Builds         []Run     `json:"builds"`
 	Summary        []Summary `json:"summary"`
 	Added          []Added   `json:"added"`
@@ -138,12 +141,15 @@ func (r *Results) finish() {
 	target := func(what, limit string, value float64, unit string, met bool) {
 		r.Targets = append(r.Targets, Target{What: what, Limit: limit, Value: value, Unit: unit, Met: met})
 	}
-	cg, cz, w := r.summary(sideGzip, kindCold).Ratio, r.summary(sideZstd, kindCold).Ratio, r.summary(sideGzip, kindWarm).Ratio
-	target("cold build, gzip layers (ratio to the recipe)", "<= 0.75x", cg, "x", cg <= 0.75)
-	target("cold build, --compression zstd (ratio to the recipe)", "<= 0.30x", cz, "x", cz <= 0.30)
-	target("unchanged rebuild (ratio to the recipe's rebuild)", "<= 0.80x", w, "x", w <= 0.80)
-	if rw := r.summary(sideGzip, kindRewrite); rw.Side != "" {
-		target("rebuild that must rewrite the tarball (ratio to the recipe's rebuild)", "<= 0.80x", rw.Ratio, "x", rw.Ratio <= 0.80)
+	// Ratio targets need the recipe; without it they are not judged at all.
+	if r.summary(sideRecipe, kindCold).Median > 0 && r.summary(sideRecipe, kindWarm).Median > 0 {
+		cg, cz, w := r.summary(sideGzip, kindCold).Ratio, r.summary(sideZstd, kindCold).Ratio, r.summary(sideGzip, kindWarm).Ratio
+		target("cold build, gzip layers (ratio to the recipe)", "<= 0.75x", cg, "x", cg <= 0.75)
+		target("cold build, --compression zstd (ratio to the recipe)", "<= 0.30x", cz, "x", cz <= 0.30)
+		target("unchanged rebuild (ratio to the recipe's rebuild)", "<= 0.80x", w, "x", w <= 0.80)
+		if rw := r.summary(sideGzip, kindRewrite); rw.Side != "" {
+			target("rebuild that must rewrite the tarball (ratio to the recipe's rebuild)", "<= 0.80x", rw.Ratio, "x", rw.Ratio <= 0.80)
+		}
 	}
 	if r.Floor != nil {
 		g, z := r.added(sideGzip).Bytes, r.added(sideZstd).Bytes
@@ -222,6 +228,9 @@ func (r *Results) table(w io.Writer) {
 	fmt.Fprintf(w, "machine: %s, %d CPUs, %.0f GiB, %s, kernel %s\n", m.CPU, m.CPUs, m.MemoryGiB, m.OS, m.Kernel)
 	fmt.Fprintf(w, "load average before: %s, after: %s\n", m.LoadBefore, m.LoadAfter)
 	fmt.Fprintf(w, "stand-in .run: %.1f MB (%s payload), %d run(s) per side, cold = builder cache pruned\n\n", float64(r.RunBytes)/mb, r.Payload, r.Runs)
+	if r.RecipeError != "" {
+		fmt.Fprintf(w, "THE CLASSIC RECIPE FAILED, so there are no ratios: %s\n\n", truncate(r.RecipeError, 300))
+	}
 	fmt.Fprintf(w, "%-34s %9s %9s %9s %8s\n", "build (docker tarball + push)", "median s", "min s", "max s", "ratio")
 	for _, kind := range []string{kindCold, kindWarm, kindRewrite} {
 		for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
@@ -236,7 +245,11 @@ func (r *Results) table(w io.Writer) {
 	fmt.Fprintf(w, "\n%-34s %12s %8s %8s\n", "bytes added to the base", "MB", "layers", "ratio")
 	rec := float64(r.added(sideRecipe).Bytes)
 	for _, a := range r.Added {
-		fmt.Fprintf(w, "%-34s %12.1f %8d %7.2fx\n", a.Side, float64(a.Bytes)/mb, a.Layers, float64(a.Bytes)/rec)
+		ratio := "n/a"
+		if rec > 0 {
+			ratio = fmt.Sprintf("%.2fx", float64(a.Bytes)/rec)
+		}
+		fmt.Fprintf(w, "%-34s %12.1f %8d %8s\n", a.Side, float64(a.Bytes)/mb, a.Layers, ratio)
 	}
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(w, "%-34s %12.1f\n", "driver files: gzip -6 of layer tar", float64(f.Gzip6Bytes)/mb)
