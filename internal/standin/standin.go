@@ -86,6 +86,10 @@ func Generate(dir string, opts Options) (runPath string, err error) {
 	if err != nil {
 		return "", err
 	}
+	// gcc is run from the work directory with -L paths under dir: keep them absolute.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", fmt.Errorf("stand-in driver: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("stand-in driver: create output directory: %w", err)
 	}
