@@ -53,9 +53,7 @@ type e2e struct {
 
 func setup(t *testing.T) *e2e {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: skipped by -short (make test-unit)")
-	}
+	testenv.SkipIfShort(t, "end-to-end")
 	baseDir := testenv.BaseLayout(t)
 	bk := testenv.Buildkitd(t)
 	return &e2e{t: t, bin: testenv.Gpuimg(t), bk: bk, base: "oci-layout://" + baseDir + ":bookworm", baseDir: baseDir}
@@ -486,9 +484,7 @@ func TestBuildEndToEnd(t *testing.T) {
 // TestBuildWithoutNetwork builds from the OCI-layout base with --offline on a
 // builder that has no network device but loopback.
 func TestBuildWithoutNetwork(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped by -short")
-	}
+	testenv.SkipIfShort(t, "end-to-end")
 	baseDir := testenv.BaseLayout(t)
 	bk := testenv.Buildkitd(t, testenv.WithoutNetwork())
 	run, sum := standinRun(t, driverA)

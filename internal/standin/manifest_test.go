@@ -13,6 +13,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/gpuimg/gpuimg/internal/testenv"
 )
 
 // payloadReader decompresses the payload of run (from line skip), by its
@@ -231,9 +233,7 @@ func TestManifestMatchesTheRealDriver(t *testing.T) {
 }
 
 func TestRealisticScale(t *testing.T) {
-	if testing.Short() {
-		t.Skip("generates a ~230 MB package; not in -short")
-	}
+	testenv.SkipIfShort(t, "generates a ~230 MB package")
 	requireTools(t, "gcc", "objcopy")
 	run, err := Cached(Options{Version: tsvVersion, Scale: ScaleRealistic})
 	if err != nil {

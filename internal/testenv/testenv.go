@@ -27,6 +27,15 @@ func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Skipf("%s (skipped outside CI; `make test` provides it)", msg) // fails instead when CI=true
 }
 
+// SkipIfShort skips a slow or end-to-end test under `go test -short`
+// (make test-unit), but never under CI=true, where every test runs.
+func SkipIfShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() && !InCI() {
+		t.Skipf("%s: skipped by -short (make test-unit); CI runs it", what)
+	}
+}
+
 // RequireRoot skips (or fails, under CI) when the test is not run as root.
 func RequireRoot(t testing.TB) {
 	t.Helper()
