@@ -75,7 +75,7 @@ func TestInitDevicesCreatesMissingNodesAndLinksOnce(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.fixture, func(t *testing.T) {
-			root := hosttest.ScratchRoot(t, fixture(t, c.fixture), c.makeNodes)
+			root := hosttest.ScratchRoot(t, testenv.HostFixture(t, c.fixture), c.makeNodes)
 			before := devTree(t, root)
 			dry, err := host.InitDevices(host.InitOptions{Root: root, DryRun: true})
 			if err != nil {
@@ -116,7 +116,7 @@ func TestInitDevicesCreatesMissingNodesAndLinksOnce(t *testing.T) {
 
 func TestInitDevicesRefusesWrongNumbersAndChangesNothing(t *testing.T) {
 	testenv.RequireRoot(t)
-	root := hosttest.ScratchRoot(t, fixture(t, "no-uvm-550.54.15"), true)
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "no-uvm-550.54.15"), true)
 	// /dev/nvidia0 left over from another driver load with another minor.
 	os.Remove(filepath.Join(root, "dev/nvidia0"))
 	hosttest.MakeNode(t, root, host.DevNode{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 9, Mode: 0o666})
@@ -131,7 +131,7 @@ func TestInitDevicesRefusesWrongNumbersAndChangesNothing(t *testing.T) {
 }
 
 func TestInitDevicesErrors(t *testing.T) {
-	if _, err := host.InitDevices(host.InitOptions{Root: fixture(t, "no-driver"), DryRun: true}); err == nil || !strings.Contains(err.Error(), "modprobe nvidia") {
+	if _, err := host.InitDevices(host.InitOptions{Root: testenv.HostFixture(t, "no-driver"), DryRun: true}); err == nil || !strings.Contains(err.Error(), "modprobe nvidia") {
 		t.Errorf("no driver: %v", err)
 	}
 	root := t.TempDir()
@@ -157,8 +157,8 @@ func TestInitDevicesScriptMatchesCommand(t *testing.T) {
 	}
 	for _, fx := range []string{"8gpu-550.127.05", "video-0660-550.54.15", "no-uvm-550.54.15", "mig-535.183.01"} {
 		t.Run(fx, func(t *testing.T) {
-			byGo := hosttest.ScratchRoot(t, fixture(t, fx), false)
-			byScript := hosttest.ScratchRoot(t, fixture(t, fx), false)
+			byGo := hosttest.ScratchRoot(t, testenv.HostFixture(t, fx), false)
+			byScript := hosttest.ScratchRoot(t, testenv.HostFixture(t, fx), false)
 			if _, err := host.InitDevices(host.InitOptions{Root: byGo}); err != nil {
 				t.Fatal(err)
 			}
@@ -202,7 +202,7 @@ func TestInitDevicesWithoutRoot(t *testing.T) {
 	if err := os.WriteFile(exe, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	root := hosttest.ScratchRoot(t, fixture(t, "no-uvm-550.54.15"), true)
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "no-uvm-550.54.15"), true)
 	before := devTree(t, root)
 	cmd := exec.Command(exe, "host", "init-devices", "--root", root)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
@@ -218,7 +218,7 @@ func TestInitDevicesWithoutRoot(t *testing.T) {
 // The command users type: creates what is missing, then has nothing to do.
 func TestInitDevicesCommandIsIdempotent(t *testing.T) {
 	testenv.RequireRoot(t)
-	root := hosttest.ScratchRoot(t, fixture(t, "no-uvm-550.54.15"), true)
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "no-uvm-550.54.15"), true)
 	run := func() (string, string) {
 		cmd := exec.Command(testenv.Gpuimg(t), "host", "init-devices", "--root", root)
 		var out, errOut strings.Builder

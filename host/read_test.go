@@ -14,11 +14,6 @@ import (
 	"github.com/gpuimg/gpuimg/internal/testenv"
 )
 
-func fixture(t *testing.T, name string) string {
-	t.Helper()
-	return filepath.Join(testenv.RepoRoot(t), "testdata", "hosts", name)
-}
-
 func read(t *testing.T, root string) host.Host {
 	t.Helper()
 	h, err := host.Read(root)
@@ -89,7 +84,7 @@ func TestReadRealH200Snapshot(t *testing.T) {
 
 func TestReadVariants(t *testing.T) {
 	t.Run("8 GPUs: index is bus order, minor is Device Minor", func(t *testing.T) {
-		h := read(t, fixture(t, "8gpu-550.127.05"))
+		h := read(t, testenv.HostFixture(t, "8gpu-550.127.05"))
 		wantMinors := []int{2, 3, 0, 1, 6, 7, 4, 5}
 		if len(h.GPUs) != 8 {
 			t.Fatalf("%d GPUs, want 8", len(h.GPUs))
@@ -108,8 +103,8 @@ func TestReadVariants(t *testing.T) {
 		}
 	})
 	t.Run("live capabilities tree with MIG off (the real H200 of docs/GPU-E2E.md)", func(t *testing.T) {
-		h := read(t, fixture(t, "h200-580.159.04-capabilities"))
-		snapshot := read(t, fixture(t, "h200-580.159.04"))
+		h := read(t, testenv.HostFixture(t, "h200-580.159.04-capabilities"))
+		snapshot := read(t, testenv.HostFixture(t, "h200-580.159.04"))
 		if len(h.MIG) != 0 {
 			t.Errorf("MIG is off, yet MIG devices were found: %+v", h.MIG)
 		}
@@ -129,7 +124,7 @@ func TestReadVariants(t *testing.T) {
 		}
 	})
 	t.Run("pre-550 proprietary module", func(t *testing.T) {
-		h := read(t, fixture(t, "pre550-470.256.02"))
+		h := read(t, testenv.HostFixture(t, "pre550-470.256.02"))
 		if h.Driver.Version != "470.256.02" || h.Driver.Module != "proprietary" {
 			t.Errorf("driver %+v", h.Driver)
 		}
@@ -138,7 +133,7 @@ func TestReadVariants(t *testing.T) {
 		}
 	})
 	t.Run("MIG caps", func(t *testing.T) {
-		h := read(t, fixture(t, "mig-535.183.01"))
+		h := read(t, testenv.HostFixture(t, "mig-535.183.01"))
 		want := []host.MIGDevice{
 			{GPUIndex: 0, GPUMinor: 0, Index: 0, GI: 1, CI: 0, GICapMinor: 12, CICapMinor: 13},
 			{GPUIndex: 0, GPUMinor: 0, Index: 1, GI: 1, CI: 1, GICapMinor: 12, CICapMinor: 14},
@@ -157,7 +152,7 @@ func TestReadVariants(t *testing.T) {
 		}
 	})
 	t.Run("uvm loaded, nodes missing", func(t *testing.T) {
-		h := read(t, fixture(t, "no-uvm-550.54.15"))
+		h := read(t, testenv.HostFixture(t, "no-uvm-550.54.15"))
 		for _, p := range []string{"/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"} {
 			if n, ok := h.Node(p); !ok || n.Exists || n.Major != 511 {
 				t.Errorf("%s = %+v, want listed as missing with major 511", p, n)
@@ -165,7 +160,7 @@ func TestReadVariants(t *testing.T) {
 		}
 	})
 	t.Run("0660 video nodes", func(t *testing.T) {
-		h := read(t, fixture(t, "video-0660-550.54.15"))
+		h := read(t, testenv.HostFixture(t, "video-0660-550.54.15"))
 		n, _ := h.Node("/dev/nvidia0")
 		if n.Mode != 0o660 || n.GID != 44 || n.Group != "video" || n.WorldUsable() {
 			t.Errorf("nvidia0 = %+v", n)
@@ -175,7 +170,7 @@ func TestReadVariants(t *testing.T) {
 		}
 	})
 	t.Run("no /dev/char links", func(t *testing.T) {
-		h := read(t, fixture(t, "no-char-links-550.54.15"))
+		h := read(t, testenv.HostFixture(t, "no-char-links-550.54.15"))
 		for _, n := range h.Nodes {
 			if n.Exists && n.CharLink {
 				t.Errorf("%s reported linked", n.Path)
@@ -183,7 +178,7 @@ func TestReadVariants(t *testing.T) {
 		}
 	})
 	t.Run("no driver", func(t *testing.T) {
-		h := read(t, fixture(t, "no-driver"))
+		h := read(t, testenv.HostFixture(t, "no-driver"))
 		if h.Driver.Loaded || len(h.GPUs) != 0 || len(h.Nodes) != 0 {
 			t.Errorf("host %+v", h)
 		}
@@ -256,7 +251,7 @@ func TestReadRootMustBeDirectory(t *testing.T) {
 // Real nodes win over dev-nodes.tsv and are read with stat.
 func TestReadStatsRealNodes(t *testing.T) {
 	testenv.RequireRoot(t)
-	root := hosttest.ScratchRoot(t, fixture(t, "video-0660-550.54.15"), true)
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "video-0660-550.54.15"), true)
 	h := read(t, root)
 	if h.NodesFromList {
 		t.Fatal("real nodes exist, yet the list was used")

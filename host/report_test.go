@@ -2,36 +2,15 @@ package host_test
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gpuimg/gpuimg/host"
+	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/templates"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
-func golden(t *testing.T, name, root, got string) {
-	t.Helper()
-	got = strings.ReplaceAll(got, root, "<ROOT>")
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./host -run Golden -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 // `gpuimg host` and `gpuimg host --json` on every fixture.
 func TestReportGolden(t *testing.T) {
@@ -45,7 +24,7 @@ func TestReportGolden(t *testing.T) {
 			continue
 		}
 		t.Run(e.Name(), func(t *testing.T) {
-			root := fixture(t, e.Name())
+			root := testenv.HostFixture(t, e.Name())
 			h := read(t, root)
 			var text, js bytes.Buffer
 			if err := h.WriteReport(&text); err != nil {
@@ -54,8 +33,8 @@ func TestReportGolden(t *testing.T) {
 			if err := h.WriteJSON(&js); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, e.Name()+".txt", root, text.String())
-			golden(t, e.Name()+".json", root, js.String())
+			testenv.Golden(t, e.Name()+".txt", root, text.String())
+			testenv.Golden(t, e.Name()+".json", root, js.String())
 		})
 	}
 }
@@ -70,7 +49,7 @@ func TestTemplatesGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, strings.TrimSuffix(name, ".tmpl"), "\x00", out)
+		testenv.Golden(t, strings.TrimSuffix(name, ".tmpl"), "\x00", out)
 	}
 }
 

@@ -115,7 +115,7 @@ func TestDockerRunGetsExactlyTheSelectedNodes(t *testing.T) {
 	d.Load(t, busyboxImage(t, "gpuimg-e2e/busybox:535.183.01", map[string]string{launch.DriverLabel: "535.183.01"}))
 	d.Load(t, busyboxImage(t, "gpuimg-e2e/busybox:unlabelled", nil))
 	img := "gpuimg-e2e/busybox:" + driver
-	root := hosttest.ScratchRoot(t, fixture(t, "8gpu-550.127.05"), true)
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "8gpu-550.127.05"), true)
 
 	stdout, stderr, err := d.Run(t, "run", "--rm", img, "sh", "-c", probe)
 	if err != nil {
@@ -149,7 +149,7 @@ func TestDockerRunGetsExactlyTheSelectedNodes(t *testing.T) {
 	})
 
 	t.Run("0660 video nodes get their group", func(t *testing.T) {
-		vroot := hosttest.ScratchRoot(t, fixture(t, "video-0660-550.54.15"), true)
+		vroot := hosttest.ScratchRoot(t, testenv.HostFixture(t, "video-0660-550.54.15"), true)
 		r := gpuimg(t, d, "run", "--root", vroot, "--force", "--", "--rm", img, "sh", "-c", probe)
 		if r.code != 0 {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
@@ -221,8 +221,8 @@ func TestDockerRunGetsExactlyTheSelectedNodes(t *testing.T) {
 			{[]string{"run", "--root", root, "127.0.0.1:1/nosuch/image:1"}, "cannot read the image"},
 			{[]string{"run", "--root", root, "--gpus", "8", img}, "index 8 does not exist"},
 			{[]string{"run", "--root", root, "--", "--rm", "--gpus", "all", img}, "needs nvidia-container-toolkit"},
-			{[]string{"run", "--root", hosttest.ScratchRoot(t, fixture(t, "no-uvm-550.54.15"), true), img}, "gpuimg host init-devices"},
-			{[]string{"run", "--root", fixture(t, "no-driver"), img}, "no NVIDIA kernel driver"},
+			{[]string{"run", "--root", hosttest.ScratchRoot(t, testenv.HostFixture(t, "no-uvm-550.54.15"), true), img}, "gpuimg host init-devices"},
+			{[]string{"run", "--root", testenv.HostFixture(t, "no-driver"), img}, "no NVIDIA kernel driver"},
 		}
 		for _, c := range cases {
 			r := gpuimg(t, d, c.args...)
@@ -235,12 +235,12 @@ func TestDockerRunGetsExactlyTheSelectedNodes(t *testing.T) {
 
 func TestFlagsWithImageTarball(t *testing.T) {
 	tarPath := busyboxImage(t, "gpuimg-e2e/busybox:1", map[string]string{launch.DriverLabel: "580.159.04"})
-	root := fixture(t, "h200-580.159.04")
+	root := testenv.HostFixture(t, "h200-580.159.04")
 	r := gpuimg(t, nil, "flags", "--root", root, tarPath)
 	if r.code != 0 || !strings.Contains(r.stdout, "--device "+root+"/dev/nvidia0:/dev/nvidia0") {
 		t.Errorf("matching tarball: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = gpuimg(t, nil, "flags", "--root", fixture(t, "8gpu-550.127.05"), tarPath)
+	r = gpuimg(t, nil, "flags", "--root", testenv.HostFixture(t, "8gpu-550.127.05"), tarPath)
 	if r.code == 0 || !strings.Contains(r.stderr, "gpuimg build --driver 550.127.05") || r.stdout != "" {
 		t.Errorf("mismatched tarball: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -257,7 +257,7 @@ func TestPodmanConsumesTheCDISpec(t *testing.T) {
 	const driver = "550.127.05"
 	img := "localhost/gpuimg-e2e/busybox:" + driver
 	p.Load(t, busyboxImage(t, img, map[string]string{launch.DriverLabel: driver}))
-	root := hosttest.ScratchRoot(t, fixture(t, "8gpu-550.127.05"), true)
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "8gpu-550.127.05"), true)
 
 	// podman 4.3 reads /etc/cdi only: a uniquely named spec, removed afterwards.
 	if err := os.MkdirAll("/etc/cdi", 0o755); err != nil {
@@ -309,7 +309,7 @@ func TestPodmanRunPrivileged(t *testing.T) {
 	const driver = "550.127.05"
 	img := "localhost/gpuimg-e2e/busybox:" + driver
 	p.Load(t, busyboxImage(t, img, map[string]string{launch.DriverLabel: driver}))
-	root := hosttest.ScratchRoot(t, fixture(t, "8gpu-550.127.05"), true)
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "8gpu-550.127.05"), true)
 	podmanArgs := append([]string{"--rm"}, testenv.PodmanRunArgs...)
 
 	base := gpuimgEnv(t, p.Env(), append(append([]string{"run", "--runtime", "podman", "--root", root, "--"}, podmanArgs...), img, "sh", "-c", probe)...)

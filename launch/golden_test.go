@@ -3,7 +3,6 @@ package launch_test
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,34 +13,6 @@ import (
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/launch"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-
-func fixture(t testing.TB, name string) string {
-	t.Helper()
-	return filepath.Join(testenv.RepoRoot(t), "testdata", "hosts", name)
-}
-
-// golden compares got with testdata/golden/name, after replacing the
-// machine-specific fixture root with <ROOT>.
-func golden(t *testing.T, name, root, got string) {
-	t.Helper()
-	got = strings.ReplaceAll(got, root, "<ROOT>")
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./launch -run Golden -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 func TestFlagsGolden(t *testing.T) {
 	cases := []struct {
@@ -65,7 +36,7 @@ func TestFlagsGolden(t *testing.T) {
 	for _, c := range cases {
 		for _, format := range launch.Formats {
 			t.Run(c.name+"/"+format, func(t *testing.T) {
-				root := fixture(t, c.fixture)
+				root := testenv.HostFixture(t, c.fixture)
 				out, warnings, err := launch.Flags(context.Background(), launch.FlagsOptions{
 					Root: root, Runtime: c.runtime, Format: format, Plan: c.plan,
 				})
@@ -75,7 +46,7 @@ func TestFlagsGolden(t *testing.T) {
 				if len(warnings) > 0 {
 					out += "--- stderr\n" + strings.Join(warnings, "\n") + "\n"
 				}
-				golden(t, c.name+"."+format, root, out)
+				testenv.Golden(t, c.name+"."+format, root, out)
 			})
 		}
 	}
@@ -84,7 +55,7 @@ func TestFlagsGolden(t *testing.T) {
 func TestCDIGolden(t *testing.T) {
 	for _, fx := range []string{"h200-580.159.04", "8gpu-550.127.05", "mig-535.183.01", "video-0660-550.54.15"} {
 		t.Run(fx, func(t *testing.T) {
-			root := fixture(t, fx)
+			root := testenv.HostFixture(t, fx)
 			out := filepath.Join(t.TempDir(), "gpuimg.yaml")
 			data, _, err := launch.GenerateCDI(root, out)
 			if err != nil {
@@ -94,13 +65,13 @@ func TestCDIGolden(t *testing.T) {
 			if err != nil || string(written) != string(data) {
 				t.Fatalf("written file differs from the returned spec (%v)", err)
 			}
-			golden(t, fx+".cdi.yaml", root, string(data))
+			testenv.Golden(t, fx+".cdi.yaml", root, string(data))
 		})
 	}
 }
 
 func TestCDIVersionIsTheLowestCovering(t *testing.T) {
-	h, err := host.Read(fixture(t, "8gpu-550.127.05"))
+	h, err := host.Read(testenv.HostFixture(t, "8gpu-550.127.05"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +83,7 @@ func TestCDIVersionIsTheLowestCovering(t *testing.T) {
 	if spec.Version != "0.5.0" || spec.Kind != "gpuimg.dev/gpu" {
 		t.Errorf("version %s kind %s", spec.Version, spec.Kind)
 	}
-	h, err = host.Read(fixture(t, "video-0660-550.54.15"))
+	h, err = host.Read(testenv.HostFixture(t, "video-0660-550.54.15"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +120,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.opts.Root = fixture(t, c.fixture)
+			c.opts.Root = testenv.HostFixture(t, c.fixture)
 			if c.opts.Runtime == "" {
 				c.opts.Runtime = "docker"
 			}
