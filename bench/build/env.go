@@ -9,17 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/moby/buildkit/client"
 )
 
@@ -27,80 +24,10 @@ import (
 // testing.TB): one private buildkitd, a ggcr registry and a file server, all
 // on this machine and all stopped when the benchmark ends.
 
-// daemon is the private buildkitd both sides build on.
-type daemon struct {
-	addr    string
-	dir     string
-	cmd     *exec.Cmd
-	exited  chan error
-	logFile *os.File
-}
-
-// startBuildkitd runs bin as root with an OCI worker (runc, overlayfs), its
-// own state root and socket, and waits until it answers Info. RUN steps get
-// the host's network (no CNI configured), as `docker build` gives them.
-func startBuildkitd(bin string) (*daemon, error) {
-	if _, err := exec.LookPath("runc"); err != nil {
-		return nil, fmt.Errorf("runc not on PATH: `make deps` installs it")
-	}
-	// Short path: unix sockets are limited to 108 bytes.
-	dir, err := os.MkdirTemp("", "gpuimg-bench-bk-")
-	if err != nil {
-		return nil, err
-	}
-	d := &daemon{addr: "unix://" + filepath.Join(dir, "buildkitd.sock"), dir: dir, exited: make(chan error, 1)}
-	if d.logFile, err = os.Create(filepath.Join(dir, "buildkitd.log")); err != nil {
-		return nil, err
-	}
-	d.cmd = exec.Command(bin, "--oci-worker=true", "--containerd-worker=false", "--oci-worker-gc=false",
-		"--root", filepath.Join(dir, "root"), "--addr", d.addr)
-	d.cmd.Stdout, d.cmd.Stderr = d.logFile, d.logFile
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w (`make buildkitd` builds it)", bin, err)
-	}
-	go func() { d.exited <- d.cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-d.exited:
-			return nil, fmt.Errorf("buildkitd exited (%v); its log is %s", err, d.logFile.Name())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c, err := client.New(ctx, d.addr)
-		if err == nil {
-			_, err = c.Info(ctx)
-			c.Close()
-		}
-		cancel()
-		if err == nil {
-			return d, nil
-		}
-		if time.Now().After(deadline) {
-			d.stop()
-			return nil, fmt.Errorf("buildkitd at %s did not answer within 30 s: %w", d.addr, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func (d *daemon) stop() {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(20 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
-	}
-	d.logFile.Close()
-	_ = os.RemoveAll(d.dir)
-}
-
 // prune empties the builder's cache (every record, the base and the
 // downloads included): the next build is cold.
-func (d *daemon) prune(ctx context.Context) error {
-	c, err := client.New(ctx, d.addr)
+func prune(ctx context.Context, d *testenv.BuildkitDaemon) error {
+	c, err := client.New(ctx, d.Addr)
 	if err != nil {
 		return err
 	}

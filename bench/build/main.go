@@ -31,6 +31,7 @@ import (
 
 	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/gpuimg/gpuimg/internal/standin"
+	"github.com/gpuimg/gpuimg/internal/testenv"
 )
 
 // Stand-in driver versions: not in gpuimg's catalog, so a single-driver
@@ -98,7 +99,7 @@ func progress(format string, args ...any) {
 // bench holds the running environment.
 type bench struct {
 	cfg      config
-	bk       *daemon
+	bk       *testenv.BuildkitDaemon
 	reg      string // registry host:port
 	files    string // file server host:port
 	baseRef  string
@@ -161,10 +162,10 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	progress("starting a private buildkitd")
-	if b.bk, err = startBuildkitd(cfg.buildkitd); err != nil {
+	if b.bk, err = testenv.StartBuildkitd(cfg.buildkitd); err != nil {
 		return err
 	}
-	defer b.bk.stop()
+	defer b.bk.Stop()
 	if err := os.MkdirAll(b.out, 0o755); err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ func (b *bench) sides(ctx context.Context, res *Results) error {
 			}
 			for _, kind := range kinds {
 				if kind == kindCold {
-					if err := b.bk.prune(ctx); err != nil {
+					if err := prune(ctx, b.bk); err != nil {
 						return err
 					}
 				}
@@ -290,7 +291,7 @@ func (b *bench) build(ctx context.Context, side, v, kind string) (Run, error) {
 			return r, err
 		}
 		r.Seconds, err = timed(func() error {
-			log, err = solveRecipe(ctx, b.bk.addr, dir, b.tarPath(side, v), b.pushRef(side, v))
+			log, err = solveRecipe(ctx, b.bk.Addr, dir, b.tarPath(side, v), b.pushRef(side, v))
 			return err
 		})
 	default:
@@ -311,7 +312,7 @@ func (b *bench) build(ctx context.Context, side, v, kind string) (Run, error) {
 // version: downloaded by BuildKit from the mirror, checked against --sha256,
 // with an empty driver cache (no local reuse).
 func (b *bench) gpuimgArgs(side, v string) []string {
-	args := []string{"build", "--addr", b.bk.addr, "--driver", v,
+	args := []string{"build", "--addr", b.bk.Addr, "--driver", v,
 		"--mirror", "http://" + b.files + "/{file}", "--sha256", b.sums[v],
 		"--cache-dir", filepath.Join(b.cfg.work, "empty-driver-cache"),
 		"--base", b.baseRef, "-t", b.pushRef(side, v), "--push",
@@ -329,7 +330,7 @@ func (b *bench) components(ctx context.Context, res *Results) error {
 	ref := b.reg + "/gpuimg-compute:" + v
 	progress("--components compute")
 	secs, err := timed(func() error {
-		_, _, err := runGpuimg(ctx, b.cfg.bin, "build", "--addr", b.bk.addr, "--driver", v,
+		_, _, err := runGpuimg(ctx, b.cfg.bin, "build", "--addr", b.bk.Addr, "--driver", v,
 			"--driver-file", b.runs[v], "--sha256", b.sums[v], "--components", "compute",
 			"--base", b.baseRef, "-t", ref, "--push")
 		return err
@@ -363,7 +364,7 @@ func (b *bench) multi(ctx context.Context, res *Results) error {
 				return err
 			}
 		}
-		_, _, err := runGpuimg(ctx, b.cfg.bin, "build", "--addr", b.bk.addr, "--driver", drv,
+		_, _, err := runGpuimg(ctx, b.cfg.bin, "build", "--addr", b.bk.Addr, "--driver", drv,
 			"--mirror", "http://"+b.files+"/{file}", "--sha256", strings.Join(sums, ","),
 			"--cache-dir", filepath.Join(b.cfg.work, "empty-driver-cache"), "--base", b.baseRef,
 			"-t", b.reg+"/multi:{driver}", "--push",
@@ -372,21 +373,21 @@ func (b *bench) multi(ctx context.Context, res *Results) error {
 	}
 	m := &Multi{}
 	var err error
-	if err = b.bk.prune(ctx); err != nil {
+	if err = prune(ctx, b.bk); err != nil {
 		return err
 	}
 	if m.OneSeconds, err = timed(func() error { return build(versions[0]) }); err != nil {
 		return err
 	}
 	progress("one driver                   %6.1f s", m.OneSeconds)
-	if err = b.bk.prune(ctx); err != nil {
+	if err = prune(ctx, b.bk); err != nil {
 		return err
 	}
 	if m.ThreeInOneSeconds, err = timed(func() error { return build(strings.Join(versions, ",")) }); err != nil {
 		return err
 	}
 	progress("three drivers in one build   %6.1f s", m.ThreeInOneSeconds)
-	if err = b.bk.prune(ctx); err != nil {
+	if err = prune(ctx, b.bk); err != nil {
 		return err
 	}
 	if m.ThreeSequentialSeconds, err = timed(func() error {

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,11 @@ type BuildkitDaemon struct {
 	Dir string
 	// TLS is set when the daemon listens on TCP with mutual TLS.
 	TLS *TLSFiles
+
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	waitErr error         // its exit status, once done is closed
+	logFile *os.File
 }
 
 // BuildkitdOption changes how Buildkitd starts the daemon.
@@ -67,65 +73,112 @@ func Buildkitd(t testing.TB, opts ...BuildkitdOption) *BuildkitDaemon {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	// Short path outside t.TempDir(): unix sockets are limited to 108 bytes.
+	if cfg.noNetwork && cfg.tls {
+		t.Fatal("testenv: WithoutNetwork and WithTLS exclude each other (tcp needs the host's network)")
+	}
 	dir, err := os.MkdirTemp("", "gpuimg-bk-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := &BuildkitDaemon{Addr: "unix://" + filepath.Join(dir, "buildkitd.sock"), Dir: dir}
-	args := []string{
-		"--oci-worker=true", "--containerd-worker=false", "--oci-worker-gc=false",
-		"--root", filepath.Join(dir, "root"),
-	}
+	var extra, wrap []string
 	if cfg.tls {
 		d.TLS = GenerateTLS(t, filepath.Join(dir, "tls"))
 		d.Addr = "tcp://127.0.0.1:" + freePort(t)
-		args = append(args, "--tlscert", d.TLS.ServerCert, "--tlskey", d.TLS.ServerKey, "--tlscacert", d.TLS.CA)
+		extra = []string{"--tlscert", d.TLS.ServerCert, "--tlskey", d.TLS.ServerKey, "--tlscacert", d.TLS.CA}
 	}
-	args = append(args, "--addr", d.Addr)
-	logPath := filepath.Join(dir, "buildkitd.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
 	if cfg.noNetwork {
-		if cfg.tls {
-			t.Fatal("testenv: WithoutNetwork and WithTLS exclude each other (tcp needs the host's network)")
-		}
 		unshare, err := exec.LookPath("unshare")
 		if err != nil {
 			SkipOrFail(t, "unshare not found (util-linux)")
 		}
-		cmd = exec.Command(unshare, append([]string{"--net", "--", bin}, args...)...)
+		wrap = []string{unshare, "--net", "--"}
 	}
+	if err := d.start(bin, extra, wrap); err != nil {
+		_ = os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("buildkitd log tail:\n%s", d.LogTail(30))
+		}
+		d.Stop()
+	})
+	return d
+}
+
+// StartBuildkitd starts a private buildkitd (bin, as root) on a unix socket in
+// a new temporary directory and waits until it answers; Stop ends it. For
+// programs such as the benchmarks; tests use Buildkitd.
+func StartBuildkitd(bin string) (*BuildkitDaemon, error) {
+	if _, err := exec.LookPath("runc"); err != nil {
+		return nil, fmt.Errorf("runc not on PATH (Debian's runc; `make deps` installs it)")
+	}
+	dir, err := os.MkdirTemp("", "gpuimg-bk-")
+	if err != nil {
+		return nil, err
+	}
+	d := &BuildkitDaemon{Addr: "unix://" + filepath.Join(dir, "buildkitd.sock"), Dir: dir}
+	if err := d.start(bin, nil, nil); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return d, nil
+}
+
+// start runs wrap... bin with the OCI worker, its root under d.Dir, d.Addr and
+// extra flags, and waits until it answers. On failure the daemon is stopped
+// and the error carries its log's tail.
+func (d *BuildkitDaemon) start(bin string, extra, wrap []string) error {
+	args := append([]string{
+		"--oci-worker=true", "--containerd-worker=false", "--oci-worker-gc=false",
+		"--root", filepath.Join(d.Dir, "root"), "--addr", d.Addr,
+	}, extra...)
+	logFile, err := os.Create(filepath.Join(d.Dir, "buildkitd.log"))
+	if err != nil {
+		return err
+	}
+	argv := append(append(wrap[:len(wrap):len(wrap)], bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		t.Fatalf("start %s: %v", bin, err)
+		return fmt.Errorf("start %s: %w (`make buildkitd` builds it)", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
-		if t.Failed() {
-			t.Logf("buildkitd log tail:\n%s", tail(logPath, 30))
-		}
-		// The state root holds overlay snapshots; unmount leftovers are the daemon's job.
-		_ = os.RemoveAll(dir)
-	})
-	if err := waitBuildkitd(d, exited); err != nil {
-		t.Fatalf("buildkitd at %s did not come up: %v\nlog tail:\n%s", d.Addr, err, tail(logPath, 30))
+	d.cmd, d.logFile, d.done = cmd, logFile, make(chan struct{})
+	go func() { d.waitErr = cmd.Wait(); close(d.done) }()
+	if err := waitBuildkitd(d); err != nil {
+		tail := d.LogTail(30)
+		d.stopProcess()
+		return fmt.Errorf("buildkitd at %s did not come up: %w\nlog tail:\n%s", d.Addr, err, tail)
 	}
-	return d
+	return nil
+}
+
+// LogTail returns the last lines of the daemon's log.
+func (d *BuildkitDaemon) LogTail(lines int) string {
+	return tail(filepath.Join(d.Dir, "buildkitd.log"), lines)
+}
+
+// Stop ends the daemon (SIGTERM, then SIGKILL after 20 s) and removes its directory.
+func (d *BuildkitDaemon) Stop() {
+	d.stopProcess()
+	_ = os.RemoveAll(d.Dir)
+}
+
+func (d *BuildkitDaemon) stopProcess() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(20 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
+	d.logFile.Close()
 }
 
 // ClientOpts returns the client options that reach this daemon (TLS files when set).
@@ -139,14 +192,14 @@ func (d *BuildkitDaemon) ClientOpts() []client.ClientOpt {
 	}
 }
 
-func waitBuildkitd(d *BuildkitDaemon, exited <-chan error) error {
+func waitBuildkitd(d *BuildkitDaemon) error {
 	deadline := time.Now().Add(30 * time.Second)
 	delay := 50 * time.Millisecond
 	var lastErr error
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-exited:
-			return errExited{err}
+		case <-d.done:
+			return errExited{d.waitErr}
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

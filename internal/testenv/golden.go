@@ -8,7 +8,14 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+// update is -update in test binaries only: programs that start daemons through
+// this package (the benchmarks) must not grow the flag.
+var update = func() *bool {
+	if testing.Testing() {
+		return flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+	}
+	return new(bool)
+}()
 
 // Golden compares got with the package's testdata/golden/name after replacing
 // the machine-specific fixture root with <ROOT>; `go test -update` rewrites it.
