@@ -3,6 +3,7 @@ package drivers
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -92,5 +93,31 @@ func TestInspectDamagedPayload(t *testing.T) {
 	}
 	if _, err := Inspect(os.Args[0]); !errors.Is(err, ErrNotRun) {
 		t.Errorf("inspecting the test binary: %v, want ErrNotRun", err)
+	}
+}
+
+func TestReadManifestMatchesInspect(t *testing.T) {
+	for _, comp := range []string{"gzip", "xz", "zstd"} {
+		t.Run(comp, func(t *testing.T) {
+			p := writeRun(t, driverstest.Run{Version: "580.159.04", Compression: comp})
+			info, err := Inspect(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := ReadManifest(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(m, info.Manifest) {
+				t.Errorf("ReadManifest = %+v\nInspect's manifest = %+v", m, info.Manifest)
+			}
+		})
+	}
+	notRun := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notRun, []byte("not a driver package\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadManifest(notRun); err == nil {
+		t.Error("a text file was read as a driver package")
 	}
 }
