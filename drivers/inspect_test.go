@@ -53,7 +53,7 @@ func TestInspectCountsGroups(t *testing.T) {
 }
 
 func TestInspectToleratesUnknownTypesAndReportsMissing(t *testing.T) {
-	manifest := "d\n390.157\n0\nnvidia\n\n\n\n\n" +
+	manifest := "d\n390.157\nx86_64\nnvidia\n5\n6\n7\n8\n" +
 		"libcuda.so.390.157 0755 CUDA_LIB NATIVE / MODULE:gpgpu\n" +
 		"libnew.so.390.157 0755 HYPER_LIB NATIVE / MODULE:opengl\n" +
 		"libgone.so.390.157 0755 OPENGL_LIB NATIVE / MODULE:opengl\n" +

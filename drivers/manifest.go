@@ -1,22 +1,33 @@
 package drivers
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"io/fs"
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/gpuimg/gpuimg/drivers/manifesttypes"
 )
 
 // Manifest is a package's .manifest (REFERENCE 3.1): what each file is and
 // where the installer puts it.
 type Manifest struct {
-	Description   string          `json:"description"`
-	Version       string          `json:"version"`
+	Description string `json:"description"`
+	Version     string `json:"version"`
+	// Arch is line 3, the package's architecture (x86_64, aarch64). With it
+	// empty, NVIDIA's installer reports success and installs nothing.
+	Arch          string          `json:"arch"`
 	KernelModules []string        `json:"kernel_modules,omitempty"`
 	Entries       []ManifestEntry `json:"entries"`
+	// TypeTable is the nvidia-installer release whose file-type table the
+	// entries were read by (manifesttypes.For(Version)); empty for packages
+	// older than every table, which are read by token shape.
+	TypeTable string `json:"type_table,omitempty"`
+	// Warnings are what NVIDIA's installer may refuse or read differently
+	// (an unknown type, an empty architecture line).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ManifestEntry is one file line:
@@ -52,65 +63,184 @@ const manifestHeaderLines = 8
 // a path nor a symlink target.
 var eraFlags = map[string]bool{"CLASSIC": true, "NEW": true, "GLVND": true, "NON_GLVND": true}
 
-// ParseManifest reads a .manifest. Unknown types and extra tokens are kept,
-// not rejected: packages from every era must read.
+// maxManifestSize bounds what ParseManifest reads; real manifests are tens
+// of KiB.
+const maxManifestSize = 16 << 20
+
+// ParseManifest reads a .manifest as nvidia-installer does: lines as its
+// get_next_line splits them (empty lines are skipped everywhere, so the
+// header is the first 8 lines that are not empty), and entries by the file
+// type table of the package's release. Line numbers in errors and warnings
+// are the installer's, so they match its "error on line N". Unknown types
+// and extra tokens are kept, not rejected: packages from every era must read.
 func ParseManifest(r io.Reader) (Manifest, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var m Manifest
-	lineNo := 0
-	for sc.Scan() {
-		lineNo++
-		line := strings.TrimRight(sc.Text(), "\r")
-		switch {
-		case lineNo == 1:
-			m.Description = strings.TrimSpace(line)
-		case lineNo == 2:
-			m.Version = strings.TrimSpace(line)
-		case lineNo == 4:
-			m.KernelModules = strings.Fields(line)
-		case lineNo <= manifestHeaderLines:
-		default:
-			if strings.TrimSpace(line) == "" {
-				return m, nil // an empty line ends the entries
-			}
-			e, err := parseManifestEntry(line)
-			if err != nil {
-				return Manifest{}, fmt.Errorf(".manifest line %d: %w", lineNo, err)
-			}
-			m.Entries = append(m.Entries, e)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	data, err := io.ReadAll(io.LimitReader(r, maxManifestSize+1))
+	if err != nil {
 		return Manifest{}, fmt.Errorf("read .manifest: %w", err)
 	}
-	if lineNo < manifestHeaderLines {
-		return Manifest{}, fmt.Errorf(".manifest has %d lines, fewer than its %d-line header: the package is damaged, download it again", lineNo, manifestHeaderLines)
+	if len(data) > maxManifestSize {
+		return Manifest{}, fmt.Errorf(".manifest is over %d MiB: the package is damaged or not NVIDIA's", maxManifestSize>>20)
+	}
+	lines := installerLines(data)
+	if len(lines) < manifestHeaderLines {
+		return Manifest{}, fmt.Errorf(".manifest has %d lines, fewer than its %d-line header: the package is damaged, download it again", len(lines), manifestHeaderLines)
+	}
+	m := Manifest{
+		Description:   strings.TrimSpace(lines[0]),
+		Version:       strings.TrimSpace(lines[1]),
+		Arch:          strings.TrimSpace(lines[2]),
+		KernelModules: strings.Fields(lines[3]),
+	}
+	if m.Arch != ArchX86_64 && m.Arch != ArchAarch64 {
+		m.Warnings = append(m.Warnings, fmt.Sprintf("header line 3 reads %q where the architecture (%s or %s) belongs: a header line is empty or missing, and NVIDIA's installer then misreads the package (the 580 installer reports success and installs nothing)", m.Arch, ArchX86_64, ArchAarch64))
+	}
+	var table *manifesttypes.Table
+	if !manifesttypes.Less(m.Version, manifesttypes.Releases()[0]) {
+		t := manifesttypes.For(m.Version)
+		table, m.TypeTable = &t, t.Release
+	}
+	for i, line := range lines[manifestHeaderLines:] {
+		lineNo := manifestHeaderLines + 1 + i
+		e, warning, err := parseManifestEntry(line, table)
+		if err != nil {
+			return Manifest{}, fmt.Errorf(".manifest line %d: %w", lineNo, err)
+		}
+		if warning != "" {
+			m.Warnings = append(m.Warnings, fmt.Sprintf("line %d: %s", lineNo, warning))
+		}
+		m.Entries = append(m.Entries, e)
 	}
 	return m, nil
 }
 
-func parseManifestEntry(line string) (ManifestEntry, error) {
+// installerLines splits a manifest as the installer's get_next_line does: a
+// line ends at \n, \r or NUL, and every run of unprintable bytes after it
+// (further newlines, so empty lines, and leading tabs) is skipped; a NUL
+// ends the text.
+func installerLines(data []byte) []string {
+	var lines []string
+	for i := 0; i < len(data) && data[i] != 0; {
+		j := i
+		for j < len(data) && data[j] != '\n' && data[j] != '\r' && data[j] != 0 {
+			j++
+		}
+		lines = append(lines, string(data[i:j]))
+		for j < len(data) && data[j] != 0 && (data[j] < 0x20 || data[j] > 0x7e) {
+			j++
+		}
+		i = j
+	}
+	return lines
+}
+
+// parseManifestEntry reads one entry. With a type table it reads as
+// nvidia-installer does (install-from-cwd.c parse_manifest): after the type,
+// exactly the tokens the type takes, in order (arch, path or
+// INHERIT_PATH_DEPTH:n, symlink target); later tokens are ignored but for
+// MODULE:. A type the table lacks, or a package older than every table, is
+// read by token shape so that packages of every era still read; the warning
+// says what NVIDIA's installer would do instead.
+func parseManifestEntry(line string, table *manifesttypes.Table) (ManifestEntry, string, error) {
 	tok := strings.Fields(line)
 	if len(tok) < 3 {
-		return ManifestEntry{}, fmt.Errorf("want <file> <perms> <TYPE> ..., got %q", line)
+		return ManifestEntry{}, "", fmt.Errorf("want <file> <perms> <TYPE> ..., got %q", line)
 	}
 	perms, err := strconv.ParseUint(tok[1], 8, 32)
 	if err != nil || perms > 07777 {
-		return ManifestEntry{}, fmt.Errorf("permissions %q of %s are not octal like 0755", tok[1], tok[0])
+		return ManifestEntry{}, "", fmt.Errorf("permissions %q of %s are not octal like 0755", tok[1], tok[0])
 	}
 	e := ManifestEntry{Path: tok[0], Perms: fileMode(uint32(perms)), Type: tok[2]}
+	var warning string
+	if table == nil {
+		err = e.readByShape(tok[3:])
+	} else if caps, known := table.Caps(e.Type); known {
+		warning, err = e.readByCaps(caps, tok[3:], table.Release)
+	} else {
+		warning = fmt.Sprintf("type %s is unknown to nvidia-installer %s, which rejects a .manifest with it (\"Invalid .manifest file\")", e.Type, table.Release)
+		err = e.readByShape(tok[3:])
+	}
+	if err != nil {
+		return ManifestEntry{}, "", err
+	}
+	e.Group = ComponentOf(e.Type, e.Module, e.Path)
+	return e, warning, nil
+}
+
+// readByCaps takes the optional tokens caps says the type carries, in the
+// installer's order, whatever they say: a missing one is the installer's
+// "Invalid .manifest file" error, and a MODULE: token in their place is
+// taken as the installer takes it (as a path or a symlink target), with a
+// warning.
+func (e *ManifestEntry) readByCaps(caps manifesttypes.Caps, tok []string, release string) (warning string, err error) {
+	next := func(what string) (string, error) {
+		if len(tok) == 0 {
+			return "", fmt.Errorf("%s %s takes %s, and the line has none: nvidia-installer %s rejects the package (\"Invalid .manifest file\")", e.Path, e.Type, what, release)
+		}
+		t := tok[0]
+		tok = tok[1:]
+		if strings.HasPrefix(t, "MODULE:") && warning == "" {
+			warning = fmt.Sprintf("%s %s takes %s before MODULE:, and nvidia-installer %s reads %q as it", e.Path, e.Type, what, release, t)
+		}
+		return t, nil
+	}
+	if caps.HasArch {
+		arch, err := next("an arch token (NATIVE or COMPAT32)")
+		if err != nil {
+			return "", err
+		}
+		if arch != "NATIVE" && arch != "COMPAT32" {
+			return "", fmt.Errorf("%s %s: arch token %q is neither NATIVE nor COMPAT32: nvidia-installer %s rejects the package (\"Invalid .manifest file\")", e.Path, e.Type, arch, release)
+		}
+		e.Arch = arch
+	}
+	switch {
+	case caps.HasPath:
+		p, err := next("a path")
+		if err != nil {
+			return "", err
+		}
+		e.DestPath = p
+	case caps.InheritPath:
+		d, err := next("an INHERIT_PATH_DEPTH:n token")
+		if err != nil {
+			return "", err
+		}
+		if e.InheritDepth, err = inheritDepth(d); err != nil {
+			return "", fmt.Errorf("%s of %s: %w", d, e.Path, err)
+		}
+	}
+	if caps.IsSymlink {
+		target, err := next("a symlink target")
+		if err != nil {
+			return "", err
+		}
+		e.SymlinkTarget = target
+	}
+	for _, t := range tok {
+		if strings.HasPrefix(t, "MODULE:") {
+			e.Module = strings.TrimPrefix(t, "MODULE:")
+		} else {
+			e.Flags = append(e.Flags, t)
+		}
+	}
+	return warning, nil
+}
+
+// readByShape guesses each optional token's role from its form: the reading
+// for packages older than every type table (era tokens such as CLASSIC and
+// GLVND) and for types a table lacks.
+func (e *ManifestEntry) readByShape(tok []string) error {
 	var positional []string
-	for _, t := range tok[3:] {
+	for _, t := range tok {
 		switch {
 		case t == "NATIVE" || t == "COMPAT32":
 			e.Arch = t
 		case strings.HasPrefix(t, "MODULE:"):
 			e.Module = strings.TrimPrefix(t, "MODULE:")
 		case strings.HasPrefix(t, "INHERIT_PATH_DEPTH:"):
-			depth, err := strconv.Atoi(strings.TrimPrefix(t, "INHERIT_PATH_DEPTH:"))
-			if err != nil || depth < 0 {
-				return ManifestEntry{}, fmt.Errorf("%s of %s is not a depth", t, tok[0])
+			depth, err := inheritDepth(t)
+			if err != nil {
+				return fmt.Errorf("%s of %s: %w", t, e.Path, err)
 			}
 			e.InheritDepth = depth
 		case eraFlags[t]:
@@ -129,8 +259,15 @@ func parseManifestEntry(line string) (ManifestEntry, error) {
 		e.DestPath = positional[0]
 		e.Flags = append(e.Flags, positional[1:]...)
 	}
-	e.Group = ComponentOf(e.Type, e.Module, e.Path)
-	return e, nil
+	return nil
+}
+
+func inheritDepth(t string) (int, error) {
+	depth, err := strconv.Atoi(strings.TrimPrefix(t, "INHERIT_PATH_DEPTH:"))
+	if err != nil || depth < 0 || !strings.HasPrefix(t, "INHERIT_PATH_DEPTH:") {
+		return 0, fmt.Errorf("not a depth (want INHERIT_PATH_DEPTH:n)")
+	}
+	return depth, nil
 }
 
 // fileMode turns the manifest's octal permissions (04755 for the setuid

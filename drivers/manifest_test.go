@@ -9,12 +9,12 @@ import (
 
 const manifest39048 = `NVIDIA Accelerated Graphics Driver for Linux-x86_64
 390.48
-0
+x86_64
 nvidia nvidia-uvm nvidia-modeset nvidia-drm
-
-
 ./kernel/
 ./kernel/precompiled/
+./kernel-open/
+./kernel-open/precompiled/
 libcuda.so.390.48 0755 CUDA_LIB NATIVE / MODULE:gpgpu
 libcuda.so.1 0000 CUDA_SYMLINK NATIVE / libcuda.so.390.48 MODULE:gpgpu
 ./32/libcuda.so.390.48 0755 CUDA_LIB COMPAT32 / MODULE:gpgpu
@@ -28,8 +28,6 @@ nvidia-uninstall 0000 UTILITY_BIN_SYMLINK nvidia-installer MODULE:installer
 libfuture.so.390.48 0755 QUANTUM_LIB NATIVE / extra tokens MODULE:gpgpu
 nvidia.icd 0644 CUDA_ICD MODULE:gpgpu
 libnvidia-fbc.so.390.48 0755 OPENGL_LIB NATIVE / MODULE:opengl
-
-this line after the empty line is not an entry
 `
 
 func TestParseManifest39048(t *testing.T) {
@@ -70,7 +68,7 @@ func TestParseManifest39048(t *testing.T) {
 }
 
 func TestParseManifestErrors(t *testing.T) {
-	header := "d\n1.2\n0\nnvidia\n\n\n\n\n"
+	header := "d\n1.2\nx86_64\nnvidia\n5\n6\n7\n8\n"
 	for name, tc := range map[string]struct{ text, reason string }{
 		"short header": {"d\n1.2\n", "fewer than its 8-line header"},
 		"two tokens":   {header + "libcuda.so 0755\n", "line 9"},

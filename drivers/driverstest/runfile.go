@@ -34,28 +34,29 @@ type Run struct {
 	Symlinks map[string]string
 }
 
-// DefaultManifest is a small real-format manifest (REFERENCE 3.1) for v.
+// DefaultManifest is a small real-format manifest (REFERENCE 3.1) for v:
+// each entry carries the tokens its type takes in nvidia-installer's table.
 func DefaultManifest(v, arch string) string {
 	return fmt.Sprintf(`NVIDIA Accelerated Graphics Driver for Linux-%[2]s
 %[1]s
-0
+%[2]s
 nvidia nvidia-uvm nvidia-modeset nvidia-drm
-
-
 ./kernel/
 ./kernel/precompiled/
+./kernel-open/
+./kernel-open/precompiled/
 libcuda.so.%[1]s 0755 CUDA_LIB NATIVE / MODULE:gpgpu
 libcuda.so.1 0000 CUDA_SYMLINK NATIVE / libcuda.so.%[1]s MODULE:gpgpu
 libnvidia-ml.so.%[1]s 0755 UTILITY_LIB NATIVE MODULE:nvml
 nvidia-smi 0755 UTILITY_BINARY MODULE:nvml
-libnvcuvid.so.%[1]s 0755 NVCUVID_LIB NATIVE / MODULE:nvcuvid
-libGLX_nvidia.so.%[1]s 0755 GLX_CLIENT_LIB NATIVE / MODULE:opengl
+libnvcuvid.so.%[1]s 0755 NVCUVID_LIB NATIVE MODULE:nvcuvid
+libGLX_nvidia.so.%[1]s 0755 OPENGL_LIB NATIVE MODULE:opengl
 nvidia_icd.json 0644 VULKAN_ICD_JSON icd.d/ MODULE:opengl
 nvidia_drv.so 0755 XMODULE_SHARED_LIB drivers/ MODULE:xdriver
 kernel/nvidia/nv.c 0644 KERNEL_MODULE_SRC INHERIT_PATH_DEPTH:1 MODULE:resman
 firmware/gsp_ga10x.bin 0644 FIRMWARE INHERIT_PATH_DEPTH:1 MODULE:resman
-nvidia-modprobe 4755 NVIDIA_MODPROBE MODULE:installer
-NVIDIA_Changelog 0644 DOCUMENTATION MODULE:installer
+nvidia-modprobe 4755 NVIDIA_MODPROBE /usr/bin/ MODULE:installer
+NVIDIA_Changelog 0644 DOCUMENTATION NVIDIA_GLX-1.0/ MODULE:installer
 `, v, arch)
 }
 

@@ -20,6 +20,13 @@ func cacheKey(opts Options) (string, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%+v\n", opts)
+	if opts.Installer != "" {
+		b, err := os.ReadFile(opts.Installer)
+		if err != nil {
+			return "", fmt.Errorf("stand-in driver: read the installer to ship: %w", err)
+		}
+		h.Write(b)
+	}
 	for _, dir := range []string{src, filepath.Join(src, "cmd", "nvunpack")} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/gpuimg/gpuimg/drivers/manifesttypes"
 )
 
 // The real driver userspace this package imitates: names, sizes, SONAMEs and
@@ -37,7 +39,7 @@ type entry struct {
 	perms     string // octal, as the manifest writes it ("0755", "0000", "04755")
 	fileType  string // manifest TYPE
 	arch      string // NATIVE, COMPAT32 or "" (types without an arch)
-	pathToken string // "/", "vdpau/", "man1/", "INHERIT_PATH_DEPTH:1" or ""
+	pathToken string // for types with a path: "vdpau/", "man1/", "/usr/bin/"; "" is "/" (or INHERIT_PATH_DEPTH:1)
 	target    string // symlink target
 	module    string // MODULE: group
 	manifest  bool   // listed in .manifest (installer plumbing is not)
@@ -51,19 +53,35 @@ type entry struct {
 	symlink bool   // a symlink in the tar (nvidia-uninstall)
 }
 
-// line renders the manifest line in the real token order:
-// <file> <perms> <TYPE> [NATIVE|COMPAT32] [path|INHERIT_PATH_DEPTH:n] [symlink-target] [MODULE:<group>]
-func (e entry) line() string {
+// line renders the manifest line as nvidia-installer reads it: after the
+// type, exactly the optional tokens the release's table says the type takes
+// (install-from-cwd.c parse_manifest), then MODULE:, which it ignores:
+// <file> <perms> <TYPE> [NATIVE|COMPAT32] [path | INHERIT_PATH_DEPTH:n] [symlink-target] MODULE:<group>
+func (e entry) line(caps manifesttypes.Caps) string {
 	tokens := []string{e.file, e.perms, e.fileType}
-	for _, t := range []string{e.arch, e.pathToken, e.target} {
-		if t != "" {
-			tokens = append(tokens, t)
-		}
+	if caps.HasArch {
+		tokens = append(tokens, e.arch)
+	}
+	switch {
+	case caps.HasPath:
+		tokens = append(tokens, orDefault(e.pathToken, "/"))
+	case caps.InheritPath:
+		tokens = append(tokens, orDefault(e.pathToken, "INHERIT_PATH_DEPTH:1"))
+	}
+	if caps.IsSymlink {
+		tokens = append(tokens, e.target)
 	}
 	if e.module != "" {
 		tokens = append(tokens, "MODULE:"+e.module)
 	}
 	return strings.Join(tokens, " ")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // libInfo is how the real manifest files one library.
@@ -78,32 +96,35 @@ type libInfo struct {
 // userspaceLibs maps a library's base name (before ".so") to its manifest
 // type and MODULE. Component groups follow REFERENCE 3.4 (lnc nvc_info.c).
 var userspaceLibs = map[string]libInfo{
-	"libcuda":                   {"CUDA_LIB", "gpgpu", "/", "cuda", true},
-	"libcudadebugger":           {"CUDA_LIB", "gpgpu", "/", "plain", false},
-	"libnvidia-ptxjitcompiler":  {"CUDA_LIB", "gpgpu", "/", "plain", true},
-	"libnvidia-nvvm":            {"CUDA_LIB", "gpgpu", "/", "plain", false},
-	"libnvidia-gpucomp":         {"CUDA_LIB", "gpgpu", "/", "plain", true},
-	"libnvidia-allocator":       {"CUDA_LIB", "gpgpu", "/", "plain", true},
-	"libnvidia-pkcs11-openssl3": {"CUDA_LIB", "gpgpu", "/", "plain", false},
-	"libnvidia-opencl":          {"OPENCL_LIB", "opencl", "/", "plain", true},
+	"libcuda":                   {"CUDA_LIB", "gpgpu", "", "cuda", true},
+	"libcudadebugger":           {"CUDA_LIB", "gpgpu", "", "plain", false},
+	"libnvidia-ptxjitcompiler":  {"CUDA_LIB", "gpgpu", "", "plain", true},
+	"libnvidia-nvvm":            {"CUDA_LIB", "gpgpu", "", "plain", false},
+	"libnvidia-gpucomp":         {"CUDA_LIB", "gpgpu", "", "plain", true},
+	"libnvidia-allocator":       {"CUDA_LIB", "gpgpu", "", "plain", true},
+	"libnvidia-pkcs11-openssl3": {"CUDA_LIB", "gpgpu", "", "plain", false},
+	"libnvidia-opencl":          {"OPENCL_LIB", "opencl", "", "plain", true},
 	"libnvidia-ml":              {"UTILITY_LIB", "nvml", "", "nvml", true},
 	"libnvidia-cfg":             {"UTILITY_LIB", "nvcfg", "", "plain", false},
-	"libnvcuvid":                {"NVCUVID_LIB", "nvcuvid", "/", "plain", true},
-	"libnvidia-encode":          {"ENCODEAPI_LIB", "encodeapi", "/", "plain", true},
-	"libnvidia-opticalflow":     {"NVCUVID_LIB", "opticalflow", "/", "plain", true},
+	"libnvcuvid":                {"NVCUVID_LIB", "nvcuvid", "", "plain", true},
+	"libnvidia-encode":          {"ENCODEAPI_LIB", "encodeapi", "", "plain", true},
+	"libnvidia-opticalflow":     {"NVCUVID_LIB", "opticalflow", "", "plain", true},
 	"libvdpau_nvidia":           {"VDPAU_LIB", "vdpau", "vdpau/", "plain", true},
-	"libnvidia-fbc":             {"OPENGL_LIB", "nvfbc", "/", "plain", true},
-	"libEGL_nvidia":             {"EGL_CLIENT_LIB", "egl", "/", "plain", true},
-	"libGLESv1_CM_nvidia":       {"EGL_CLIENT_LIB", "egl", "/", "plain", true},
-	"libGLESv2_nvidia":          {"EGL_CLIENT_LIB", "egl", "/", "plain", true},
-	"libGLX_nvidia":             {"GLX_CLIENT_LIB", "opengl", "/", "plain", true},
-	"libnvidia-eglcore":         {"OPENGL_LIB", "egl", "/", "plain", true},
-	"libnvidia-glcore":          {"OPENGL_LIB", "opengl", "/", "plain", true},
-	"libnvidia-glsi":            {"OPENGL_LIB", "opengl", "/", "plain", true},
-	"libnvidia-tls":             {"OPENGL_LIB", "opengl", "/", "plain", true},
-	"libnvidia-glvkspirv":       {"OPENGL_LIB", "opengl", "/", "plain", true},
-	"libnvidia-rtcore":          {"OPENGL_LIB", "opengl", "/", "plain", false},
-	"libnvoptix":                {"OPENGL_LIB", "optix", "/", "plain", false},
+	"libnvidia-fbc":             {"OPENGL_LIB", "nvfbc", "", "plain", true},
+	// The GLX/EGL vendor libraries are OPENGL_LIB; GLX_CLIENT_* and
+	// EGL_CLIENT_* are libglvnd's client libraries (libGL, libEGL, libGLES*),
+	// which the installer skips with libglvnd (files.c check_libglvnd_files).
+	"libEGL_nvidia":       {"OPENGL_LIB", "egl", "", "plain", true},
+	"libGLESv1_CM_nvidia": {"OPENGL_LIB", "egl", "", "plain", true},
+	"libGLESv2_nvidia":    {"OPENGL_LIB", "egl", "", "plain", true},
+	"libGLX_nvidia":       {"OPENGL_LIB", "opengl", "", "plain", true},
+	"libnvidia-eglcore":   {"OPENGL_LIB", "egl", "", "plain", true},
+	"libnvidia-glcore":    {"OPENGL_LIB", "opengl", "", "plain", true},
+	"libnvidia-glsi":      {"OPENGL_LIB", "opengl", "", "plain", true},
+	"libnvidia-tls":       {"OPENGL_LIB", "opengl", "", "plain", true},
+	"libnvidia-glvkspirv": {"OPENGL_LIB", "opengl", "", "plain", true},
+	"libnvidia-rtcore":    {"OPENGL_LIB", "opengl", "", "plain", false},
+	"libnvoptix":          {"OPENGL_LIB", "optix", "", "plain", false},
 }
 
 // userspaceBinaries maps the TSV's programs to their MODULE.
@@ -165,7 +186,9 @@ func newPackage(opts Options) (*driverPackage, error) {
 	p.entries = append(p.entries,
 		entry{file: "nvidia-installer", perms: "0755", fileType: "INSTALLER_BINARY", module: "installer", manifest: true, kind: kindInstaller},
 		entry{file: "nvidia-uninstall", kind: kindText, symlink: true, target: "nvidia-installer"},
+		entry{file: "nvidia-uninstall", perms: "0000", fileType: "UTILITY_BIN_SYMLINK", target: "nvidia-installer", module: "installer", manifest: true, kind: kindSymlink},
 		entry{file: "makeself.sh", kind: kindText, text: []byte(makeselfScript)},
+		entry{file: "libglvnd_install_checker/check-libglvnd-install.sh", perms: "0755", kind: kindText, text: []byte(libglvndChecker)},
 		entry{file: "makeself-help-script.sh", kind: kindText, text: []byte("#!/bin/sh\n# makeself help text for the NVIDIA stand-in package\necho \"Run 'sh <package>.run --help' for the options.\"\n")},
 		entry{file: "mkprecompiled", kind: kindProgram, flavor: "program"},
 		entry{file: "pkg-history.txt", kind: kindText, text: []byte("Package history for NVIDIA-Linux-" + opts.Arch + "-" + v + "\n\n" + v + ": stand-in package generated by gpuimg internal/standin (no NVIDIA code)\n")},
@@ -224,29 +247,29 @@ func (p *driverPackage) addUserspace() error {
 // addGLVND adds NVIDIA's copies of libglvnd, which the installer installs
 // only when the system lacks them, and the OpenCL ICD loader.
 func (p *driverPackage) addGLVND() {
-	glvnd := []struct{ file, soname string }{
-		{"libGL.so.1.7.0", "libGL.so.1"},
-		{"libGLX.so.0", "libGLX.so.0"},
-		{"libGLdispatch.so.0", "libGLdispatch.so.0"},
-		{"libOpenGL.so.0", "libOpenGL.so.0"},
-		{"libEGL.so.1.1.0", "libEGL.so.1"},
-		{"libGLESv1_CM.so.1.2.0", "libGLESv1_CM.so.1"},
-		{"libGLESv2.so.2.1.0", "libGLESv2.so.2"},
+	glvnd := []struct{ file, soname, fileType, symlinkType string }{
+		{"libGL.so.1.7.0", "libGL.so.1", "GLX_CLIENT_LIB", "GLX_CLIENT_SYMLINK"},
+		{"libGLX.so.0", "libGLX.so.0", "GLVND_LIB", "GLVND_SYMLINK"},
+		{"libGLdispatch.so.0", "libGLdispatch.so.0", "GLVND_LIB", "GLVND_SYMLINK"},
+		{"libOpenGL.so.0", "libOpenGL.so.0", "GLVND_LIB", "GLVND_SYMLINK"},
+		{"libEGL.so.1.1.0", "libEGL.so.1", "EGL_CLIENT_LIB", "EGL_CLIENT_SYMLINK"},
+		{"libGLESv1_CM.so.1.2.0", "libGLESv1_CM.so.1", "EGL_CLIENT_LIB", "EGL_CLIENT_SYMLINK"},
+		{"libGLESv2.so.2.1.0", "libGLESv2.so.2", "EGL_CLIENT_LIB", "EGL_CLIENT_SYMLINK"},
 	}
 	for _, l := range glvnd {
-		p.entries = append(p.entries, entry{file: l.file, perms: "0755", fileType: "GLVND_LIB", arch: "NATIVE", pathToken: "/",
+		p.entries = append(p.entries, entry{file: l.file, perms: "0755", fileType: l.fileType, arch: "NATIVE",
 			module: "glvnd", manifest: true, kind: kindSharedLib, soname: l.soname, flavor: "plain"})
 		if l.soname != l.file {
-			p.addSymlink("GLVND_SYMLINK", "NATIVE", l.soname, l.file, "glvnd")
+			p.addSymlink(l.symlinkType, "NATIVE", l.soname, l.file, "glvnd")
 		}
 		if dev := l.soname[:strings.Index(l.soname, ".so")+3]; dev != l.soname {
-			p.addSymlink("GLVND_SYMLINK", "NATIVE", dev, l.soname, "glvnd")
+			p.addSymlink(l.symlinkType, "NATIVE", dev, l.soname, "glvnd")
 		}
 	}
-	p.addSymlink("GLX_CLIENT_SYMLINK", "NATIVE", "libGLX_indirect.so.0", "libGLX_nvidia.so."+p.opts.Version, "opengl")
+	p.addSymlink("OPENGL_SYMLINK", "NATIVE", "libGLX_indirect.so.0", "libGLX_nvidia.so."+p.opts.Version, "opengl")
 
 	p.entries = append(p.entries, entry{file: "libOpenCL.so.1.0.0", perms: "0755", fileType: "OPENCL_WRAPPER_LIB", arch: "NATIVE",
-		pathToken: "/", module: "opencl", manifest: true, kind: kindSharedLib, soname: "libOpenCL.so.1", flavor: "plain"})
+		module: "opencl", manifest: true, kind: kindSharedLib, soname: "libOpenCL.so.1", flavor: "plain"})
 	p.addSymlink("OPENCL_WRAPPER_SYMLINK", "NATIVE", "libOpenCL.so.1", "libOpenCL.so.1.0.0", "opencl")
 	p.addSymlink("OPENCL_WRAPPER_SYMLINK", "NATIVE", "libOpenCL.so", "libOpenCL.so.1", "opencl")
 
@@ -254,7 +277,7 @@ func (p *driverPackage) addGLVND() {
 		{"libnvidia-egl-wayland.so.1.1.19", "libnvidia-egl-wayland.so.1", "10_nvidia_wayland.json"},
 		{"libnvidia-egl-gbm.so.1.1.2", "libnvidia-egl-gbm.so.1", "15_nvidia_gbm.json"},
 	} {
-		p.entries = append(p.entries, entry{file: l.file, perms: "0755", fileType: "OPENGL_LIB", arch: "NATIVE", pathToken: "/",
+		p.entries = append(p.entries, entry{file: l.file, perms: "0755", fileType: "OPENGL_LIB", arch: "NATIVE",
 			module: "egl", manifest: true, kind: kindSharedLib, soname: l.soname, flavor: "plain"})
 		p.addSymlink("OPENGL_SYMLINK", "NATIVE", l.soname, l.file, "egl")
 		platform := `{
@@ -270,13 +293,13 @@ func (p *driverPackage) addGLVND() {
 	if versionAtLeast(p.opts.Version, "470.42.01") {
 		for _, dll := range []string{"nvngx.dll", "_nvngx.dll"} {
 			p.entries = append(p.entries, entry{file: dll, perms: "0644", fileType: "WINE_LIB", arch: "NATIVE",
-				pathToken: "nvidia/wine/", module: "ngx", manifest: true, kind: kindBlob, size: 4096})
+				module: "ngx", manifest: true, kind: kindBlob, size: 4096})
 		}
 	}
 }
 
 func (p *driverPackage) addSymlink(fileType, arch, name, target, module string) {
-	p.entries = append(p.entries, entry{file: name, perms: "0000", fileType: fileType, arch: arch, pathToken: "/",
+	p.entries = append(p.entries, entry{file: name, perms: "0000", fileType: fileType, arch: arch,
 		target: target, module: module, manifest: true, kind: kindSymlink})
 }
 
@@ -308,11 +331,11 @@ func (p *driverPackage) addDataFiles() {
 func (p *driverPackage) addXModules() {
 	v := p.opts.Version
 	p.entries = append(p.entries,
-		entry{file: "nvidia_drv.so", perms: "0755", fileType: "XMODULE_SHARED_LIB", pathToken: "/", module: "xdriver", manifest: true,
+		entry{file: "nvidia_drv.so", perms: "0755", fileType: "XMODULE_SHARED_LIB", pathToken: "drivers/", module: "xdriver", manifest: true,
 			kind: kindSharedLib, soname: "nvidia_drv.so", flavor: "plain"},
-		entry{file: "libglxserver_nvidia.so." + v, perms: "0755", fileType: "GLX_MODULE_SHARED_LIB", pathToken: "/", module: "xdriver",
+		entry{file: "libglxserver_nvidia.so." + v, perms: "0755", fileType: "GLX_MODULE_SHARED_LIB", pathToken: "extensions/", module: "xdriver",
 			manifest: true, kind: kindSharedLib, soname: "libglxserver_nvidia.so." + v, flavor: "plain"},
-		entry{file: "libglxserver_nvidia.so", perms: "0000", fileType: "GLX_MODULE_SYMLINK", pathToken: "/", target: "libglxserver_nvidia.so." + v,
+		entry{file: "libglxserver_nvidia.so", perms: "0000", fileType: "GLX_MODULE_SYMLINK", pathToken: "extensions/", target: "libglxserver_nvidia.so." + v,
 			module: "xdriver", manifest: true, kind: kindSymlink},
 		entry{file: "nvidia-drm-outputclass.conf", perms: "0644", fileType: "XORG_OUTPUTCLASS_CONFIG", module: "xdriver", manifest: true, kind: kindText,
 			text: []byte("Section \"OutputClass\"\n    Identifier \"nvidia\"\n    MatchDriver \"nvidia-drm\"\n    Driver \"nvidia\"\n    ModulePath \"/usr/lib/nvidia/xorg\"\nEndSection\n")},
@@ -324,7 +347,7 @@ func (p *driverPackage) addXModules() {
 func (p *driverPackage) addHostOnly() {
 	v := p.opts.Version
 	p.entries = append(p.entries,
-		entry{file: "nvidia-modprobe", perms: "04755", fileType: "NVIDIA_MODPROBE", module: "installer", manifest: true, kind: kindProgram, flavor: "program"},
+		entry{file: "nvidia-modprobe", perms: "04755", fileType: "NVIDIA_MODPROBE", pathToken: "/usr/bin/", module: "installer", manifest: true, kind: kindProgram, flavor: "program"},
 		entry{file: "nvidia-modprobe.1.gz", perms: "0644", fileType: "NVIDIA_MODPROBE_MANPAGE", pathToken: "man1/", module: "installer", manifest: true,
 			kind: kindText, text: manPage("nvidia-modprobe", v)},
 	)
@@ -390,7 +413,7 @@ func (p *driverPackage) addDocs() {
 		"LICENSE":          "This stand-in package is test data generated by gpuimg's internal/standin; it contains no NVIDIA software.\n",
 	}
 	for _, name := range []string{"README.txt", "NVIDIA_Changelog", "LICENSE"} {
-		p.entries = append(p.entries, entry{file: name, perms: "0644", fileType: "DOCUMENTATION", module: "installer", manifest: true, kind: kindText, text: []byte(docs[name])})
+		p.entries = append(p.entries, entry{file: name, perms: "0644", fileType: "DOCUMENTATION", pathToken: "NVIDIA_GLX-1.0/", module: "installer", manifest: true, kind: kindText, text: []byte(docs[name])})
 	}
 	for _, page := range []struct{ name, module string }{
 		{"nvidia-installer", "installer"}, {"nvidia-smi", "nvml"}, {"nvidia-persistenced", "nvpd"}, {"nvidia-cuda-mps-control", "gpgpu"},
@@ -425,6 +448,31 @@ func (p *driverPackage) addCompat32() {
 	}
 	p.entries = append(p.entries, compat...)
 }
+
+// libglvndChecker is the package's libglvnd_install_checker script, which
+// the installer runs to decide whether to install NVIDIA's libglvnd (files.c
+// run_libglvnd_script): exit 0 installed, 1 not installed, 2 partial (with a
+// "Missing libglvnd libraries:" line). NVIDIA's asks a small program that
+// dlopens the libraries; this one asks the linker cache.
+const libglvndChecker = `#!/bin/sh
+cache=$(ldconfig -p 2>/dev/null)
+found= missing=
+for lib in libGLdispatch.so.0 libGLX.so.0 libOpenGL.so.0 libEGL.so.1 libGLESv2.so.2 libGLESv1_CM.so.1 libGL.so.1; do
+    case "$cache" in
+    *"	$lib "*) found="$found $lib" ;;
+    *) missing="$missing $lib" ;;
+    esac
+done
+if [ -z "$found" ]; then
+    echo "libglvnd is not installed."
+    exit 1
+elif [ -z "$missing" ]; then
+    echo "libglvnd is installed."
+    exit 0
+fi
+echo "Missing libglvnd libraries:$missing"
+exit 2
+`
 
 // manPage returns a gzipped troff page (deterministic: no name, no mtime).
 func manPage(name, version string) []byte {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	_ "embed"
 	"fmt"
+	"os"
 	"strings"
 	"text/template"
+
+	"github.com/gpuimg/gpuimg/drivers/manifesttypes"
 )
 
 // installerFlag is one nvidia-installer option and the first release that
@@ -95,6 +98,19 @@ var installerTemplate string
 
 var installerTmpl = template.Must(template.New("nvidia-installer").Delims("[[", "]]").Parse(installerTemplate))
 
+// installer returns the package's nvidia-installer: the given binary, or the
+// stand-in script.
+func (p *driverPackage) installer() ([]byte, error) {
+	if p.opts.Installer == "" {
+		return p.installerScript()
+	}
+	b, err := os.ReadFile(p.opts.Installer)
+	if err != nil {
+		return nil, fmt.Errorf("stand-in driver: read the installer to ship: %w", err)
+	}
+	return b, nil
+}
+
 // installerScript renders the package's nvidia-installer.
 func (p *driverPackage) installerScript() ([]byte, error) {
 	var names, valued []string
@@ -128,8 +144,24 @@ func (p *driverPackage) installerScript() ([]byte, error) {
 	if versionAtLeast(p.opts.Version, "560.28.03") {
 		kernelType = "open" // the open modules are the default from R560
 	}
+	var typeCaps strings.Builder
+	table := manifesttypes.For(p.opts.Version)
+	for _, typ := range table.Types() {
+		caps, _ := table.Caps(typ)
+		letters := ""
+		for _, c := range []struct {
+			on     bool
+			letter string
+		}{{caps.HasArch, "a"}, {caps.HasPath, "p"}, {caps.InheritPath, "i"}, {caps.IsSymlink, "s"}, {caps.IsOpenGL, "o"}} {
+			if c.on {
+				letters += c.letter
+			}
+		}
+		fmt.Fprintf(&typeCaps, "    %s) echo %q ;;\n", typ, "-"+letters)
+	}
 	var b bytes.Buffer
 	err := installerTmpl.Execute(&b, map[string]any{
+		"TypeCaps":   strings.TrimSuffix(typeCaps.String(), "\n"),
 		"Version":    p.opts.Version,
 		"Arch":       p.opts.Arch,
 		"Triplet":    triplet,

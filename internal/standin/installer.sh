@@ -180,58 +180,145 @@ done
 cd "$(dirname "$0")" || fail "Unable to enter the package directory."
 [ -f ./.manifest ] || fail "No package found for installation.  Please run this utility with the '--help' option for usage information."
 
-# ---- prefixes and library directories (get_default_prefixes_and_paths) ----
-ldcache=$(ldconfig -p 2>/dev/null)
-strip_slash() {
-    s=$1
-    while [ "${s%/}" != "$s" ]; do s=${s%/}; done
-    printf '%s' "$s"
+# ---- the manifest (install-from-cwd.c parse_manifest) ---------------------
+# Each type's optional tokens, from this release's manifest.c table:
+# a = arch (NATIVE|COMPAT32), p = path, i = INHERIT_PATH_DEPTH:n,
+# s = symlink target, o = an OpenGL file (dropped by --no-opengl-files).
+type_caps() {
+    case "$1" in
+[[.TypeCaps]]
+    *) return 1 ;;
+    esac
 }
-# find_libdir PREFIX CANDIDATES...: the first candidate that the ldconfig
-# cache knows under PREFIX, else the first that exists, else the last.
+invalid_manifest() {
+    fail "Invalid .manifest file; error on line $1."
+}
+# parse_manifest: checks every line and writes the entries, one per line,
+# as "TYPE ARCH PATH TARGET FILE MODE" ("-" for an absent field), to $entries.
+entries=$(mktemp "${TMPDIR:-/tmp}/nvidia-manifest.XXXXXX") && symlinks=$(mktemp "${TMPDIR:-/tmp}/nvidia-symlinks.XXXXXX") ||
+    fail "Unable to create a temporary file."
+# Like the installer's get_next_line, empty lines are skipped everywhere: the
+# header is the first 8 lines that are not empty.
+line_no=0
+set -f # manifest tokens are words, never patterns
+while IFS= read -r line || [ -n "$line" ]; do
+    [ -n "$line" ] || continue
+    line_no=$((line_no + 1))
+    [ "$line_no" -gt 8 ] || continue
+    # shellcheck disable=SC2086 # the manifest line is split into its words
+    set -- $line
+    [ $# -ge 3 ] || invalid_manifest $line_no
+    file=$1 mode=$2 type=$3
+    shift 3
+    caps=$(type_caps "$type") || invalid_manifest $line_no
+    arch=- path=- target=-
+    case $caps in *a*)
+        [ $# -gt 0 ] || invalid_manifest $line_no
+        case $1 in NATIVE | COMPAT32) arch=$1 ;; *) invalid_manifest $line_no ;; esac
+        shift
+        ;;
+    esac
+    case $caps in
+    *p*)
+        [ $# -gt 0 ] || invalid_manifest $line_no
+        path=$1
+        shift
+        ;;
+    *i*)
+        case ${1:-} in INHERIT_PATH_DEPTH:*) ;; *) invalid_manifest $line_no ;; esac
+        depth=${1#INHERIT_PATH_DEPTH:}
+        shift
+        case $file in */*) ;; *) invalid_manifest $line_no ;; esac
+        # the file's directory less its first $depth components
+        path=${file%/*}/
+        while [ "$depth" -gt 0 ]; do
+            case $path in */*) path=${path#*/} ;; *) invalid_manifest $line_no ;; esac
+            depth=$((depth - 1))
+        done
+        [ -n "$path" ] || path=/
+        ;;
+    esac
+    case $caps in *s*)
+        [ $# -gt 0 ] || invalid_manifest $line_no
+        target=$1
+        ;;
+    esac
+    case $caps in *o*) opengl_packaged=y ;; esac
+    [ "$arch" != COMPAT32 ] || compat32_packaged=y
+    printf '%s %s %s %s %s %s\n' "$type" "$arch" "$path" "$target" "$file" "$mode" >>"$entries"
+done <./.manifest
+set +f
+[ "${opengl_packaged:-n}" = y ] || opengl_files=n
+
+# ---- prefixes and library directories (files.c get_default_prefixes_and_paths)
+ldcache=$(ldconfig -p 2>/dev/null)
+collapse() { printf '%s' "$1" | tr -s /; }
+# find_libdir PREFIX USE_CACHE CANDIDATES...: the first candidate whose
+# directory the ldconfig cache mentions (or, without the cache, that exists).
 find_libdir() {
-    prefix=$(strip_slash "$1")
-    shift
+    prefix=$1 use_cache=$2
+    shift 2
     for d in "$@"; do
-        case "$ldcache" in *"=> $prefix/$d/"*) echo "$d"; return ;; esac
+        dir=$(collapse "/$prefix/$d/")
+        if [ "$use_cache" = y ]; then
+            case "$ldcache" in *"$dir"*) echo "$d"; return ;; esac
+        elif [ -d "$dir" ]; then
+            echo "$d"
+            return
+        fi
     done
-    for d in "$@"; do
-        [ -d "$prefix/$d" ] && { echo "$d"; return; }
-    done
-    eval "last=\${$#}"
-    [ "${libdir_warn:-y}" = n ] || warn "Unable to determine the library directory under '$prefix' (none of '$*' is in the ldconfig cache or exists); using '$last'."
-    echo "$last"
+}
+# find_libdir_and_fall_back PREFIX NAME CANDIDATES...
+find_libdir_and_fall_back() {
+    prefix=$1 name=$2
+    shift 2
+    d=$(find_libdir "$prefix" y "$@")
+    [ -n "$d" ] || d=$(find_libdir "$prefix" n "$@")
+    if [ -z "$d" ]; then
+        d=lib
+        warn "Unable to determine the default $name path. The path $prefix/$d will be used, but this path was not detected in the ldconfig(8) cache, and no directory exists at this path, so it is likely that libraries installed there will not be found by the loader."
+    fi
+    echo "$d"
 }
 native_libdirs="lib/$TRIPLET lib64 lib"
-opengl_prefix=$(strip_slash "$opengl_prefix")
-utility_prefix=$(strip_slash "$utility_prefix")
-compat32_prefix=$(strip_slash "$compat32_prefix")
-x_prefix=$(strip_slash "$x_prefix")
-[ -n "$opengl_libdir" ] || opengl_libdir=$(find_libdir "$opengl_prefix" $native_libdirs)
-[ -n "$utility_libdir" ] || utility_libdir=$(find_libdir "$utility_prefix" $native_libdirs)
-# 32-bit libraries: a directory the cache or the file system already has,
-# else the distribution's convention for the native layout (Debian
-# lib/i386-linux-gnu, RHEL lib, others lib32).
-case "$opengl_libdir" in
-lib/*) compat32_fallback=lib/i386-linux-gnu ;;
-lib64) compat32_fallback=lib ;;
-*) compat32_fallback=lib32 ;;
-esac
-[ -n "$compat32_libdir" ] || compat32_libdir=$(libdir_warn=n find_libdir "$compat32_prefix" lib/i386-linux-gnu lib32 "$compat32_fallback")
-[ -n "$x_library_path" ] || x_library_path=$x_prefix/$opengl_libdir
-[ -n "$x_module_path" ] || x_module_path=$x_prefix/lib/xorg/modules
-[ -n "$x_sysconfig_path" ] || x_sysconfig_path=/usr/share/X11/xorg.conf.d
-if [ -z "$glvnd_egl_config_path" ]; then
-    glvnd_datadir=$(pkg-config --variable=datadir libglvnd 2>/dev/null)
-    if [ -n "$glvnd_datadir" ]; then
-        glvnd_egl_config_path=$glvnd_datadir/glvnd/egl_vendor.d
-    else
-        warn "Unable to determine the path to install the libglvnd EGL vendor library config files. Check that you have pkg-config and the libglvnd development libraries installed, or specify a path with --glvnd-egl-config-path."
-        glvnd_egl_config_path=/usr/share/glvnd/egl_vendor.d
+default_libdir=$(find_libdir_and_fall_back "$opengl_prefix" library $native_libdirs)
+[ -n "$opengl_libdir" ] || opengl_libdir=$default_libdir
+[ -n "$utility_libdir" ] || utility_libdir=$default_libdir
+
+# X paths (files.c get_x_library_and_module_paths): the options, else the
+# X.Org SDK's pkg-config, else a guess from the X library directory, which
+# skips the triplet directory (lib64, then lib) and warns.
+x_guessed=n
+pkg_config_var() {
+    command -v pkg-config >/dev/null 2>&1 && pkg-config --variable="$1" xorg-server 2>/dev/null
+}
+if [ -z "$x_library_path" ]; then
+    x_library_path=$(pkg_config_var libdir)
+    if [ -z "$x_library_path" ]; then
+        x_library_path=$(collapse "$x_prefix/$(find_libdir_and_fall_back "$x_prefix" "X library" lib64 lib)")
+        x_guessed=y
     fi
 fi
-log "Using: opengl prefix $opengl_prefix, libdir $opengl_libdir; utility prefix $utility_prefix, libdir $utility_libdir; compat32 $compat32_prefix/$compat32_libdir"
-log "X: module path $x_module_path, library path $x_library_path, sysconfig path $x_sysconfig_path"
+if [ -z "$x_module_path" ]; then
+    x_module_path=$(pkg_config_var moduledir)
+    if [ -z "$x_module_path" ]; then
+        x_module_path=$(collapse "$x_library_path/xorg/modules")
+        x_guessed=y
+    fi
+fi
+# The OutputClass snippet is installed only for an X server that reads it
+# (X.Org 1.16 and later), which the installer asks the server itself.
+xorg_output_class=n
+if command -v Xorg >/dev/null 2>&1; then
+    case $(Xorg -version 2>&1 | sed -n 's/^X.Org X Server //p') in
+    1.1[6-9]* | 1.[2-9][0-9]* | [2-9][0-9].*) xorg_output_class=y ;;
+    esac
+fi
+[ -n "$x_sysconfig_path" ] || x_sysconfig_path=$(pkg_config_var sysconfigdir)
+[ -n "$x_sysconfig_path" ] || x_sysconfig_path=/usr/share/X11/xorg.conf.d
+if [ "$x_guessed" = y ]; then
+    warn "nvidia-installer was forced to guess the X library path '$x_library_path' and X module path '$x_module_path'; these paths were not queryable from the system.  If X fails to find the NVIDIA X driver module, please install the \`pkg-config\` utility and the X.Org SDK/development package for your distribution and reinstall the driver."
+fi
 
 # ---- checks (check_for_running_x, alternate installs, kernel module) ------
 if [ "$x_check" = y ]; then
@@ -244,194 +331,202 @@ if [ "$x_check" = y ]; then
         fi
     done
 fi
-if [ "$distro_scripts" = y ] && [ -x /usr/lib/nvidia/pre-install ]; then
-    /usr/lib/nvidia/pre-install || fail "The distribution-provided pre-install script failed!  Continuing installation is not possible."
-fi
 if [ "$alternate_check" = y ] && [ -e /usr/lib/nvidia/alternate-install-present ]; then
     fail "An alternate method of installing the NVIDIA driver was detected. (This is usually a package provided by your distributor.) A driver installed via that method may integrate better with your system than a driver installed by nvidia-installer.  Pass --no-check-for-alternate-installs to install anyway."
 fi
-if [ "$nouveau_check" = y ] && [ -d /sys/module/nouveau ]; then
-    fail "The Nouveau kernel driver is currently in use by your system.  This driver is incompatible with the NVIDIA driver, and must be disabled before proceeding.  Please consult the NVIDIA driver README and your Linux distribution's documentation for details on how to correctly disable the Nouveau kernel driver.  (Pass --no-nouveau-check to skip this check.)"
+if [ "$distro_scripts" = y ] && [ -x /usr/lib/nvidia/pre-install ]; then
+    /usr/lib/nvidia/pre-install || fail "The distribution-provided pre-install script failed!  Continuing installation is not possible."
 fi
 if [ "$no_kernel_module" = n ]; then
     fail "Unable to find the kernel source tree for the currently running kernel.  Please make sure you have installed the kernel source files for your kernel and that they are properly configured; on Red Hat Linux systems, for example, be sure you have the 'kernel-source' or 'kernel-devel' RPM installed.  If you know the correct kernel source files are installed, you may specify the kernel source path with the '--kernel-source-path' command line option.  (A container cannot build kernel modules: pass --no-kernel-module.)"
 fi
+if [ "$nouveau_check" = y ] && [ -d /sys/module/nouveau ]; then
+    fail "The Nouveau kernel driver is currently in use by your system.  This driver is incompatible with the NVIDIA driver, and must be disabled before proceeding.  Please consult the NVIDIA driver README and your Linux distribution's documentation for details on how to correctly disable the Nouveau kernel driver.  (Pass --no-nouveau-check to skip this check.)"
+fi
 warn "You specified the '--no-kernel-module' command line option, nvidia-installer will not install a kernel module as part of this driver installation, and it will not remove existing NVIDIA kernel modules not part of an earlier NVIDIA driver installation.  Please ensure that an NVIDIA kernel module matching this driver version is installed separately."
 
-# ---- decisions (compat32, systemd, libglvnd) ------------------------------
-if [ ! -d ./32 ]; then
+# ---- 32-bit compatibility libraries (misc.c should_install_compat32_files,
+# files.c get_compat32_path): a directory the cache, else the file system,
+# has, that does not hold the native library directory.
+compat32_conflict() {
+    native=$(collapse "/$opengl_prefix/$opengl_libdir/")
+    compat=$(collapse "/$compat32_prefix/$1/")
+    case "$native" in "$compat"*) return 0 ;; esac
+    return 1
+}
+if [ "${compat32_packaged:-n}" != y ]; then
     compat32=n
-elif [ "$compat32" = default ]; then
-    compat32=y
+elif [ -z "$compat32_libdir" ]; then
+    d=$(find_libdir "$compat32_prefix" y lib/i386-linux-gnu lib32 lib)
+    if [ -z "$d" ] || compat32_conflict "$d"; then
+        d=$(find_libdir "$compat32_prefix" n lib/i386-linux-gnu lib32 lib)
+    fi
+    if [ -z "$d" ] || compat32_conflict "$d"; then
+        if [ "$compat32" != n ]; then
+            warn "Unable to find a suitable destination to install 32-bit compatibility libraries. Your system may not be set up for 32-bit compatibility. 32-bit compatibility files will not be installed; if you wish to install them, re-run the installation and set a valid directory with the --compat32-libdir option."
+        fi
+        compat32=n
+    elif [ "$compat32" != n ]; then
+        compat32_libdir=$d
+    fi
 fi
+[ "$compat32" = n ] || compat32=y
+
+# ---- systemd and libglvnd (files.c check_libglvnd_files) ------------------
 if [ "$systemd" = default ]; then
     if command -v systemctl >/dev/null 2>&1; then systemd=y; else systemd=n; fi
 fi
+checker=./libglvnd_install_checker/check-libglvnd-install.sh
 if [ "$libglvnd" = default ]; then
-    missing= found=
-    for lib in libGLX.so.0 libGLdispatch.so.0 libEGL.so.1; do
-        case "$ldcache" in
-        *"	$lib "*) found="$found $lib" ;;
-        *) missing="$missing $lib" ;;
-        esac
-    done
-    if [ -z "$found" ]; then
+    if [ ! -r "$checker" ]; then
+        log "No libglvnd install checker script, assuming not installed."
         libglvnd=y
-    elif [ -z "$missing" ]; then
-        libglvnd=n
     else
-        fail "An incomplete installation of libglvnd was found (missing:$missing).  Pass --install-libglvnd to install NVIDIA's copy of libglvnd, or --no-install-libglvnd to keep the existing one."
+        result=$(/bin/sh "$checker" 2>/dev/null)
+        case $? in
+        0) libglvnd=n ;;
+        1) libglvnd=y ;;
+        2)
+            missing=$(printf '%s\n' "$result" | sed -n 's/^Missing libglvnd libraries: //p')
+            fail "An incomplete installation of libglvnd was found (missing: $missing).  Pass --install-libglvnd to install NVIDIA's copy of libglvnd, or --no-install-libglvnd to keep the existing one."
+            ;;
+        *) fail "The libglvnd install checker failed." ;;
+        esac
     fi
 fi
+if [ -z "$glvnd_egl_config_path" ]; then
+    if [ "$libglvnd" = y ]; then
+        glvnd_egl_config_path=/usr/share/glvnd/egl_vendor.d
+    else
+        glvnd_datadir=$(pkg-config --variable=datadir libglvnd 2>/dev/null)
+        if [ -n "$glvnd_datadir" ]; then
+            glvnd_egl_config_path=$glvnd_datadir/glvnd/egl_vendor.d
+        else
+            warn "Unable to determine the path to install the libglvnd EGL vendor library config files. Check that you have pkg-config and the libglvnd development libraries installed, or specify a path with --glvnd-egl-config-path."
+            glvnd_egl_config_path=/usr/share/glvnd/egl_vendor.d
+        fi
+    fi
+fi
+log "Using: opengl prefix $opengl_prefix, libdir $opengl_libdir; utility prefix $utility_prefix, libdir $utility_libdir; compat32 $compat32 $compat32_prefix/$compat32_libdir"
+log "X: module path $x_module_path, library path $x_library_path, sysconfig path $x_sysconfig_path"
 log "Decisions: compat32=$compat32 systemd=$systemd libglvnd=$libglvnd kernel-module-type=$kernel_type"
 
-# ---- installation (files.c set_destinations) ------------------------------
-installed=0
-# destination TYPE ARCH PATHTOKEN FILE: prints the directory, or nothing to skip.
+# ---- destinations (files.c set_destinations) ------------------------------
+# libdir ARCH: the library directory of a native or 32-bit file.
+libdir() {
+    if [ "$1" = COMPAT32 ]; then echo "$compat32_prefix/$compat32_libdir"; else echo "$opengl_prefix/$opengl_libdir"; fi
+}
+# destination TYPE ARCH PATH FILE: prints the directory, or nothing to skip.
 destination() {
-    type=$1 arch=$2 ptok=$3 file=$4
-    sub=
-    case "$ptok" in
-    INHERIT_PATH_DEPTH:*)
-        depth=${ptok#INHERIT_PATH_DEPTH:}
-        rel=$file
-        while [ "$depth" -gt 0 ]; do rel=${rel#*/}; depth=$((depth - 1)); done
-        sub=$(dirname "$rel")
-        [ "$sub" != . ] || sub=
-        ;;
-    /) ;;
-    *) sub=${ptok%/} ;;
-    esac
+    type=$1 arch=$2 path=$3 file=$4
+    [ "$path" != - ] || path=
     for o in $overrides; do
         [ "${o%%:*}" = "$type" ] && { echo "${o#*:}"; return; }
     done
-    if [ "$arch" = COMPAT32 ]; then
-        [ "$compat32" = y ] || return
-        case "$type" in
-        WINE_LIB | GBM_BACKEND_LIB_SYMLINK) return ;;
-        esac
-    fi
+    [ "$arch" != COMPAT32 ] || [ "$compat32" = y ] || return 0
+    case $(type_caps "$type") in *o*) [ "$opengl_files" = y ] || return 0 ;; esac
     case "$type" in
-    OPENGL_LIB | OPENGL_SYMLINK | GLX_CLIENT_LIB | GLX_CLIENT_SYMLINK | EGL_CLIENT_LIB | EGL_CLIENT_SYMLINK | TLS_LIB | TLS_SYMLINK)
-        [ "$opengl_files" = y ] || return
-        if [ "$type" = GLX_CLIENT_SYMLINK ] && [ "${file##*/}" = libGLX_indirect.so.0 ] && [ "$libglx_indirect" = n ]; then return; fi
+    GLVND_LIB | GLVND_SYMLINK | GLX_CLIENT_LIB | GLX_CLIENT_SYMLINK | EGL_CLIENT_LIB | EGL_CLIENT_SYMLINK)
+        [ "$libglvnd" = y ] || return 0
         ;;
-    GLVND_LIB | GLVND_SYMLINK)
-        [ "$opengl_files" = y ] && [ "$libglvnd" = y ] || return
+    OPENGL_SYMLINK)
+        if [ "${file##*/}" = libGLX_indirect.so.0 ]; then
+            [ "$libglx_indirect" = y ] || return 0
+            dest=$(libdir "$arch")/libGLX_indirect.so.0
+            if [ -L "$dest" ]; then
+                # an existing link to a dedicated indirect-rendering library stays
+                case $(readlink -f "$dest") in */libGLX_indirect.*) return 0 ;; esac
+            elif [ -e "$dest" ]; then
+                return 0
+            fi
+        fi
         ;;
-    WINE_LIB) [ "$wine" = y ] || return ;;
+    WINE_LIB) [ "$wine" = y ] || return 0 ;;
+    SYSTEMD_*) [ "$systemd" = y ] || return 0 ;;
+    KERNEL_MODULE_SRC | DKMS_CONF)
+        [ "$kernel_source" = y ] || return 0
+        case "$file" in
+        kernel/*) [ "$kernel_type" = proprietary ] || return 0 ;;
+        kernel-open/*) [ "$kernel_type" = open ] || return 0 ;;
+        esac
+        ;;
+    NVIDIA_MODPROBE | NVIDIA_MODPROBE_MANPAGE) [ "$nvidia_modprobe" = y ] || return 0 ;;
+    XORG_OUTPUTCLASS_CONFIG) [ "$xorg_output_class" = y ] || return 0 ;;
     esac
     case "$type" in
+    OPENGL_LIB | OPENGL_SYMLINK | GLVND_LIB | GLVND_SYMLINK | GLX_CLIENT_LIB | GLX_CLIENT_SYMLINK | EGL_CLIENT_LIB | EGL_CLIENT_SYMLINK | NVCUVID_LIB | NVCUVID_LIB_SYMLINK | ENCODEAPI_LIB | ENCODEAPI_LIB_SYMLINK)
+        libdir "$arch" ;;
+    VDPAU_LIB | VDPAU_SYMLINK | CUDA_LIB | CUDA_SYMLINK | OPENCL_LIB | OPENCL_WRAPPER_LIB | OPENCL_LIB_SYMLINK | OPENCL_WRAPPER_SYMLINK | TLS_LIB)
+        echo "$(libdir "$arch")/$path" ;;
     UTILITY_LIB | UTILITY_LIB_SYMLINK)
-        if [ "$arch" = COMPAT32 ]; then echo "$compat32_prefix/$compat32_libdir"; else echo "$utility_prefix/$utility_libdir"; fi
-        ;;
-    *_LIB | *_SYMLINK)
-        case "$type" in XMODULE_* | GLX_MODULE_* | SYSTEMD_* | UTILITY_BIN_SYMLINK) ;; *)
-            if [ "$arch" = COMPAT32 ]; then
-                echo "$compat32_prefix/$compat32_libdir${sub:+/$sub}"
-            else
-                echo "$opengl_prefix/$opengl_libdir${sub:+/$sub}"
-            fi
-            return
-            ;;
-        esac
-        case "$type" in
-        XMODULE_SHARED_LIB | XMODULE_SYMLINK) [ "$opengl_files" = y ] && echo "$x_module_path/drivers" ;;
-        GLX_MODULE_SHARED_LIB | GLX_MODULE_SYMLINK) [ "$opengl_files" = y ] && echo "$x_module_path/extensions" ;;
-        SYSTEMD_UNIT_SYMLINK) [ "$systemd" = y ] && echo "/usr/lib/systemd/system${sub:+/$sub}" ;;
-        UTILITY_BIN_SYMLINK) echo "$utility_prefix/bin" ;;
-        esac
-        ;;
-    UTILITY_BINARY | INSTALLER_BINARY) echo "$utility_prefix/bin" ;;
-    NVIDIA_MODPROBE) [ "$nvidia_modprobe" = y ] && echo "$utility_prefix/bin" ;;
-    NVIDIA_MODPROBE_MANPAGE) [ "$nvidia_modprobe" = y ] && echo "$documentation_prefix/share/man/man1" ;;
-    MANPAGE) echo "$documentation_prefix/share/man${sub:+/$sub}" ;;
-    DOCUMENTATION) echo "$documentation_prefix/share/doc/NVIDIA_GLX-1.0${sub:+/$sub}" ;;
+        if [ "$arch" = COMPAT32 ]; then echo "$compat32_prefix/$compat32_libdir"; else echo "$utility_prefix/$utility_libdir"; fi ;;
+    VGX_LIB | VGX_LIB_SYMLINK) echo "$opengl_prefix/$opengl_libdir" ;;
+    GRID_LIB | GRID_LIB_SYMLINK | FLEXERA_LIB | FLEXERA_LIB_SYMLINK) echo "$opengl_prefix/$opengl_libdir/$path" ;;
+    GBM_BACKEND_LIB | GBM_BACKEND_LIB_SYMLINK) echo "$(libdir "$arch")/gbm" ;;
+    WINE_LIB) echo "/usr/$opengl_libdir/nvidia/wine" ;;
     CUDA_ICD) echo /etc/OpenCL/vendors ;;
-    VULKAN_ICD_JSON) [ "$opengl_files" = y ] && echo "/etc/vulkan${sub:+/$sub}" ;;
-    GLVND_EGL_ICD_JSON) [ "$opengl_files" = y ] && echo "$glvnd_egl_config_path" ;;
-    EGL_EXTERNAL_PLATFORM_JSON) [ "$opengl_files" = y ] && echo /usr/share/egl/egl_external_platform.d ;;
-    XORG_OUTPUTCLASS_CONFIG) [ "$opengl_files" = y ] && echo "$x_sysconfig_path" ;;
-    FIRMWARE) echo "/lib/firmware/nvidia/$VERSION${sub:+/$sub}" ;;
-    SYSTEMD_UNIT) [ "$systemd" = y ] && echo "/usr/lib/systemd/system" ;;
-    SYSTEMD_SLEEP_SCRIPT)
-        [ "$systemd" = y ] || return
-        case "$file" in
-        */system-sleep/*) echo /usr/lib/systemd/system-sleep ;;
-        *) echo /usr/bin ;;
-        esac
-        ;;
-    KERNEL_MODULE_SRC)
-        [ "$kernel_source" = y ] || return
-        case "$file" in
-        kernel/*) [ "$kernel_type" = proprietary ] || return ;;
-        kernel-open/*) [ "$kernel_type" = open ] || return ;;
-        esac
-        case "$file" in
-        */nvidia-drm/*) [ "$drm" = y ] || return ;;
-        */nvidia-peermem/*) [ "$peermem" = y ] || return ;;
-        esac
-        echo "/usr/src/nvidia-$VERSION${sub:+/$sub}"
-        ;;
-    KERNEL_MODULE | DKMS_CONF | MODULE_SIGNING_KEY) ;; # no kernel modules in a container install
-    *) log "Skipping '$file': unknown file type $type" ;;
+    XMODULE_SHARED_LIB | GLX_MODULE_SHARED_LIB | GLX_MODULE_SYMLINK) echo "$x_module_path/$path" ;;
+    INSTALLER_BINARY | UTILITY_BINARY | UTILITY_BIN_SYMLINK) echo "$utility_prefix/bin" ;;
+    DOCUMENTATION) echo "$documentation_prefix/share/doc/$path" ;;
+    MANPAGE | NVIDIA_MODPROBE_MANPAGE) echo "$documentation_prefix/share/man/$path" ;;
+    APPLICATION_PROFILE) echo /usr/share/nvidia ;;
+    EXPLICIT_PATH | NVIDIA_MODPROBE | OPENGL_DATA) echo "$path" ;;
+    XORG_OUTPUTCLASS_CONFIG) echo "$x_sysconfig_path" ;;
+    VULKAN_ICD_JSON) echo "/etc/vulkan/$path" ;;
+    VULKANSC_ICD_JSON) echo "/etc/vulkansc/$path" ;;
+    GLVND_EGL_ICD_JSON) echo "$glvnd_egl_config_path" ;;
+    EGL_EXTERNAL_PLATFORM_JSON) echo /usr/share/egl/egl_external_platform.d ;;
+    INTERNAL_UTILITY_BINARY | INTERNAL_UTILITY_LIB | INTERNAL_UTILITY_DATA)
+        if [ "$arch" = COMPAT32 ]; then echo /usr/lib/nvidia/32; else echo /usr/lib/nvidia; fi ;;
+    FIRMWARE) echo "/lib/firmware/nvidia/$VERSION/$path" ;;
+    SYSTEMD_UNIT | SYSTEMD_UNIT_SYMLINK) echo /usr/lib/systemd/system ;;
+    SYSTEMD_SLEEP_SCRIPT) echo /usr/lib/systemd/system-sleep ;;
+    SANDBOXUTILS_FILELIST_JSON) echo /usr/share/nvidia/files.d ;;
+    KERNEL_MODULE_SRC | DKMS_CONF) echo "/usr/src/nvidia-$VERSION/$path" ;;
+    *) ;; # KERNEL_MODULE, MODULE_SIGNING_KEY and the rest: nothing in a container install
     esac
 }
 
+installed=0
+# install_entry TYPE ARCH PATH TARGET FILE MODE DEST_DIR
 install_entry() {
-    file=$1 perms=$2 type=$3
-    shift 3
-    arch= ptok= target=
-    for tok in "$@"; do
-        case "$tok" in
-        NATIVE | COMPAT32) arch=$tok ;;
-        MODULE:*) ;;
-        INHERIT_PATH_DEPTH:* | */) [ -z "$ptok" ] && ptok=$tok || target=$tok ;;
-        *) target=$tok ;;
-        esac
-    done
-    dir=$(destination "$type" "$arch" "$ptok" "$file")
-    [ -n "$dir" ] || return 0
-    mkdir -p "$dir" || fail "Unable to create directory '$dir'."
-    dest=$dir/${file##*/}
-    case "$type" in
-    *_SYMLINK)
-        rm -f "$dest"
+    type=$1 target=$4 file=$5 mode=$6 dir=$7
+    dest=$(collapse "$dir/${file##*/}")
+    mkdir -p "${dest%/*}" || fail "Unable to create directory '${dest%/*}'."
+    rm -f "$dest"
+    if [ "$target" != - ]; then
         ln -s "$target" "$dest" || fail "Unable to create symbolic link '$dest' -> '$target'."
         log "   Creating symlink '$dest' -> '$target'"
-        ;;
-    *)
+        printf '%s %s\n' "$dest" "$target" >>"$symlinks"
+    else
         [ -f "$file" ] || fail "The manifest lists '$file', but it is missing from the package."
-        rm -f "$dest"
-        cp "$file" "$dest" && chmod "$perms" "$dest" || fail "Unable to copy '$file' to '$dest'."
-        log "   Installing '$file' as '$dest' ($perms)"
-        if [ "$type" = INSTALLER_BINARY ]; then
-            rm -f "$dir/nvidia-uninstall"
-            ln -s nvidia-installer "$dir/nvidia-uninstall" || fail "Unable to create '$dir/nvidia-uninstall'."
-            log "   Creating symlink '$dir/nvidia-uninstall' -> 'nvidia-installer'"
-        fi
-        ;;
-    esac
+        cp "$file" "$dest" && chmod "$mode" "$dest" || fail "Unable to copy '$file' to '$dest'."
+        log "   Installing '$file' as '$dest' ($mode)"
+    fi
     printf '%s %s\n' "$type" "$dest" >>"$backup_dir/log"
+    printf '%s\n' "${dest%/*}" >>"$backup_dir/dirs"
     installed=$((installed + 1))
 }
 
-# The uninstall record (installer backup.c: /var/lib/nvidia/log), one
-# "<TYPE> <path>" line per installed file (the real format is internal).
+# The uninstall record (installer backup.c: /var/lib/nvidia/log and dirs);
+# the real format is internal: one "<TYPE> <path>" line per installed file
+# and the directories.
 backup_dir=/var/lib/nvidia
-mkdir -p "$backup_dir" && chmod 700 "$backup_dir" && printf '%s\n' "$VERSION" >"$backup_dir/log" ||
+mkdir -p "$backup_dir" && chmod 700 "$backup_dir" && printf '%s\n' "$VERSION" >"$backup_dir/log" && chmod 600 "$backup_dir/log" && : >"$backup_dir/dirs" ||
     fail "Unable to create the installation record in $backup_dir."
 say "Installing NVIDIA driver version $VERSION."
 log "Installing the files of the manifest:"
-line_no=0
-set -f # manifest tokens are words, never patterns
-while IFS= read -r line || [ -n "$line" ]; do
-    line_no=$((line_no + 1))
-    [ "$line_no" -gt 8 ] || continue
-    [ -n "$line" ] || break
-    # shellcheck disable=SC2086 # the manifest line is split into its tokens
-    install_entry $line
-done <./.manifest
+while read -r type arch path target file mode; do
+    dir=$(destination "$type" "$arch" "$path" "$file")
+    [ -z "$dir" ] || install_entry "$type" "$arch" "$path" "$target" "$file" "$mode" "$dir"
+done <"$entries"
+# files.c add_libgl_abi_symlink: the OpenGL ABI wants /usr/lib/libGL.so.1.
+native=$(collapse "/$opengl_prefix/$opengl_libdir/")
+compat=$(collapse "/$compat32_prefix/$compat32_libdir/")
+if [ "$opengl_files" = y ] && [ "$native" != /usr/lib/ ] && { [ "$compat32" != y ] || [ "$compat" != /usr/lib/ ]; }; then
+    install_entry OPENGL_SYMLINK NATIVE - "${native}libGL.so.1" libGL.so.1 0000 /usr/lib
+fi
+rm -f "$entries"
 log "Installed $installed files and symlinks."
 if [ "$compat32" = y ]; then
     say "Installed the 32-bit compatibility libraries into $compat32_prefix/$compat32_libdir."
@@ -449,5 +544,17 @@ fi
 if [ "$distro_scripts" = y ] && [ -x /usr/lib/nvidia/post-install ]; then
     /usr/lib/nvidia/post-install || warn "The distribution-provided post-install script failed."
 fi
+# sanity.c: after ldconfig, every symlink still points where the manifest says.
+while read -r dest target; do
+    if [ ! -e "$dest" ]; then
+        printf "\nERROR: Unable to get file properties for '%s' (No such file or directory).\n\n" "$dest" >&2
+        log "ERROR: Unable to get file properties for '$dest' (No such file or directory)."
+        warn "The symbolic link '$dest' does not exist.  This is necessary for correct operation of the $DESCRIPTION.  You can create this symbolic link manually by executing \`ln -sf $target $dest\`."
+        continue
+    fi
+    [ "$(readlink "$dest")" = "$target" ] ||
+        warn "The symbolic link '$dest' does not point to '$target' as is necessary for correct operation of the $DESCRIPTION.  It is possible that \`ldconfig\` has created this incorrect symbolic link because ${target##*/}'s \"soname\" conflicts with that of ${dest##*/}."
+done <"$symlinks"
+rm -f "$symlinks"
 say "Installation of the $DESCRIPTION (version: $VERSION) is now complete."
 exit 0

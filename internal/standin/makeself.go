@@ -35,7 +35,7 @@ exit 1
 // writeRun assembles the .run: stub header and body, the optional embedded
 // decompressor, then the compressed payload from line skip to EOF.
 func writeRun(out *os.File, work string, p *driverPackage) error {
-	installer, err := p.installerScript()
+	installer, err := p.installer()
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/gpuimg/gpuimg/drivers/manifesttypes"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 )
 
@@ -80,28 +81,43 @@ type manifestEntry struct {
 	file, perms, fileType, arch, pathToken, target, module string
 }
 
-// parseManifestLine splits a line by the installer's rules: arch tokens,
-// path tokens (ending in / or INHERIT_PATH_DEPTH:n), a symlink target, MODULE:.
-func parseManifestLine(t *testing.T, line string) manifestEntry {
+// parseManifestLine splits a line as nvidia-installer does: after the type,
+// exactly the tokens the release's table says it takes (arch, path or
+// INHERIT_PATH_DEPTH:n, symlink target), then MODULE:.
+func parseManifestLine(t *testing.T, table manifesttypes.Table, line string) (manifestEntry, manifesttypes.Caps) {
 	t.Helper()
 	f := strings.Fields(line)
 	if len(f) < 3 {
 		t.Fatalf("manifest line %q has fewer than 3 tokens", line)
 	}
 	e := manifestEntry{file: f[0], perms: f[1], fileType: f[2]}
-	for _, tok := range f[3:] {
-		switch {
-		case tok == "NATIVE" || tok == "COMPAT32":
-			e.arch = tok
-		case strings.HasPrefix(tok, "MODULE:"):
-			e.module = strings.TrimPrefix(tok, "MODULE:")
-		case e.pathToken == "" && (strings.HasSuffix(tok, "/") || strings.HasPrefix(tok, "INHERIT_PATH_DEPTH:")):
-			e.pathToken = tok
-		default:
-			e.target = tok
-		}
+	caps, known := table.Caps(e.fileType)
+	if !known {
+		t.Fatalf("manifest line %q: type %s is unknown to nvidia-installer %s", line, e.fileType, table.Release)
 	}
-	return e
+	rest := f[3:]
+	take := func(what string) string {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "MODULE:") {
+			t.Fatalf("manifest line %q: %s takes %s", line, e.fileType, what)
+		}
+		tok := rest[0]
+		rest = rest[1:]
+		return tok
+	}
+	if caps.HasArch {
+		e.arch = take("an arch")
+	}
+	if caps.HasPath || caps.InheritPath {
+		e.pathToken = take("a path")
+	}
+	if caps.IsSymlink {
+		e.target = take("a target")
+	}
+	if len(rest) != 1 || !strings.HasPrefix(rest[0], "MODULE:") {
+		t.Fatalf("manifest line %q: after the type's tokens, want exactly MODULE:, got %q", line, rest)
+	}
+	e.module = strings.TrimPrefix(rest[0], "MODULE:")
+	return e, caps
 }
 
 func TestManifestMatchesTheRealDriver(t *testing.T) {
@@ -143,11 +159,12 @@ func TestManifestMatchesTheRealDriver(t *testing.T) {
 
 	entries := map[string]manifestEntry{}
 	types := map[string]int{}
+	table := manifesttypes.For(v)
 	for _, line := range lines[8:] {
-		e := parseManifestLine(t, line)
+		e, caps := parseManifestLine(t, table, line)
 		entries[e.file] = e
 		types[e.fileType]++
-		rendered := entry{file: e.file, perms: e.perms, fileType: e.fileType, arch: e.arch, pathToken: e.pathToken, target: e.target, module: e.module}.line()
+		rendered := entry{file: e.file, perms: e.perms, fileType: e.fileType, arch: e.arch, pathToken: e.pathToken, target: e.target, module: e.module}.line(caps)
 		if rendered != line {
 			t.Errorf("token order: %q re-renders as %q", line, rendered)
 		}

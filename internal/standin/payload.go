@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpuimg/gpuimg/drivers/manifesttypes"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -21,14 +22,21 @@ import (
 // payloadTime is every tar entry's mtime, so the output is reproducible.
 var payloadTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// manifest renders .manifest: 8 header lines, then one entry per line.
+// manifest renders .manifest: 8 header lines (line 3 is the architecture),
+// then one entry per line, read by the release's type table. Entries of a
+// type the release does not know are left out: its installer would reject
+// the whole manifest.
 func (p *driverPackage) manifest() []byte {
+	table := manifesttypes.For(p.opts.Version)
 	var b strings.Builder
-	fmt.Fprintf(&b, "NVIDIA Accelerated Graphics Driver for Linux-%s\n%s\n%s\n%s\n\n\n./kernel/\n./kernel/precompiled/\n",
+	// No header line may be empty: the installer skips empty lines, so an
+	// empty one would make it read the first entries as header lines 5-8.
+	fmt.Fprintf(&b, "NVIDIA Accelerated Graphics Driver for Linux-%s\n%s\n%s\n%s\n./kernel/\n./kernel/precompiled/\n./kernel-open/\n./kernel-open/precompiled/\n",
 		p.opts.Arch, p.opts.Version, p.opts.Arch, strings.Join(p.kernelModules(), " "))
 	for _, e := range p.entries {
-		if e.manifest {
-			b.WriteString(e.line())
+		caps, known := table.Caps(e.fileType)
+		if e.manifest && known {
+			b.WriteString(e.line(caps))
 			b.WriteByte('\n')
 		}
 	}

@@ -17,6 +17,10 @@ type Options struct {
 	Scale             string // "tiny" (default: each file a few KiB, whole .run well under 1 MB) or "realistic" (real sizes from the TSV, ~675 MB unpacked)
 	EmbedDecompressor bool   // add the skip_decompress/size_decompress section; forced on for xz/zstd so the stub can extract anywhere
 	NoCompat32        bool   // the -no-compat32 variant (no 32/ directory)
+	// Installer, when set, is the path of an nvidia-installer binary to ship
+	// instead of the stand-in script: NVIDIA's own, built from its source,
+	// for the tests that check the stand-in against it.
+	Installer string
 }
 
 // Scales and compressions the generator knows.
