@@ -358,14 +358,14 @@ func TestJobCacheSeparatesImages(t *testing.T) {
 	}
 }
 
-func TestManifestFilesEveryCompression(t *testing.T) {
+func TestCheckedManifestEveryCompression(t *testing.T) {
 	for _, comp := range []string{"gzip", "xz", "zstd"} {
 		v := "999.10.01"
 		path, err := driverstest.Write(t.TempDir(), driverstest.Run{Version: v, Compression: comp, Files: driverstest.DefaultFiles(v)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		files, err := manifestFiles(path)
+		files, err := checkedManifest(path, "x86_64", false)
 		if err != nil {
 			t.Errorf("%s: %v", comp, err)
 			continue
@@ -378,8 +378,35 @@ func TestManifestFilesEveryCompression(t *testing.T) {
 			t.Errorf("%s: groups %v", comp, groups)
 		}
 	}
-	if _, err := manifestFiles("/dev/null"); err == nil {
+	if _, err := checkedManifest("/dev/null", "x86_64", false); err == nil {
 		t.Error("/dev/null read as a package")
+	}
+}
+
+// A package NVIDIA's installer would misread, or that cannot give what was
+// asked for, is refused before the build, naming the package.
+func TestCheckedManifestRefuses(t *testing.T) {
+	v := "999.10.01"
+	noArch := strings.Replace(driverstest.DefaultManifest(v, "x86_64"), "\nx86_64\n", "\n\n", 1)
+	for name, tc := range map[string]struct {
+		run      driverstest.Run
+		arch     string
+		compat32 bool
+		want     string
+	}{
+		"empty line 3": {driverstest.Run{Version: v, Manifest: noArch, Files: driverstest.DefaultFiles(v)}, "x86_64", false,
+			`reads "nvidia nvidia-uvm nvidia-modeset nvidia-drm" where the architecture (x86_64) belongs`},
+		"compat32 without 32-bit libraries": {driverstest.Run{Version: v, Files: driverstest.DefaultFiles(v)}, "x86_64", true,
+			"carries no 32-bit libraries"},
+	} {
+		path, err := driverstest.Write(t.TempDir(), tc.run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = checkedManifest(path, tc.arch, tc.compat32)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err = %v, want it to name %s and say %q", name, err, path, tc.want)
+		}
 	}
 }
 

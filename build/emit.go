@@ -30,7 +30,7 @@ func (o *Options) emit(ctx context.Context, p *plan) error {
 		// Not pinned: pinning needs the builder's resolver; a build pins it.
 		base = llb.Base{Ref: p.base.Named.String()}
 	}
-	spec := llb.Spec{Driver: in.Version, Platform: pl, Base: base, Source: in.Source, Components: p.components, Prune: j.prune[0], Epoch: p.epoch.Unix(), Verified: in.Verified}
+	spec := llb.Spec{Driver: in.Version, Platform: pl, Base: base, Source: in.Source, Components: p.components, Compat32: p.compat32, Prune: j.prune[0], Epoch: p.epoch.Unix(), Verified: in.Verified}
 	switch o.Emit {
 	case "llb":
 		planned, err := llb.Build(spec)

@@ -25,6 +25,7 @@ type Options struct {
 	Push       bool     // --push = type=image,name=<tags>,push=true
 	Platforms  []string // --platform linux/amd64[,linux/arm64]
 	Components string   // --components all|compute|...
+	Compat32   bool     // --compat32: the 32-bit libraries too, into the base family's 32-bit directory
 	DriverFile string   // --driver-file PATH
 	Mirror     string   // --mirror NAME|URL-TEMPLATE
 	SHA256     string   // --sha256 HEX[,HEX...]: one per --driver, for versions the catalog lacks

@@ -36,6 +36,7 @@ type plannedExport struct {
 type plan struct {
 	base       baseSpec
 	components llb.Components
+	compat32   bool
 	jobs       []*job
 	epoch      time.Time
 	cacheFrom  []client.CacheOptionsEntry
@@ -53,6 +54,7 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 	if p.components, err = llb.ParseComponents(o.Components); err != nil {
 		return nil, err
 	}
+	p.compat32 = o.Compat32
 	switch o.Compression {
 	case "", "gzip", "zstd":
 	default:
@@ -144,16 +146,18 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 				if v.IsZero() {
 					j.driver = in.Version
 				}
+				if p.compat32 && arch != drivers.ArchX86_64 {
+					return nil, fmt.Errorf("--compat32: %s packages carry no 32-bit libraries (only x86_64 ones do): drop --compat32 for --platform %s", arch, platforms.Format(pl))
+				}
 				var prune []string
-				if !p.components.IsAll() {
-					if in.LocalPath == "" {
-						return nil, fmt.Errorf("--components %s needs the driver's .manifest, so the .run must be on this machine: pass --driver-file, or put it in the cache (%s)", p.components, o.CacheDir)
-					}
-					files, err := manifestFiles(in.LocalPath)
+				if in.LocalPath != "" {
+					files, err := checkedManifest(in.LocalPath, arch, p.compat32)
 					if err != nil {
-						return nil, fmt.Errorf("reading the manifest of %s for --components: %w", in.LocalPath, err)
+						return nil, err
 					}
 					prune = llb.PruneNames(p.components, files)
+				} else if !p.components.IsAll() {
+					return nil, fmt.Errorf("--components %s needs the driver's .manifest, so the .run must be on this machine: pass --driver-file, or put it in the cache (%s)", p.components, o.CacheDir)
 				}
 				j.inputs = append(j.inputs, in)
 				j.prune = append(j.prune, prune)

@@ -310,7 +310,7 @@ func (o *Options) buildFunc(p *plan, j *job, cacheImports []gateway.CacheOptions
 			}
 			spec := llb.Spec{
 				Driver: in.Version, Platform: pl, Base: base, Source: in.Source,
-				Components: p.components, Prune: j.prune[i], Epoch: p.epoch.Unix(), Verified: in.Verified,
+				Components: p.components, Compat32: p.compat32, Prune: j.prune[i], Epoch: p.epoch.Unix(), Verified: in.Verified,
 			}
 			planned, err := llb.Build(spec)
 			if err != nil {

@@ -23,10 +23,11 @@ func read(t *testing.T, root string) host.Host {
 	return h
 }
 
-// The real H200 snapshot, read straight from ../shared, cross-checked with
-// the nvidia-smi -L captured on the same host.
+// The real H200 snapshot (a copy of ../shared/fixtures/h200-580.159.04, so a
+// clone with nothing beside it tests it), cross-checked with the nvidia-smi -L
+// captured on the same host.
 func TestReadRealH200Snapshot(t *testing.T) {
-	root := filepath.Join(testenv.SharedDir(t), "fixtures", "h200-580.159.04")
+	root := filepath.Join("..", "testdata", "hosts", "h200-580.159.04")
 	h := read(t, root)
 	if !h.Driver.Loaded || h.Driver.Version != "580.159.04" || h.Driver.ProcVersion != "580.159.04" || h.Driver.Module != "open" {
 		t.Errorf("driver = %+v, want 580.159.04 from both files, open module", h.Driver)

@@ -86,7 +86,7 @@ func ImageConfig(baseConfig []byte, m ImageMeta) ([]byte, error) {
 	img.Config.Labels = labels
 	img.History = append(img.History, ocispecs.History{
 		Created:   &created,
-		CreatedBy: fmt.Sprintf("gpuimg: sh %s %s", m.Spec.Source.FileName, strings.Join(InstallerFlags(m.Spec.Driver, m.Spec.Components), " ")),
+		CreatedBy: fmt.Sprintf("gpuimg: sh %s %s", m.Spec.Source.FileName, strings.Join(InstallerFlags(m.Spec.Driver, m.Spec.Components, m.Spec.Compat32), " ")),
 		Comment:   "components " + m.Spec.Components.String(),
 	})
 	img.RootFS = ocispecs.RootFS{Type: "layers"}

@@ -10,9 +10,12 @@ import (
 type installerFlag struct {
 	flag  string
 	since string // "" = accepted by every release in scope
-	// when limits the flag to some component selections.
-	when func(Components) bool
+	// when limits the flag to some selections.
+	when func(Components, bool) bool
 }
+
+func withGraphics(c Components, _ bool) bool    { return c.Has(Graphics) }
+func withoutGraphics(c Components, _ bool) bool { return !c.Has(Graphics) }
 
 var installerFlags = []installerFlag{
 	{flag: "--silent"},
@@ -31,23 +34,34 @@ var installerFlags = []installerFlag{
 	// The libglvnd decision is made explicit: a partial libglvnd in the base
 	// makes the silent default abort. With graphics, install NVIDIA's copies
 	// (the image is self-contained); without, leave the base's alone.
-	{flag: "--install-libglvnd", since: "361.16", when: func(c Components) bool { return c.Has(Graphics) }},
-	{flag: "--no-install-libglvnd", since: "361.16", when: func(c Components) bool { return !c.Has(Graphics) }},
+	{flag: "--install-libglvnd", since: "361.16", when: withGraphics},
+	{flag: "--no-install-libglvnd", since: "361.16", when: withoutGraphics},
+	// Without graphics, no OpenGL file is wanted: NVIDIA's installer would
+	// otherwise still point /usr/lib/libGL.so.1 at a libGL that is not
+	// installed, and report that as an ERROR.
+	{flag: "--no-opengl-files", since: "295.17", when: withoutGraphics},
+	// 32-bit libraries only on request (Compat32): compute users need none,
+	// and NVIDIA's default would put them wherever a 32-bit directory exists.
+	// With Compat32 the install script adds --install-compat32-libs and the
+	// base family's directory.
+	{flag: "--no-install-compat32-libs", since: "346.16", when: func(_ Components, compat32 bool) bool { return !compat32 }},
 	// An image never runs systemd units for the driver (persistenced, suspend hooks).
 	{flag: "--no-systemd", since: "465.19.01"},
 }
 
-// InstallerFlags returns the nvidia-installer options for driver v and the
-// selected components, in a fixed order. It never uses the
-// --x-prefix=/tmp/null family, which would drop the X driver and GLX module
-// that graphics/display users need.
-func InstallerFlags(v drivers.Version, c Components) []string {
+// InstallerFlags returns the nvidia-installer options for driver v, the
+// selected components and whether 32-bit libraries are wanted, in a fixed
+// order. The options that depend on the base's family (the X module path,
+// the 32-bit library directory) are chosen by the install script in the
+// base (familyScript). It never uses the --x-prefix=/tmp/null family, which
+// would drop the X driver and GLX module that graphics/display users need.
+func InstallerFlags(v drivers.Version, c Components, compat32 bool) []string {
 	var out []string
 	for _, f := range installerFlags {
 		if f.since != "" && !v.AtLeast(f.since) {
 			continue
 		}
-		if f.when != nil && !f.when(c) {
+		if f.when != nil && !f.when(c, compat32) {
 			continue
 		}
 		out = append(out, f.flag)

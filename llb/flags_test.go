@@ -25,10 +25,12 @@ func TestInstallerFlagsByVersion(t *testing.T) {
 			[]string{"--install-libglvnd", "--no-install-libglvnd", "--no-systemd"}},
 		{"450.102.04", All, []string{"--install-libglvnd", "--no-kernel-module-source"}, []string{"--no-systemd", "--no-install-libglvnd"}},
 		{"465.19.01", All, []string{"--no-systemd"}, nil},
-		{"580.159.04", compute, []string{"--no-install-libglvnd", "--no-systemd"}, []string{"--install-libglvnd"}},
+		{"580.159.04", compute, []string{"--no-install-libglvnd", "--no-systemd", "--no-opengl-files", "--no-install-compat32-libs"}, []string{"--install-libglvnd"}},
+		{"580.159.04", All, []string{"--install-libglvnd", "--no-install-compat32-libs"}, []string{"--no-opengl-files"}},
+		{"340.108", compute, []string{"--no-opengl-files"}, []string{"--no-install-libglvnd", "--no-install-compat32-libs"}},
 		{"304.137", All, []string{"--no-kernel-module-source"}, []string{"--no-nvidia-modprobe"}},
 	} {
-		flags := InstallerFlags(drivers.MustParseVersion(tc.version), tc.c)
+		flags := InstallerFlags(drivers.MustParseVersion(tc.version), tc.c, false)
 		for _, f := range tc.has {
 			if !slices.Contains(flags, f) {
 				t.Errorf("%s: missing %s in %v", tc.version, f, flags)
@@ -40,10 +42,20 @@ func TestInstallerFlagsByVersion(t *testing.T) {
 			}
 		}
 		for _, f := range flags {
-			if strings.HasPrefix(f, "--x-") || f == "--no-kernel-modules" || f == "--no-opengl-files" {
+			if strings.HasPrefix(f, "--x-") || f == "--no-kernel-modules" || (f == "--no-opengl-files" && tc.c.Has(Graphics)) {
 				t.Errorf("%s: %s must never be passed", tc.version, f)
 			}
 		}
+	}
+}
+
+func TestInstallerFlagsCompat32(t *testing.T) {
+	v := drivers.MustParseVersion("580.159.04")
+	if flags := InstallerFlags(v, All, true); slices.Contains(flags, "--no-install-compat32-libs") {
+		t.Errorf("with 32-bit libraries wanted: %v", flags)
+	}
+	if flags := InstallerFlags(drivers.MustParseVersion("340.108"), All, false); slices.Contains(flags, "--no-install-compat32-libs") {
+		t.Errorf("340.108 predates --no-install-compat32-libs (346.16): %v", flags)
 	}
 }
 

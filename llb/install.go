@@ -42,6 +42,11 @@ var stubUtilities = []string{"depmod", "insmod", "lsmod", "modprobe", "rmmod"}
 // system (Alpine/musl); the message is on the step's stderr.
 const ExitNotGlibc = 42
 
+// ExitNothingInstalled is the install step's exit status when the installer
+// reported success but installed no driver library: NVIDIA's installer does
+// that for a package whose .manifest it misreads (an empty header line).
+const ExitNothingInstalled = 44
+
 // ExitMissingICDs is the install step's exit status when graphics were asked
 // for but the Vulkan/EGL/OpenCL ICD files did not land (the --x-prefix pitfall
 // and friends, REFERENCE 4.5): an image without them fails only at run time.
@@ -90,6 +95,9 @@ type Spec struct {
 	Components Components
 	// Prune lists base names of installed files to delete (PruneNames).
 	Prune []string
+	// Compat32 installs the package's 32-bit libraries into the base
+	// family's 32-bit library directory (Steam, Wine); off, none are.
+	Compat32 bool
 	// Verified says the .run's sha256 was checked against a pinned value;
 	// the makeself stub's own CRC/MD5 pass over the whole file (seconds for
 	// a 400 MB package) is then skipped (SETUP_NOCHECK=1).
@@ -198,11 +206,13 @@ func toolsState(script string) bk.State {
 func StubUtilities() []string { return append([]string(nil), stubUtilities...) }
 
 // InstallScript is the install step's shell script: refuse a non-glibc base,
-// run the installer with the version's flags (log on the tmpfs; its tail on
-// failure), drop unselected components, refresh the linker cache, and remove
-// the installer's own records so the layer holds only driver files.
+// choose the family's X module and 32-bit paths, run the installer with the
+// version's flags (log on the tmpfs; its tail on failure), check that it
+// installed the driver, drop unselected components, refresh the linker
+// cache, and remove the installer itself and its records so the layer holds
+// only driver files.
 func InstallScript(spec Spec) string {
-	flags := InstallerFlags(spec.Driver, spec.Components)
+	flags := InstallerFlags(spec.Driver, spec.Components, spec.Compat32)
 	flags = append(flags, "--log-file-name="+InstallerLog)
 	run := path.Join(DriverDir, spec.Source.FileName)
 	var b strings.Builder
@@ -215,16 +225,21 @@ if ! command -v ldconfig >/dev/null 2>&1; then
   echo "gpuimg: the base image has no ldconfig (glibc's), which nvidia-installer needs to place and register the libraries; use a glibc distribution base (debian, ubuntu, ubi) rather than a distroless or scratch image" >&2
   exit %[1]d
 fi
-had_nvidia_state=0; [ -e /var/lib/nvidia ] && had_nvidia_state=1
+%[6]shad_nvidia_state=0; [ -e /var/lib/nvidia ] && had_nvidia_state=1
 touch %[2]s/gpuimg-install.stamp
-if ! sh %[3]s %[4]s; then
+if ! sh %[3]s %[4]s $family_flags; then
   echo "gpuimg: nvidia-installer failed; the last lines of its log:" >&2
   if [ ! -s %[5]s ]; then echo "(the installer wrote no log)" >&2
   elif command -v tail >/dev/null 2>&1; then tail -n 40 %[5]s >&2
   else cat %[5]s >&2; fi
   exit 1
 fi
-`, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog)
+if [ -z "$(find / -xdev -cnewer %[2]s/gpuimg-install.stamp -type f -name '*.so.%[7]s' 2>/dev/null | head -n 1)" ]; then
+  echo "gpuimg: nvidia-installer reported success but installed no driver library (*.so.%[7]s): it misread the package's .manifest (NVIDIA's installer does so when a header line, such as line 3, the architecture, is empty); the last lines of its log:" >&2
+  tail -n 20 %[5]s >&2
+  exit %[8]d
+fi
+`, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog, familyScript(spec), spec.Driver, ExitNothingInstalled)
 	// Drivers from 390 on ship all three; only a full or graphics image needs them.
 	if spec.Components.Has(Graphics) && spec.Driver.AtLeast("390") {
 		for _, alternatives := range icdFiles {
@@ -247,14 +262,45 @@ fi
 			TmpDir, strings.Join(names, " -o "))
 		b.WriteString("ldconfig\n")
 	}
-	// The installer's uninstall records are not driver files, and ldconfig's
-	// aux-cache records inode numbers and ctimes: it would make every build's
-	// layer differ (ld.so.cache itself is kept: it resolves libcuda.so.1).
-	b.WriteString(`[ "$had_nvidia_state" = 1 ] || rm -rf /var/lib/nvidia
+	// The installer copies itself into the image (INSTALLER_BINARY, and the
+	// nvidia-uninstall link): neither can do anything useful there. Its
+	// uninstall records are not driver files, and ldconfig's aux-cache
+	// records inode numbers and ctimes: it would make every build's layer
+	// differ (ld.so.cache itself is kept: it resolves libcuda.so.1).
+	fmt.Fprintf(&b, `find /usr/bin /usr/share/man/man1 -xdev -cnewer %s/gpuimg-install.stamp \( -name nvidia-installer -o -name nvidia-uninstall -o -name 'nvidia-installer.1*' \) -exec rm -f {} + 2>/dev/null
+[ "$had_nvidia_state" = 1 ] || rm -rf /var/lib/nvidia
 rm -f /var/log/nvidia-installer.log /var/log/nvidia-uninstall.log /var/cache/ldconfig/aux-cache
-`)
+`, TmpDir)
 	// Last, so that the removals above are covered too.
 	fmt.Fprintf(&b, "find / -xdev -cnewer %s/gpuimg-install.stamp -exec touch -h -d @%d {} +\n", TmpDir, spec.Epoch)
+	return b.String()
+}
+
+// familyScript sets $family_flags: where the base's family keeps what the
+// installer cannot find out in an image without an X server or pkg-config.
+// Debian and Ubuntu (a multiarch lib/<triplet>) load X modules from
+// /usr/lib/xorg/modules and 32-bit libraries from lib/i386-linux-gnu; the
+// RHEL family (lib64) from /usr/lib64/xorg/modules and lib. Left alone,
+// NVIDIA's installer guesses /usr/lib64/xorg/modules on every base. A base
+// with the X.Org SDK (pkg-config xorg-server) answers the installer itself.
+func familyScript(spec Spec) string {
+	triplet := map[string]string{"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}[spec.Platform.Architecture]
+	var b strings.Builder
+	fmt.Fprintf(&b, `if [ -d /usr/lib/%[1]s ]; then
+  x_libdir=/usr/lib/%[1]s x_moduledir=/usr/lib/xorg/modules compat32_libdir=lib/i386-linux-gnu
+else
+  x_libdir=/usr/lib64 x_moduledir=/usr/lib64/xorg/modules compat32_libdir=lib
+fi
+family_flags="--x-library-path=$x_libdir --x-module-path=$x_moduledir"
+if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists xorg-server 2>/dev/null; then family_flags=; fi
+`, triplet)
+	if spec.Compat32 {
+		b.WriteString(`family_flags="$family_flags --install-compat32-libs --compat32-libdir=$compat32_libdir"
+if [ ! -e /lib/ld-linux.so.2 ] && [ ! -e /usr/lib/ld-linux.so.2 ] && [ ! -e /usr/lib/i386-linux-gnu/ld-linux.so.2 ]; then
+  echo "gpuimg: warning: the base has no 32-bit C library (ld-linux.so.2), so 32-bit programs cannot load the 32-bit driver libraries; add libc6:i386 (Debian, Ubuntu) or glibc.i686 (RHEL) to the base" >&2
+fi
+`)
+	}
 	return b.String()
 }
 

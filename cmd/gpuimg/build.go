@@ -50,6 +50,7 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f.StringArrayVarP(&o.Outputs, "output", "o", nil, "BuildKit output: type=image,name=REF,push=true | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false]")
 	f.BoolVar(&o.Push, "push", false, "push the tagged images (type=image,push=true)")
 	f.StringSliceVar(&o.Platforms, "platform", nil, "target platform(s): linux/amd64, linux/arm64 (default linux/amd64)")
+	f.BoolVar(&o.Compat32, "compat32", false, "also install the 32-bit libraries (Steam, Wine), into the base's 32-bit library directory; the base needs a 32-bit C library")
 	f.StringVar(&o.Components, "components", "all", "what to keep: all, or a comma list of utility, compute, video, graphics, display (compute implies utility)")
 	f.StringVar(&o.DriverFile, "driver-file", "", "a local .run to install instead of downloading (verified like a download)")
 	f.StringVar(&o.Mirror, "mirror", "", "download host name or URL template with {version}, {arch}, {file}")

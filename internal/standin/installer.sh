@@ -68,7 +68,7 @@ while [ $# -gt 0 ]; do
     -v | --version) echo "nvidia-installer:  version $VERSION (gpuimg stand-in)"; exit 0 ;;
     -h | --help | -A | --advanced-options) usage; exit 0 ;;
     -s | --silent) silent=y ;;
-    --no-kernel-module | --no-kernel-modules) no_kernel_module=y ;;
+    --no-kernel-module | --no-kernel-modules) no_kernel_module=y kernel_source=n ;; # no sources either (nvidia-installer.c)
     --log-file-name) log_file=$value ;;
     --tmpdir) TMPDIR=$value; export TMPDIR ;;
     --no-x-check) x_check=n ;;

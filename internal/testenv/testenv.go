@@ -63,15 +63,26 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
-// SharedDir returns ../shared beside the repository (read-only specs, data and
-// host fixtures), failing the test when it is absent.
-func SharedDir(t testing.TB) string {
+// NVIDIAInstallersEnv names the directory of NVIDIA's own nvidia-installer
+// builds, one folder per release (<release>/nvidia-installer, and
+// <release>/aarch64/nvidia-installer): .ci/run sets it to
+// ../shared/fixtures/nvidia-installer.
+const NVIDIAInstallersEnv = "GPUIMG_NVIDIA_INSTALLERS"
+
+// NVIDIAInstaller returns the path of NVIDIA's nvidia-installer of release
+// (built from NVIDIA's source), found through $GPUIMG_NVIDIA_INSTALLERS. The
+// test skips without the variable, and fails under CI=true.
+func NVIDIAInstaller(t testing.TB, release string) string {
 	t.Helper()
-	dir := filepath.Join(filepath.Dir(RepoRoot(t)), "shared")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("shared material not found at %s: %v", dir, err)
+	dir := os.Getenv(NVIDIAInstallersEnv)
+	if dir == "" {
+		SkipOrFail(t, "needs NVIDIA's installers: set %s to ../shared/fixtures/nvidia-installer (.ci/run does)", NVIDIAInstallersEnv)
 	}
-	return dir
+	path := filepath.Join(dir, release, "nvidia-installer")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("NVIDIA's installer %s: %v (%s=%s)", release, err, NVIDIAInstallersEnv, dir)
+	}
+	return path
 }
 
 var (
