@@ -1,0 +1,145 @@
+package build_test
+
+import (
+	"archive/tar"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/gpuimg/gpuimg/drivers"
+	"github.com/gpuimg/gpuimg/drivers/manifesttypes"
+	"github.com/gpuimg/gpuimg/internal/standin"
+	"github.com/gpuimg/gpuimg/internal/testenv"
+	"github.com/gpuimg/gpuimg/llb"
+)
+
+// TestBuildWithNVIDIAsInstaller builds each of the six releases on BuildKit
+// from a stand-in package that carries NVIDIA's own nvidia-installer (built
+// from its source) instead of the stand-in one: what the image holds is what
+// NVIDIA's installer placed in the Debian base under gpuimg's install step.
+func TestBuildWithNVIDIAsInstaller(t *testing.T) {
+	e := setup(t)
+	for _, release := range manifesttypes.Releases() {
+		installer := testenv.NVIDIAInstaller(t, release)
+		t.Run(release, func(t *testing.T) {
+			run, err := standin.Cached(standin.Options{Version: release, Installer: installer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The stand-in is not NVIDIA's package, so its sha256 is not the catalog's.
+			build := func(extra ...string) (v1.Image, map[string]*tar.Header) {
+				dest := filepath.Join(t.TempDir(), "image.tar")
+				args := append([]string{"build", "--driver-file", run, "--allow-unverified", "--base", e.base,
+					"--output", "type=oci,dest=" + dest}, extra...)
+				if _, stderr, err := e.gpuimg(args...); err != nil {
+					t.Fatalf("gpuimg %s: %v\n%s", strings.Join(args, " "), err, tailLines(stderr, 60))
+				}
+				img := ociTarImage(t, dest)
+				ce := *e
+				ce.t = t
+				return img, ce.addedLayer(img)
+			}
+			full, fullLayer := build()
+			checkNVIDIAInstall(t, fullLayer, release, true)
+			linked := ldconfigP(t, full)
+			for _, soname := range []string{"libcuda.so.1", "libnvidia-ml.so.1", "libGLX_nvidia.so.0", "libEGL_nvidia.so.0"} {
+				if !regexpMatch(`\t`+regexpQuote(soname)+` \(libc6,x86-64\) => (/usr)?/lib/x86_64-linux-gnu/`+regexpQuote(soname)+`\n`, linked) {
+					t.Errorf("ldconfig -p in the image does not resolve %s:\n%s", soname, linked)
+				}
+			}
+
+			_, computeLayer := build("--components", "compute")
+			checkNVIDIAInstall(t, computeLayer, release, false)
+			// The compute image holds exactly the full install's files minus
+			// those of the groups compute drops.
+			m, err := drivers.ReadManifest(run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := make([]llb.ManifestFile, len(m.Entries))
+			for i, e := range m.Entries {
+				files[i] = llb.ManifestFile{Name: e.Path, Group: string(e.Group)}
+			}
+			compute, _ := llb.ParseComponents("compute")
+			dropped := map[string]bool{}
+			for _, name := range llb.PruneNames(compute, files) {
+				dropped[name] = true
+			}
+			for p, h := range fullLayer {
+				if h.Typeflag == tar.TypeDir {
+					continue
+				}
+				if _, kept := computeLayer[p]; kept == dropped[path.Base(p)] {
+					t.Errorf("%s: in the compute image %v, but its group is dropped %v", p, kept, dropped[path.Base(p)])
+				}
+			}
+			for p, h := range computeLayer {
+				if _, inFull := fullLayer[p]; !inFull && h.Typeflag != tar.TypeDir {
+					t.Errorf("the compute image holds %s, which the full install did not place", p)
+				}
+			}
+		})
+	}
+}
+
+// checkNVIDIAInstall asserts where NVIDIA's installer put the files under
+// gpuimg's flags on a Debian base, and that nothing of the installer itself
+// is left.
+func checkNVIDIAInstall(t *testing.T, layer map[string]*tar.Header, version string, graphics bool) {
+	t.Helper()
+	present := []string{libdir + "libcuda.so." + version, libdir + "libnvidia-ml.so." + version, "usr/bin/nvidia-smi",
+		"etc/OpenCL/vendors/nvidia.icd", "etc/ld.so.cache"}
+	absent := []string{"usr/bin/nvidia-installer", "usr/bin/nvidia-uninstall", "usr/share/man/man1/nvidia-installer.1.gz",
+		"var/lib/nvidia", "var/log/nvidia-installer.log", "var/log/nvidia-uninstall.log", "usr/lib/i386-linux-gnu",
+		"usr/bin/nvidia-modprobe", "usr/lib64/xorg", "tmp"}
+	graphicsFiles := []string{
+		// Where the loaders look: the Vulkan loader, libglvnd's EGL, and Debian's Xorg.
+		"etc/vulkan/icd.d/nvidia_icd.json", "usr/share/glvnd/egl_vendor.d/10_nvidia.json",
+		"usr/lib/xorg/modules/drivers/nvidia_drv.so", "usr/lib/xorg/modules/extensions/libglxserver_nvidia.so." + version,
+		libdir + "libGLX_nvidia.so." + version, libdir + "libEGL_nvidia.so." + version,
+	}
+	if graphics {
+		present = append(present, graphicsFiles...)
+	} else {
+		absent = append(absent, graphicsFiles...)
+	}
+	for _, p := range present {
+		if layer[p] == nil {
+			t.Errorf("the driver layer lacks %s", p)
+		}
+	}
+	for _, p := range absent {
+		if layer[p] != nil {
+			t.Errorf("the driver layer holds %s", p)
+		}
+	}
+	for p := range layer {
+		if strings.HasPrefix(p, "var/lib/nvidia/") || strings.HasPrefix(p, "tmp/") || strings.HasPrefix(p, "gpuimg") {
+			t.Errorf("the driver layer holds %s", p)
+		}
+	}
+}
+
+// ldconfigP runs the image's own ldconfig -p in its root file system (all
+// its layers, unpacked), as a container would see it.
+func ldconfigP(t *testing.T, img v1.Image) string {
+	t.Helper()
+	testenv.RequireRoot(t)
+	root := t.TempDir()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	untar := exec.Command("tar", "-x", "-C", root)
+	untar.Stdin = rc
+	if out, err := untar.CombinedOutput(); err != nil {
+		t.Fatalf("unpack the image: %v\n%s", err, out)
+	}
+	out, err := exec.Command("chroot", root, "/sbin/ldconfig", "-p").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ldconfig -p in the image: %v\n%s", err, out)
+	}
+	return string(out)
+}
