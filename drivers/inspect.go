@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gpuimg/gpuimg/drivers/manifesttypes"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -25,8 +26,15 @@ type Info struct {
 	Version         string   `json:"version"`
 	Arch            string   `json:"arch"`
 	ManifestVersion string   `json:"manifest_version"`
+	ManifestArch    string   `json:"manifest_arch"`
 	Description     string   `json:"description"`
 	KernelModules   []string `json:"kernel_modules,omitempty"`
+	// TypeTable is the nvidia-installer release whose manifest type table
+	// read the entries (empty for packages older than every table).
+	TypeTable string `json:"type_table,omitempty"`
+	// ManifestWarnings are what NVIDIA's installer would refuse or read
+	// differently from what the package means.
+	ManifestWarnings []string `json:"manifest_warnings,omitempty"`
 	// Files and Bytes total the manifest's entries; Groups splits them.
 	Files  int          `json:"files"`
 	Bytes  int64        `json:"bytes"`
@@ -34,8 +42,9 @@ type Info struct {
 	// Unlisted counts payload files the manifest does not name (installer
 	// plumbing such as .manifest itself).
 	Unlisted GroupStats `json:"unlisted"`
-	// UnknownTypes lists manifest types this version of gpuimg does not know;
-	// their files are counted under "other" or by name.
+	// UnknownTypes lists manifest types the release's type table (else the
+	// types gpuimg knows of every era) lacks; their files are counted under
+	// "other" or by name.
 	UnknownTypes []string `json:"unknown_types,omitempty"`
 	// Missing lists manifest entries (not symlinks) absent from the payload.
 	Missing  []string `json:"missing,omitempty"`
@@ -228,6 +237,9 @@ func decompressor(r io.Reader, compression string) (io.Reader, func(), error) {
 func summarize(info *Info, m Manifest, sizes map[string]*payloadFile) {
 	info.Manifest = m
 	info.ManifestVersion = m.Version
+	info.ManifestArch = m.Arch
+	info.TypeTable = m.TypeTable
+	info.ManifestWarnings = m.Warnings
 	info.Description = m.Description
 	info.KernelModules = m.KernelModules
 	groups := map[Component]*GroupStats{}
@@ -239,7 +251,7 @@ func summarize(info *Info, m Manifest, sizes map[string]*payloadFile) {
 		g := groups[e.Group]
 		g.Files++
 		info.Files++
-		if !knownType(e.Type) {
+		if !knownType(m, e.Type) {
 			unknown[e.Type] = true
 		}
 		if e.IsSymlink() {
@@ -290,4 +302,12 @@ var knownTypes = func() map[string]bool {
 	return known
 }()
 
-func knownType(t string) bool { return knownTypes[t] }
+// knownType reports whether m's release's type table has t, or for a
+// package older than every table, whether t is a type of some era.
+func knownType(m Manifest, t string) bool {
+	if m.TypeTable != "" {
+		_, ok := manifesttypes.For(m.Version).Caps(t)
+		return ok
+	}
+	return knownTypes[t]
+}

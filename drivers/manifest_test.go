@@ -146,3 +146,61 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// From 450 on, entries are read as NVIDIA's installer of the release reads
+// them: exactly the tokens each type takes, whatever they say.
+func TestParseManifestByTypeTable(t *testing.T) {
+	header := "NVIDIA Accelerated Graphics Driver for Linux-x86_64\n580.119.02\nx86_64\nnvidia nvidia-uvm\n5\n6\n7\n8\n"
+	m, err := ParseManifest(strings.NewReader(header +
+		"libEGL_nvidia.so.0 0000 OPENGL_SYMLINK NATIVE / libEGL_nvidia.so.580.119.02 MODULE:egl\n" +
+		"nvidia-modprobe 4755 NVIDIA_MODPROBE MODULE:installer\n" +
+		"libfuture.so.1 0755 QUANTUM_LIB NATIVE / MODULE:gpgpu\n" +
+		"libcuda.so.580.119.02 0755 CUDA_LIB NATIVE / MODULE:gpgpu\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.TypeTable != "580.119.02" || m.Arch != "x86_64" {
+		t.Errorf("type table %q, arch %q", m.TypeTable, m.Arch)
+	}
+	// OPENGL_SYMLINK takes no path: the "/" is its target, as NVIDIA's installer reads it.
+	if e := m.Entries[0]; e.SymlinkTarget != "/" || e.DestPath != "" || !reflect.DeepEqual(e.Flags, []string{"libEGL_nvidia.so.580.119.02"}) {
+		t.Errorf("OPENGL_SYMLINK entry = %+v, want target / and the intended target left over", e)
+	}
+	if e := m.Entries[1]; e.DestPath != "MODULE:installer" {
+		t.Errorf("NVIDIA_MODPROBE entry = %+v, want MODULE:installer read as its path", e)
+	}
+	if e := m.Entries[3]; e.DestPath != "/" || e.Arch != "NATIVE" || e.Module != "gpgpu" {
+		t.Errorf("CUDA_LIB entry = %+v", e)
+	}
+	warnings := strings.Join(m.Warnings, "\n")
+	for _, want := range []string{`line 10: nvidia-modprobe NVIDIA_MODPROBE takes a path before MODULE:, and nvidia-installer 580.119.02 reads "MODULE:installer" as it`,
+		"line 11: type QUANTUM_LIB is unknown to nvidia-installer 580.119.02"} {
+		if !strings.Contains(warnings, want) {
+			t.Errorf("warnings lack %q:\n%s", want, warnings)
+		}
+	}
+
+	// A type without the token it takes is the installer's "Invalid .manifest file".
+	_, err = ParseManifest(strings.NewReader(strings.Replace(header, "580.119.02", "450.102.04", 1) + "libcuda.so.1 0000 CUDA_SYMLINK NATIVE /\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 9: libcuda.so.1 CUDA_SYMLINK takes a symlink target") || !strings.Contains(err.Error(), "nvidia-installer 450.102.04 rejects") {
+		t.Errorf("missing target: err = %v", err)
+	}
+}
+
+// The installer skips empty lines everywhere, so an empty header line moves
+// the header down over the first entries, and an empty line 3 leaves the
+// kernel-module line where the architecture belongs.
+func TestParseManifestSkipsEmptyLinesLikeTheInstaller(t *testing.T) {
+	text := "d\n580.119.02\n\nnvidia\n./kernel/\n\n./kernel/precompiled/\n./kernel-open/\n./kernel-open/precompiled/\n" +
+		"first.so 0755 CUDA_LIB NATIVE / MODULE:gpgpu\n\nsecond.so 0755 CUDA_LIB NATIVE / MODULE:gpgpu\n"
+	m, err := ParseManifest(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Arch != "nvidia" || len(m.Entries) != 1 || m.Entries[0].Path != "second.so" {
+		t.Errorf("arch %q, entries %+v: want the module line as line 3 and first.so eaten by the header", m.Arch, m.Entries)
+	}
+	if w := strings.Join(m.Warnings, "\n"); !strings.Contains(w, `header line 3 reads "nvidia" where the architecture`) {
+		t.Errorf("warnings = %q", w)
+	}
+}

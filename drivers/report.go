@@ -86,7 +86,11 @@ func WriteInfo(w io.Writer, info Info) error {
 		fmt.Fprintf(w, "; embedded decompressor lines %d-%d", h.SkipDecompress, h.SkipDecompress+h.SizeDecompress-1)
 	}
 	fmt.Fprintf(w, "\nchecksums   CRCsum %s, MD5 %s\n", orDash(h.CRCSum), orDash(h.MD5))
-	fmt.Fprintf(w, "manifest    %s %s; kernel modules: %s\n\n", info.Description, info.ManifestVersion, orDash(strings.Join(info.KernelModules, " ")))
+	fmt.Fprintf(w, "manifest    %s %s %s; kernel modules: %s\n", info.Description, info.ManifestVersion, orDash(info.ManifestArch), orDash(strings.Join(info.KernelModules, " ")))
+	if info.TypeTable != "" {
+		fmt.Fprintf(w, "read as     nvidia-installer %s reads it (that release's manifest type table)\n", info.TypeTable)
+	}
+	fmt.Fprintln(w)
 	row := func(name string, files int, bytes int64) {
 		fmt.Fprintf(w, "%-16s %6d %12d\n", name, files, bytes)
 	}
@@ -101,6 +105,9 @@ func WriteInfo(w io.Writer, info Info) error {
 	}
 	if len(info.Missing) > 0 {
 		fmt.Fprintf(w, "\nlisted in .manifest but absent from the payload: %s\n", strings.Join(info.Missing, " "))
+	}
+	for _, warning := range info.ManifestWarnings {
+		fmt.Fprintf(w, "\nwarning: .manifest %s\n", warning)
 	}
 	if info.ManifestVersion != info.Version {
 		fmt.Fprintf(w, "\nwarning: the header says %s but .manifest says %s\n", info.Version, info.ManifestVersion)

@@ -139,11 +139,13 @@ func TestDriversFetchInspectVerifyImport(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &info); err != nil || code != 0 {
 		t.Fatalf("inspect --json: exit %d, %v", code, err)
 	}
-	if info.Version != "998.10.01" || info.Header.Compression != "xz" || info.Header.SizeDecompress != 1 || info.Files != 12 || info.Group(drivers.ComponentCompute).Bytes != 1000 {
+	if info.Version != "998.10.01" || info.Header.Compression != "xz" || info.Header.SizeDecompress != 1 || info.Files != 12 || info.Group(drivers.ComponentCompute).Bytes != 1000 ||
+		info.TypeTable != "590.48.01" || info.ManifestArch != "x86_64" {
 		t.Errorf("inspect: %+v", info)
 	}
 	out, _, code = gpuimg(t, nil, "drivers", "inspect", run)
-	if code != 0 || !strings.Contains(out, "driver      998.10.01 x86_64") || !strings.Contains(out, "payload xz") || !regexpMatch(`compute\s+2\s+1000`, out) {
+	if code != 0 || !strings.Contains(out, "driver      998.10.01 x86_64") || !strings.Contains(out, "payload xz") || !regexpMatch(`compute\s+2\s+1000`, out) ||
+		!strings.Contains(out, "read as     nvidia-installer 590.48.01 reads it") {
 		t.Errorf("inspect text: exit %d\n%s", code, out)
 	}
 
