@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"archive/tar"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -142,4 +143,48 @@ func ldconfigP(t *testing.T, img v1.Image) string {
 		t.Fatalf("ldconfig -p in the image: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// Packages NVIDIA's installer refuses or misreads fail the build, naming the
+// package and the installer's own words, and leave no output behind.
+func TestBuildRefusesWhatNVIDIAsInstallerRefuses(t *testing.T) {
+	e := setup(t)
+	const release = "580.119.02"
+	installer := testenv.NVIDIAInstaller(t, release)
+	for name, tc := range map[string]struct {
+		opts standin.Options
+		want []string
+	}{
+		"a type the release does not know": {
+			standin.Options{ExtraEntries: []string{"libfuture.so.1 0755 QUANTUM_LIB NATIVE / MODULE:gpgpu"}},
+			[]string{"nvidia-installer failed", "Invalid .manifest file; error on line"}},
+		"an empty line 3": {
+			standin.Options{EmptyArchLine: true},
+			[]string{`where the architecture (x86_64) belongs, so NVIDIA's installer would misread the package`}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tc.opts.Version, tc.opts.Installer = release, installer
+			run, err := standin.Generate(t.TempDir(), tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outDir := filepath.Join(t.TempDir(), "out")
+			dest := filepath.Join(outDir, "image.tar")
+			stdout, stderr, err := e.gpuimg("build", "--driver-file", run, "--allow-unverified", "--base", e.base, "--output", "type=oci,dest="+dest)
+			if err == nil {
+				t.Fatalf("the build succeeded:\n%s", stdout)
+			}
+			for _, want := range append(tc.want, filepath.Base(run)) {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, tailLines(stderr, 30))
+				}
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+			if entries, err := os.ReadDir(outDir); err == nil && len(entries) > 0 {
+				t.Errorf("the failed build left %v in %s", entries, outDir)
+			}
+		})
+	}
 }

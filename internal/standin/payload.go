@@ -31,14 +31,21 @@ func (p *driverPackage) manifest() []byte {
 	var b strings.Builder
 	// No header line may be empty: the installer skips empty lines, so an
 	// empty one would make it read the first entries as header lines 5-8.
+	archLine := p.opts.Arch
+	if p.opts.EmptyArchLine {
+		archLine = ""
+	}
 	fmt.Fprintf(&b, "NVIDIA Accelerated Graphics Driver for Linux-%s\n%s\n%s\n%s\n./kernel/\n./kernel/precompiled/\n./kernel-open/\n./kernel-open/precompiled/\n",
-		p.opts.Arch, p.opts.Version, p.opts.Arch, strings.Join(p.kernelModules(), " "))
+		p.opts.Arch, p.opts.Version, archLine, strings.Join(p.kernelModules(), " "))
 	for _, e := range p.entries {
 		caps, known := table.Caps(e.fileType)
 		if e.manifest && known {
 			b.WriteString(e.line(caps))
 			b.WriteByte('\n')
 		}
+	}
+	for _, line := range p.opts.ExtraEntries {
+		b.WriteString(line + "\n")
 	}
 	return []byte(b.String())
 }

@@ -21,6 +21,10 @@ type Options struct {
 	// instead of the stand-in script: NVIDIA's own, built from its source,
 	// for the tests that check the stand-in against it.
 	Installer string
+	// For bad-input tests: EmptyArchLine leaves .manifest's line 3 (the
+	// architecture) empty, and ExtraEntries are raw lines appended to it.
+	EmptyArchLine bool
+	ExtraEntries  []string
 }
 
 // Scales and compressions the generator knows.
