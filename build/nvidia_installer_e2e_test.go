@@ -32,19 +32,20 @@ func TestBuildWithNVIDIAsInstaller(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The stand-in is not NVIDIA's package, so its sha256 is not the catalog's.
-			build := func(extra ...string) (v1.Image, map[string]*tar.Header) {
+			build := func(extra ...string) (v1.Image, map[string]*tar.Header, string) {
 				dest := filepath.Join(t.TempDir(), "image.tar")
 				args := append([]string{"build", "--driver-file", run, "--allow-unverified", "--base", e.base,
 					"--output", "type=oci,dest=" + dest}, extra...)
-				if _, stderr, err := e.gpuimg(args...); err != nil {
+				_, stderr, err := e.gpuimg(args...)
+				if err != nil {
 					t.Fatalf("gpuimg %s: %v\n%s", strings.Join(args, " "), err, tailLines(stderr, 60))
 				}
 				img := ociTarImage(t, dest)
 				ce := *e
 				ce.t = t
-				return img, ce.addedLayer(img)
+				return img, ce.addedLayer(img), stderr
 			}
-			full, fullLayer := build()
+			full, fullLayer, _ := build()
 			checkNVIDIAInstall(t, fullLayer, release, true)
 			linked := ldconfigP(t, full)
 			for _, soname := range []string{"libcuda.so.1", "libnvidia-ml.so.1", "libGLX_nvidia.so.0", "libEGL_nvidia.so.0"} {
@@ -53,7 +54,22 @@ func TestBuildWithNVIDIAsInstaller(t *testing.T) {
 				}
 			}
 
-			_, computeLayer := build("--components", "compute")
+			if release == manifesttypes.For("999").Release {
+				// --compat32: NVIDIA's installer puts the 32-bit libraries into
+				// Debian's 32-bit directory, and the base's lack of a 32-bit C
+				// library is said.
+				_, layer32, stderr := build("--compat32")
+				for _, p := range []string{"usr/lib/i386-linux-gnu/libcuda.so." + release, "usr/lib/i386-linux-gnu/libGLX_nvidia.so." + release} {
+					if layer32[p] == nil {
+						t.Errorf("--compat32: the driver layer lacks %s", p)
+					}
+				}
+				if !strings.Contains(stderr, "the base has no 32-bit C library (ld-linux.so.2)") {
+					t.Errorf("--compat32 on a base without libc6:i386: no warning:\n%s", tailLines(stderr, 30))
+				}
+			}
+
+			_, computeLayer, _ := build("--components", "compute")
 			checkNVIDIAInstall(t, computeLayer, release, false)
 			// The compute image holds exactly the full install's files minus
 			// those of the groups compute drops.
