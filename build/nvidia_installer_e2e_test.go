@@ -23,6 +23,7 @@ import (
 // from its source) instead of the stand-in one: what the image holds is what
 // NVIDIA's installer placed in the Debian base under gpuimg's install step.
 func TestBuildWithNVIDIAsInstaller(t *testing.T) {
+	testenv.NVIDIAInstaller(t, manifesttypes.Releases()[0]) // skip before starting buildkitd
 	e := setup(t)
 	for _, release := range manifesttypes.Releases() {
 		installer := testenv.NVIDIAInstaller(t, release)
@@ -164,9 +165,9 @@ func ldconfigP(t *testing.T, img v1.Image) string {
 // Packages NVIDIA's installer refuses or misreads fail the build, naming the
 // package and the installer's own words, and leave no output behind.
 func TestBuildRefusesWhatNVIDIAsInstallerRefuses(t *testing.T) {
-	e := setup(t)
 	const release = "580.119.02"
 	installer := testenv.NVIDIAInstaller(t, release)
+	e := setup(t)
 	for name, tc := range map[string]struct {
 		opts standin.Options
 		want []string
