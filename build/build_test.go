@@ -187,8 +187,8 @@ func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
 		"bad output":         {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker"}}, "needs dest="},
 		"bad components":     {Options{DriverFile: run, SHA256: sum, Components: "cuda"}, "unknown component"},
 		"bad compression":    {Options{DriverFile: run, SHA256: sum, Compression: "lz4"}, "--compression"},
-		"other arch":         {Options{DriverFile: run, SHA256: sum, Platforms: []string{"linux/arm64"}}, "is for x86_64, but the build is for aarch64"},
-		"wrong version":      {Options{Drivers: []string{"535.261.03"}, DriverFile: run, SHA256: sum}, "is driver 999.10.01, not --driver 535.261.03"},
+		"other arch":         {Options{DriverFile: run, SHA256: sum, Platforms: []string{"linux/arm64"}}, `is for "x86_64", not aarch64`},
+		"wrong version":      {Options{Drivers: []string{"535.261.03"}, DriverFile: run, SHA256: sum}, `holds driver "999.10.01", not 535.261.03`},
 		"no checksum":        {Options{DriverFile: run}, "cannot be verified"},
 		"wrong --sha256":     {Options{DriverFile: run, SHA256: hex64}, "not the --sha256"},
 		"catalog mismatch":   {Options{DriverFile: catalogRun}, "the catalog's 580.159.04 x86_64 package has"},
@@ -204,9 +204,7 @@ func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
 		"emit two":           {Options{Drivers: []string{"470.256.02"}, Platforms: []string{"linux/amd64,linux/arm64"}, Emit: "llb", Tags: []string{"x:{arch}"}}, "one image"},
 	} {
 		tc.o.Base = base
-		var stderr bytes.Buffer
-		tc.o.Stderr = &stderr
-		err := Run(context.Background(), tc.o)
+		_, _, err := Prepare(context.Background(), tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("%s: error %v, want %q", name, err, tc.wantErr)
 		}
@@ -215,17 +213,16 @@ func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
 
 func TestAllowUnverifiedWarnsAndLabels(t *testing.T) {
 	catalogRun, _ := writeRun(t, "580.159.04")
-	var stderr bytes.Buffer
-	o := Options{DriverFile: catalogRun, AllowUnverified: true, Stderr: &stderr, Base: "debian:bookworm"}
-	p, err := o.plan(context.Background())
+	o := Options{DriverFile: catalogRun, AllowUnverified: true, Base: "debian:bookworm"}
+	b, warnings, err := Prepare(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := p.jobs[0].inputs[0]; in.Verified || in.Version.String() != "580.159.04" {
-		t.Errorf("input = %+v, want unverified 580.159.04", in)
+	if d := b.images[0].targets[0].driver; d.Verified() || d.Version.String() != "580.159.04" {
+		t.Errorf("driver = %+v, want unverified 580.159.04", d)
 	}
-	if !strings.Contains(stderr.String(), "WARNING") || !strings.Contains(stderr.String(), "UNVERIFIED") {
-		t.Errorf("no loud warning: %q", stderr.String())
+	if !strings.Contains(strings.Join(warnings, "\n"), "UNVERIFIED") {
+		t.Errorf("no loud warning: %q", warnings)
 	}
 }
 
@@ -233,18 +230,18 @@ func TestPlanExpandsTheFleetMatrix(t *testing.T) {
 	o := Options{
 		Drivers: []string{"470.256.02,535.261.03"}, Platforms: []string{"linux/amd64,linux/arm64"},
 		Tags: []string{"reg.example/nvidia:{driver}-{arch}"}, Push: true, Base: "debian:bookworm",
-		Stderr: &bytes.Buffer{}, CacheDir: t.TempDir(),
+		CacheDir: t.TempDir(),
 	}
-	p, err := o.plan(context.Background())
+	p, _, err := Prepare(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, j := range p.jobs {
-		if len(j.platforms) != 1 || j.inputs[0].Source.URL == "" || j.inputs[0].Source.SHA256 == "" {
-			t.Errorf("job %s: %+v", j.driver, j.inputs)
+	for _, im := range p.images {
+		if d := im.targets[0].driver; len(im.targets) != 1 || len(d.URLs) == 0 || d.SHA256 == "" {
+			t.Errorf("image %s: %+v", im.driver(), im.targets)
 		}
-		for _, e := range j.exports {
+		for _, e := range im.exports {
 			names = append(names, e.attrs["name"])
 			if e.attrs["push"] != "true" {
 				t.Errorf("export attrs %v", e.attrs)
@@ -258,12 +255,8 @@ func TestPlanExpandsTheFleetMatrix(t *testing.T) {
 }
 
 func TestEmitDockerfile(t *testing.T) {
-	var out bytes.Buffer
-	o := Options{Drivers: []string{"535.261.03"}, Emit: "dockerfile", Base: "ubuntu:22.04", Stdout: &out, Stderr: &bytes.Buffer{}, CacheDir: t.TempDir()}
-	if err := Run(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-	df := out.String()
+	o := Options{Drivers: []string{"535.261.03"}, Emit: "dockerfile", Base: "ubuntu:22.04", CacheDir: t.TempDir()}
+	df := string(emit(t, o))
 	for _, want := range []string{
 		"FROM ubuntu:22.04", "ADD --checksum=sha256:", "--network=none", "--mount=type=tmpfs,target=/tmp",
 		"--mount=type=bind,from=driver,target=/gpuimg/driver", "COPY --chmod=755 <<depmod <<insmod <<lsmod <<modprobe <<rmmod /",
@@ -281,23 +274,24 @@ func TestEmitDockerfile(t *testing.T) {
 
 func TestEmitLLBNeedsNoBuilder(t *testing.T) {
 	run, sum := writeRun(t, "999.10.01")
-	var out bytes.Buffer
-	o := Options{DriverFile: run, SHA256: sum, Emit: "llb", Base: "debian:bookworm", Stdout: &out, Stderr: &bytes.Buffer{},
+	o := Options{DriverFile: run, SHA256: sum, Emit: "llb", Base: "debian:bookworm",
 		Addr: "unix://" + filepath.Join(t.TempDir(), "none.sock")}
-	if err := Run(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(out.Bytes(), []byte("local://driver-"+sum[:16])) || !bytes.Contains(out.Bytes(), []byte("docker-image://docker.io/library/debian:bookworm")) {
-		t.Errorf("definition lacks the sources (%d bytes)", out.Len())
+	out := emit(t, o)
+	if !bytes.Contains(out, []byte("local://driver-"+sum[:16])) || !bytes.Contains(out, []byte("docker-image://docker.io/library/debian:bookworm")) {
+		t.Errorf("definition lacks the sources (%d bytes)", len(out))
 	}
 }
 
 func TestUnreachableBuilderFailsFast(t *testing.T) {
 	run, sum := writeRun(t, "999.10.01")
 	sock := filepath.Join(t.TempDir(), "buildkitd.sock")
-	o := Options{DriverFile: run, SHA256: sum, Base: "debian:bookworm", Addr: "unix://" + sock, Stderr: &bytes.Buffer{},
+	o := Options{DriverFile: run, SHA256: sum, Base: "debian:bookworm", Addr: "unix://" + sock,
 		Outputs: []string{"type=docker,dest=" + filepath.Join(t.TempDir(), "x.tar")}}
-	err := Run(context.Background(), o)
+	b, _, err := Prepare(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = b.Build(context.Background(), &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "no BuildKit answering at unix://"+sock) || !strings.Contains(err.Error(), "BUILDKIT_HOST") {
 		t.Fatalf("error = %v", err)
 	}
@@ -310,7 +304,7 @@ func TestPendingDestLeavesNothingOnDiscard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pd.file.WriteString("partial"); err != nil {
+	if _, err := pd.File().WriteString("partial"); err != nil {
 		t.Fatal(err)
 	}
 	pd.discard()
@@ -345,7 +339,7 @@ func TestJobCacheSeparatesImages(t *testing.T) {
 		{Type: "local", Attrs: map[string]string{"dest": "/c"}},
 		{Type: "registry", Attrs: map[string]string{"ref": "reg.example/x:cache", "mode": "max"}},
 	}
-	j := &job{driver: drivers.MustParseVersion("535.261.03"), platforms: []ocispecs.Platform{{OS: "linux", Architecture: "amd64"}}}
+	j := &image{targets: []target{{driver: drivers.Resolved{Version: drivers.MustParseVersion("535.261.03")}, platform: ocispecs.Platform{OS: "linux", Architecture: "amd64"}}}}
 	got := jobCache(entries, j, 2)
 	if got[0].Attrs["tag"] != "535.261.03-amd64" || got[1].Attrs["ref"] != "reg.example/x:cache-535.261.03-amd64" || got[1].Attrs["mode"] != "max" {
 		t.Errorf("got %+v", got)
@@ -414,36 +408,36 @@ func TestPlanSharesAnIndexAcrossPlatforms(t *testing.T) {
 	o := Options{
 		Drivers: []string{"535.261.03"}, Platforms: []string{"linux/amd64", "linux/arm64"},
 		Tags: []string{"reg.example/nvidia:{driver}"}, Push: true, Base: "ubuntu:22.04",
-		Stderr: &bytes.Buffer{}, CacheDir: t.TempDir(),
+		CacheDir: t.TempDir(),
 	}
-	p, err := o.plan(context.Background())
+	p, _, err := Prepare(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.jobs) != 1 || len(p.jobs[0].platforms) != 2 {
-		t.Fatalf("want one job for both platforms (an index), got %d jobs", len(p.jobs))
+	if len(p.images) != 1 || len(p.images[0].targets) != 2 {
+		t.Fatalf("want one image for both platforms (an index), got %d images", len(p.images))
 	}
-	j := p.jobs[0]
-	if j.inputs[0].Arch != "x86_64" || j.inputs[1].Arch != "aarch64" || j.inputs[0].SHA256 == j.inputs[1].SHA256 {
-		t.Errorf("per-platform packages: %+v", j.inputs)
+	ts := p.images[0].targets
+	if ts[0].driver.Arch != "x86_64" || ts[1].driver.Arch != "aarch64" || ts[0].driver.SHA256 == ts[1].driver.SHA256 {
+		t.Errorf("per-platform packages: %+v", ts)
 	}
 	// The docker exporter cannot hold an index: one tarball per arch.
 	o.Push, o.Tags = false, nil
 	o.Outputs = []string{"type=docker,dest=out-{driver}.tar"}
-	if _, err := o.plan(context.Background()); err == nil || !strings.Contains(err.Error(), "{arch}") {
+	if _, _, err := Prepare(context.Background(), o); err == nil || !strings.Contains(err.Error(), "{arch}") {
 		t.Errorf("docker output for two platforms without {arch}: %v", err)
 	}
 }
 
 func TestDefaultTagSplitsPerArch(t *testing.T) {
 	o := Options{Drivers: []string{"535.261.03"}, Platforms: []string{"linux/amd64,linux/arm64"}, Base: "ubuntu:22.04",
-		Outputs: []string{"type=docker,dest=out-{driver}-{arch}.tar"}, Stderr: &bytes.Buffer{}, CacheDir: t.TempDir()}
-	p, err := o.plan(context.Background())
+		Outputs: []string{"type=docker,dest=out-{driver}-{arch}.tar"}, CacheDir: t.TempDir()}
+	p, _, err := Prepare(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, j := range p.jobs {
+	for _, j := range p.images {
 		got = append(got, j.exports[0].attrs["name"]+" "+j.exports[0].dest)
 	}
 	want := "nvidia-driver:535.261.03-x86_64 out-535.261.03-x86_64.tar|nvidia-driver:535.261.03-aarch64 out-535.261.03-aarch64.tar"
@@ -455,15 +449,30 @@ func TestDefaultTagSplitsPerArch(t *testing.T) {
 func TestSHA256PerDriver(t *testing.T) {
 	other := strings.Repeat("fe", 32)
 	o := Options{Drivers: []string{"999.1.01,999.2.01"}, SHA256: hex64 + "," + strings.ToUpper(other), Base: "debian:bookworm",
-		Tags: []string{"r/x:{driver}"}, Push: true, Stderr: &bytes.Buffer{}, CacheDir: t.TempDir(), Mirror: "http://127.0.0.1:1/{file}"}
-	p, err := o.plan(context.Background())
+		Tags: []string{"r/x:{driver}"}, Push: true, CacheDir: t.TempDir(), Mirror: "http://127.0.0.1:1/{file}"}
+	p, _, err := Prepare(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := []string{p.jobs[0].inputs[0].SHA256, p.jobs[1].inputs[0].SHA256}; got[0] != hex64 || got[1] != other {
+	first, second := p.images[0].targets[0].driver, p.images[1].targets[0].driver
+	if got := []string{first.SHA256, second.SHA256}; got[0] != hex64 || got[1] != other {
 		t.Errorf("sha256 per driver = %v", got)
 	}
-	if !p.jobs[1].inputs[0].Verified || p.jobs[1].inputs[0].Source.URL != "http://127.0.0.1:1/NVIDIA-Linux-x86_64-999.2.01.run" {
-		t.Errorf("second driver: %+v", p.jobs[1].inputs[0])
+	if !second.Verified() || second.URLs[0] != "http://127.0.0.1:1/NVIDIA-Linux-x86_64-999.2.01.run" {
+		t.Errorf("second driver: %+v", second)
 	}
+}
+
+// emit is `gpuimg build --emit`: Prepare, then Emit.
+func emit(t *testing.T, o Options) []byte {
+	t.Helper()
+	b, _, err := Prepare(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := b.Emit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

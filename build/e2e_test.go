@@ -295,7 +295,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		runB, _ := standinRun(t, driverB)
 		cache := t.TempDir()
 		for _, run := range []string{runA, runB} {
-			if _, err := drivers.Import(context.Background(), run, drivers.ImportOptions{CacheDir: cache, AllowUnverified: true}); err != nil {
+			if _, _, err := drivers.Resolve(context.Background(), drivers.Want{File: run, Download: true, CacheDir: cache, AllowUnverified: true}); err != nil {
 				t.Fatal(err)
 			}
 		}

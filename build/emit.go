@@ -1,8 +1,10 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
 
 	"github.com/gpuimg/gpuimg/llb"
@@ -10,66 +12,76 @@ import (
 	bk "github.com/moby/buildkit/client/llb"
 )
 
-// emit prints the build instead of running it: the equivalent Dockerfile, or
-// the marshalled LLB definition (`gpuimg build --emit llb | buildctl debug
-// dump-llb`). One image at a time: the output is a single document.
-func (o *Options) emit(ctx context.Context, p *plan) error {
-	if len(p.jobs) != 1 || len(p.jobs[0].platforms) != 1 {
-		return fmt.Errorf("--emit prints one image: pass one --driver and one --platform")
-	}
-	j := p.jobs[0]
-	in, pl := j.inputs[0], j.platforms[0]
+// Emit returns the build instead of running it (Options.Emit): the
+// equivalent Dockerfile, or the marshalled LLB definition (`gpuimg build
+// --emit llb | buildctl debug dump-llb`). Prepare has checked that there is
+// one image for one platform: the output is a single document.
+func (b *Builder) Emit(ctx context.Context) ([]byte, error) {
+	t := b.images[0].targets[0]
 	var base llb.Base
-	if p.base.Layout != "" {
-		img, err := resolveLayout(p.base, pl)
+	if b.base.Layout != "" {
+		img, err := resolveLayout(b.base, t.platform)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		base = llb.Base{Ref: "gpuimg/base@" + img.Manifest.String(), OCIStoreID: layoutStoreID}
+		base = llb.Base{Ref: "gpuimg/base@" + img.Manifest.String(), OCIStoreID: layoutStoreID, Name: img.Name}
 	} else {
-		// Not pinned: pinning needs the builder's resolver; a build pins it.
-		base = llb.Base{Ref: p.base.Named.String()}
+		// Pinned only when --base names a digest: pinning needs the builder's
+		// resolver, which a build asks.
+		base = llb.Base{Ref: b.base.Named.String(), Name: b.base.Named.String()}
 	}
-	spec := llb.Spec{Driver: in.Version, Platform: pl, Base: base, Source: in.Source, Components: p.components, Compat32: p.compat32, Prune: j.prune[0], Epoch: p.epoch.Unix(), Verified: in.Verified}
-	switch o.Emit {
+	spec := b.spec(t, base)
+	switch b.in.Emit {
 	case "llb":
-		planned, err := llb.Build(spec)
+		graph, err := llb.Build(spec)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		def, err := planned.Result.Marshal(ctx, bk.Platform(pl))
+		def, err := graph.Result.Marshal(ctx, bk.Platform(t.platform))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return bk.WriteTo(def, o.Stdout)
+		var buf bytes.Buffer
+		err = bk.WriteTo(def, &buf)
+		return buf.Bytes(), err
 	case "dockerfile":
-		if in.Source.URL == "" {
-			return fmt.Errorf("--emit dockerfile downloads the .run by URL, but driver %s has no URL here (a --driver-file or --offline build): use a catalog version or --mirror", in.Version)
-		}
-		if p.base.Layout != "" {
-			return fmt.Errorf("--emit dockerfile needs a registry --base (a Dockerfile cannot name an OCI layout): push the base or use its registry name")
-		}
-		text, err := templates.Render("Dockerfile.tmpl", dockerfileData{
-			Driver: in.Version.String(), Base: p.base.Given, Components: p.components.String(),
-			SHA256: in.SHA256, URL: in.Source.URL, FileName: in.Source.FileName,
-			Stubs: llb.StubUtilities(), StubScript: llb.StubScript,
-			DriverDir: llb.DriverDir, ToolsDir: llb.ToolsDir, TmpDir: llb.TmpDir,
-			Script: llb.InstallScript(spec),
-			Labels: []string{
-				llb.LabelDriverVersion + "=" + strconv.Quote(in.Version.String()),
-				llb.LabelDriverSHA256 + "=" + strconv.Quote(in.SHA256),
-				llb.LabelDriverComponents + "=" + strconv.Quote(p.components.String()),
-				llb.LabelDriverArch + "=" + strconv.Quote(in.Arch),
-				llb.LabelDriverVerified + "=" + strconv.Quote(strconv.FormatBool(in.Verified)),
-			},
-		})
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprint(o.Stdout, text)
-		return err
+		return b.dockerfile(spec)
 	}
-	return nil
+	return nil, fmt.Errorf("--emit %q: use dockerfile or llb", b.in.Emit)
+}
+
+// dockerfile renders the Dockerfile equivalent of spec. Its image config
+// has the same labels and environment as the LLB build's (llb.Labels,
+// llb.VisibleDevicesEnv); only a base pinned by digest gets the base
+// digest label, as a Dockerfile cannot pin it.
+func (b *Builder) dockerfile(spec llb.Spec) ([]byte, error) {
+	d := spec.Driver
+	if d.Path != "" {
+		return nil, fmt.Errorf("--emit dockerfile downloads the .run by URL, but driver %s has no URL here (a --driver-file or a cached copy): use a catalog version without --offline, or --mirror", d.Version)
+	}
+	if b.base.Layout != "" {
+		return nil, fmt.Errorf("--emit dockerfile needs a registry --base (a Dockerfile cannot name an OCI layout): push the base or use its registry name")
+	}
+	labels := llb.Labels(spec)
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var lines []string
+	for _, k := range keys {
+		lines = append(lines, k+"="+strconv.Quote(labels[k]))
+	}
+	text, err := templates.Render("Dockerfile.tmpl", dockerfileData{
+		Driver: d.Version.String(), Base: b.base.Given, Components: b.components.String(),
+		SHA256: d.SHA256, URL: d.URLs[0], FileName: d.FileName(),
+		Stubs: llb.StubUtilities(), StubScript: llb.StubScript,
+		DriverDir: llb.DriverDir, ToolsDir: llb.ToolsDir, TmpDir: llb.TmpDir,
+		Script: llb.InstallScript(spec),
+		Env:    llb.VisibleDevicesEnv,
+		Labels: lines,
+	})
+	return []byte(text), err
 }
 
 type dockerfileData struct {
@@ -79,5 +91,6 @@ type dockerfileData struct {
 	StubScript                  string
 	DriverDir, ToolsDir, TmpDir string
 	Script                      string
+	Env                         string
 	Labels                      []string
 }

@@ -1,11 +1,13 @@
-// Package build runs `gpuimg build`: it resolves and verifies the driver
-// packages, plans each image with package llb, and solves them on BuildKit
-// (local socket, BUILDKIT_HOST, or a remote builder through BuildKit's
-// connection helpers), exporting in BuildKit's own --output syntax.
+// Package build runs `gpuimg build`. Prepare checks every input and
+// resolves the driver packages (drivers.Resolve decides whether each is
+// trusted) into a Builder; Builder.Build plans each image with package llb
+// and solves them on BuildKit (local socket, BUILDKIT_HOST, or a remote
+// builder through BuildKit's connection helpers), exporting in BuildKit's own
+// --output syntax; Builder.Emit prints the equivalent instead. Results and
+// warnings are returned, never printed: the command renders them.
 package build
 
 import (
-	"io"
 	"time"
 )
 
@@ -45,15 +47,9 @@ type Options struct {
 	CacheTo     []string
 	Compression string // gzip|zstd (the added layer; the base's layers are kept)
 	Emit        string // dockerfile|llb: print instead of building
-	JSON        bool   // --json: a machine-readable summary on stdout
 
 	// SourceDateEpoch, when non-nil, fixes every timestamp (SOURCE_DATE_EPOCH).
 	SourceDateEpoch *time.Time
 	// ConnectTimeout bounds reaching the builder (5 s when zero).
 	ConnectTimeout time.Duration
-
-	Stdout, Stderr io.Writer
-
-	// sha256s maps each driver version to its --sha256 (parseSHA256s).
-	sha256s map[string]string
 }

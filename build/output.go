@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gpuimg/gpuimg/internal/atomicfile"
 	"github.com/moby/buildkit/client"
 	"github.com/tonistiigi/go-csvvalue"
 )
@@ -90,83 +91,49 @@ func expand(s, driver, arch string) string {
 // checkWritable refuses, before any build starts, a destination whose
 // directory cannot be created or written.
 func checkWritable(dest string) error {
-	parent := filepath.Dir(dest)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("destination %s: cannot create its directory: %w", dest, err)
-	}
-	probe, err := os.CreateTemp(parent, ".gpuimg-probe-")
-	if err != nil {
+	if err := atomicfile.ProbeDir(filepath.Dir(dest)); err != nil {
 		return fmt.Errorf("destination %s is not writable: %w", dest, err)
-	}
-	probe.Close()
-	return os.Remove(probe.Name())
-}
-
-// pendingDest is a destination being written under a temporary name; commit
-// renames it into place, discard removes it. Nothing half-written is ever
-// left at the destination.
-type pendingDest struct {
-	final, tmp string
-	dir        bool
-	file       *os.File
-}
-
-func newPendingDest(dest string, dir bool) (*pendingDest, error) {
-	parent := filepath.Dir(dest)
-	if fi, err := os.Stat(dest); err == nil {
-		if dir {
-			return nil, fmt.Errorf("destination %s already exists: remove it or choose another dest=", dest)
-		}
-		if fi.IsDir() {
-			return nil, fmt.Errorf("destination %s is a directory: dest= must name a file for this exporter", dest)
-		}
-	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("destination %s: cannot create its directory: %w", dest, err)
-	}
-	p := &pendingDest{final: dest, dir: dir}
-	if dir {
-		tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".gpuimg-")
-		if err != nil {
-			return nil, fmt.Errorf("destination %s is not writable: %w", dest, err)
-		}
-		p.tmp = tmp
-		return p, nil
-	}
-	f, err := os.CreateTemp(parent, "."+filepath.Base(dest)+".gpuimg-")
-	if err != nil {
-		return nil, fmt.Errorf("destination %s is not writable: %w", dest, err)
-	}
-	p.tmp, p.file = f.Name(), f
-	return p, nil
-}
-
-// exportEntry returns the BuildKit export entry writing to the temporary name.
-func (p *pendingDest) attach(e *client.ExportEntry) {
-	if p.dir {
-		e.OutputDir = p.tmp
-		return
-	}
-	e.Output = func(map[string]string) (io.WriteCloser, error) { return p.file, nil }
-}
-
-func (p *pendingDest) commit() error {
-	if !p.dir {
-		// BuildKit closes the writer; a second Close only reports that.
-		_ = p.file.Close()
-		if err := os.Chmod(p.tmp, 0o644); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(p.tmp, p.final); err != nil {
-		return fmt.Errorf("move the finished output to %s: %w", p.final, err)
 	}
 	return nil
 }
 
-func (p *pendingDest) discard() {
-	if p.file != nil {
-		_ = p.file.Close()
+// pendingDest is a destination being written under a temporary name; it is
+// renamed into place only when the build succeeds, so nothing half-written
+// is ever left at the destination.
+type pendingDest struct{ *atomicfile.Pending }
+
+func newPendingDest(dest string, dir bool) (pendingDest, error) {
+	if fi, err := os.Stat(dest); err == nil {
+		if dir {
+			return pendingDest{}, fmt.Errorf("destination %s already exists: remove it or choose another dest=", dest)
+		}
+		if fi.IsDir() {
+			return pendingDest{}, fmt.Errorf("destination %s is a directory: dest= must name a file for this exporter", dest)
+		}
 	}
-	_ = os.RemoveAll(p.tmp)
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return pendingDest{}, fmt.Errorf("destination %s: cannot create its directory: %w", dest, err)
+	}
+	create := atomicfile.Create
+	if dir {
+		create = atomicfile.CreateDir
+	}
+	p, err := create(dest)
+	if err != nil {
+		return pendingDest{}, fmt.Errorf("destination %s is not writable: %w", dest, err)
+	}
+	return pendingDest{p}, nil
 }
+
+// attach points BuildKit's export entry at the temporary name.
+func (p pendingDest) attach(e *client.ExportEntry) {
+	if f := p.File(); f != nil {
+		e.Output = func(map[string]string) (io.WriteCloser, error) { return f, nil }
+		return
+	}
+	e.OutputDir = p.Name()
+}
+
+func (p pendingDest) commit() error { return p.Commit(0o644) }
+
+func (p pendingDest) discard() { p.Discard() }

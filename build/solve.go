@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	dockerconfig "github.com/docker/cli/cli/config"
+	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/gpuimg/gpuimg/llb"
 	"github.com/moby/buildkit/client"
 	bk "github.com/moby/buildkit/client/llb"
@@ -67,87 +69,51 @@ type OutputResult struct {
 	Dest string `json:"dest,omitempty"`
 }
 
-func (o *Options) setDefaults() {
-	if o.Stdout == nil {
-		o.Stdout = os.Stdout
-	}
-	if o.Stderr == nil {
-		o.Stderr = os.Stderr
-	}
-}
-
-// Run builds the images o describes and prints one line per image output on
-// stdout (REF@sha256:… or the destination), or the --json summary.
-func Run(ctx context.Context, o Options) error {
-	o.setDefaults()
-	p, err := o.plan(ctx)
+// Build connects to the builder and builds every image, showing BuildKit's
+// progress display on progress. It returns one ImageResult per image, and
+// warnings for the user's stderr.
+func (b *Builder) Build(ctx context.Context, progress io.Writer) (*Summary, []string, error) {
+	c, builder, err := b.in.connect(ctx)
 	if err != nil {
-		return err
-	}
-	if o.Emit != "" {
-		return o.emit(ctx, p)
-	}
-	c, builder, err := o.connect(ctx)
-	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer c.Close()
-	if err := checkPlatforms(o.Address(), p, builder.platforms); err != nil {
-		return err
+	if err := b.checkPlatforms(b.in.Address(), builder.platforms); err != nil {
+		return nil, nil, err
 	}
-	if !builder.storesImages && hasUnpushedImage(p) {
-		o.warnf("type=image without push=true: the builder at %s (an OCI worker) keeps no images, so only the digest is printed; add push=true (or --push) or use type=docker,dest=FILE", o.Address())
+	var warnings []string
+	if !builder.storesImages && b.hasUnpushedImage() {
+		warnings = append(warnings, fmt.Sprintf("type=image without push=true: the builder at %s (an OCI worker) keeps no images, so only the digest is printed; add push=true (or --push) or use type=docker,dest=FILE", b.in.Address()))
 	}
-	summary, err := o.solve(ctx, c, p)
-	if err != nil {
-		return err
-	}
-	return o.report(summary)
-}
-
-func (o *Options) report(s *Summary) error {
-	if o.JSON {
-		enc := json.NewEncoder(o.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
-	}
-	for _, img := range s.Images {
-		for _, out := range img.Outputs {
-			line := out.Ref
-			if line == "" {
-				line = out.Dest
-			}
-			fmt.Fprintln(o.Stdout, line)
-		}
-	}
-	return nil
+	summary, err := b.solve(ctx, c, progress)
+	return summary, warnings, err
 }
 
 // solve runs one BuildKit build per image, concurrently on one connection
 // (the solver shares the base and any identical vertex), with one progress
 // display for all of them.
-func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summary, error) {
-	mode := progressui.DisplayMode(o.Progress)
+func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Writer) (*Summary, error) {
+	mode := progressui.DisplayMode(b.in.Progress)
 	if mode == "" {
 		mode = progressui.DisplayMode(os.Getenv("BUILDKIT_PROGRESS"))
 	}
 	if mode == "" {
 		mode = progressui.AutoMode
 	}
-	display, err := progressui.NewDisplay(o.Stderr, mode)
+	display, err := progressui.NewDisplay(progress, mode)
 	if err != nil {
-		return nil, fmt.Errorf("--progress %q: %w (use auto, plain, tty, quiet or rawjson)", o.Progress, err)
+		return nil, fmt.Errorf("--progress %q: %w (use auto, plain, tty, quiet or rawjson)", b.in.Progress, err)
 	}
 	// containerd's content store (the OCI-layout base) logs probes such as
 	// "failed check for fsverity support" as warnings: noise on a CLI's stderr.
 	logrus.SetLevel(logrus.ErrorLevel)
 	var layoutStore content.Store
-	if p.base.Layout != "" {
-		if layoutStore, err = local.NewStore(p.base.Layout); err != nil {
-			return nil, fmt.Errorf("--base %s: %w", p.base.Given, err)
+	if b.base.Layout != "" {
+		if layoutStore, err = local.NewStore(b.base.Layout); err != nil {
+			return nil, fmt.Errorf("--base %s: %w", b.base.Given, err)
 		}
 	}
-	dockerCfg := dockerconfig.LoadDefaultConfigFile(o.Stderr)
+	dockerCfg := dockerconfig.LoadDefaultConfigFile(progress)
 	attachables := []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
 		AuthConfigProvider: authprovider.LoadAuthConfig(dockerCfg),
 	})}
@@ -161,7 +127,7 @@ func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summar
 		_, _ = display.UpdateFrom(context.Background(), merged)
 	}()
 	var forwarders sync.WaitGroup
-	results := make([]ImageResult, len(p.jobs))
+	results := make([]ImageResult, len(b.images))
 	eg, ectx := errgroup.WithContext(ctx)
 	// Each c.Build closes its status channel; every one is forwarded to the
 	// single display.
@@ -177,11 +143,11 @@ func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summar
 		}()
 		return ch
 	}
-	for i, j := range p.jobs {
+	for i, im := range b.images {
 		eg.Go(func() error {
-			res, err := o.solveJob(ectx, c, p, j, layoutStore, attachables, newStatus)
+			res, err := b.solveImage(ectx, c, im, layoutStore, attachables, newStatus)
 			if err != nil {
-				return tap.explain(j, err)
+				return tap.explain(im.driver(), err)
 			}
 			results[i] = res
 			return nil
@@ -200,58 +166,32 @@ func (o *Options) solve(ctx context.Context, c *client.Client, p *plan) (*Summar
 	return &Summary{Images: results}, nil
 }
 
-func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *job, layoutStore content.Store,
+func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, layoutStore content.Store,
 	attachables []session.Attachable, newStatus func() chan *client.SolveStatus) (ImageResult, error) {
-	res := ImageResult{
-		Driver:       j.driver.String(),
-		Components:   p.components.String(),
-		DriverSHA256: j.inputs[0].SHA256,
-		Verified:     true,
+	opt, err := b.solveOpt(im, layoutStore, attachables)
+	if err != nil {
+		return ImageResult{}, err
 	}
-	opt := client.SolveOpt{
-		CompatibilityVersion: compatibilityVersion,
-		FrontendAttrs:        map[string]string{"build-arg:SOURCE_DATE_EPOCH": strconv.FormatInt(p.epoch.Unix(), 10)},
-		CacheImports:         jobCache(p.cacheFrom, j, len(p.jobs)),
-		CacheExports:         jobCache(p.cacheTo, j, len(p.jobs)),
-		Session:              attachables,
-		LocalMounts:          map[string]fsutil.FS{},
-	}
-	if layoutStore != nil {
-		opt.OCIStores = map[string]content.Store{layoutStoreID: layoutStore}
-	}
-	for _, in := range j.inputs {
-		res.Platforms = append(res.Platforms, "")
-		res.Verified = res.Verified && in.Verified
-		if in.Source.LocalName != "" {
-			fs, err := fsutil.NewFS(filepath.Dir(in.LocalPath))
-			if err != nil {
-				return res, fmt.Errorf("driver file %s: %w", in.LocalPath, err)
-			}
-			opt.LocalMounts[in.Source.LocalName] = fs
-		}
-	}
-	for i, pl := range j.platforms {
-		res.Platforms[i] = platforms.Format(pl)
-	}
-	cacheImports := make([]gateway.CacheOptionsEntry, 0, len(p.cacheFrom))
+	res := b.result(im)
+	cacheImports := make([]gateway.CacheOptionsEntry, 0, len(opt.CacheImports))
 	for _, ci := range opt.CacheImports {
 		cacheImports = append(cacheImports, gateway.CacheOptionsEntry{Type: ci.Type, Attrs: ci.Attrs})
 	}
-	buildFunc := o.buildFunc(p, j, cacheImports)
-	if unchanged, digest, err := o.destUnchanged(ctx, c, opt, j, buildFunc, newStatus); err != nil {
+	buildFunc := b.buildFunc(im, cacheImports)
+	if unchanged, digest, err := destUnchanged(ctx, c, opt, im, buildFunc, newStatus); err != nil {
 		return res, err
 	} else if unchanged {
 		res.Digest = digest
-		res.Outputs = outputsOf(j, digest)
+		res.Outputs = outputsOf(im, digest)
 		return res, nil
 	}
-	var pending []*pendingDest
+	var pending []pendingDest
 	defer func() {
 		for _, pd := range pending {
 			pd.discard()
 		}
 	}()
-	for _, pe := range j.exports {
+	for _, pe := range im.exports {
 		e := client.ExportEntry{Type: pe.spec.Type, Attrs: pe.attrs}
 		if pe.dest != "" {
 			pd, err := newPendingDest(pe.dest, pe.spec.writesDir())
@@ -268,7 +208,7 @@ func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *jo
 		return res, err
 	}
 	res.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
-	res.Outputs = outputsOf(j, res.Digest)
+	res.Outputs = outputsOf(im, res.Digest)
 	for _, pd := range pending {
 		if err := pd.commit(); err != nil {
 			return res, err
@@ -278,11 +218,53 @@ func (o *Options) solveJob(ctx context.Context, c *client.Client, p *plan, j *jo
 	return res, nil
 }
 
+// solveOpt is the SolveOpt of image im, without its exports: the epoch, the
+// image's own cache records, registry credentials, the OCI-layout base and
+// the local .run files.
+func (b *Builder) solveOpt(im *image, layoutStore content.Store, attachables []session.Attachable) (client.SolveOpt, error) {
+	opt := client.SolveOpt{
+		CompatibilityVersion: compatibilityVersion,
+		FrontendAttrs:        map[string]string{"build-arg:SOURCE_DATE_EPOCH": strconv.FormatInt(b.epoch.Unix(), 10)},
+		CacheImports:         jobCache(b.cacheFrom, im, len(b.images)),
+		CacheExports:         jobCache(b.cacheTo, im, len(b.images)),
+		Session:              attachables,
+		LocalMounts:          map[string]fsutil.FS{},
+	}
+	if layoutStore != nil {
+		opt.OCIStores = map[string]content.Store{layoutStoreID: layoutStore}
+	}
+	for _, t := range im.targets {
+		if name := t.driver.LocalName(); name != "" {
+			fs, err := fsutil.NewFS(filepath.Dir(t.driver.Path))
+			if err != nil {
+				return opt, fmt.Errorf("driver file %s: %w", t.driver.Path, err)
+			}
+			opt.LocalMounts[name] = fs
+		}
+	}
+	return opt, nil
+}
+
+// result is what the summary says about image im before it is built.
+func (b *Builder) result(im *image) ImageResult {
+	res := ImageResult{
+		Driver:       im.driver().String(),
+		Components:   b.components.String(),
+		DriverSHA256: im.targets[0].driver.SHA256,
+		Verified:     true,
+	}
+	for _, t := range im.targets {
+		res.Platforms = append(res.Platforms, platforms.Format(t.platform))
+		res.Verified = res.Verified && t.driver.Verified()
+	}
+	return res
+}
+
 // outputsOf lists where image digest went: REF@digest per name of an image
 // output, the destination of a file output.
-func outputsOf(j *job, digest string) []OutputResult {
+func outputsOf(im *image, digest string) []OutputResult {
 	var outs []OutputResult
-	for _, pe := range j.exports {
+	for _, pe := range im.exports {
 		if pe.spec.Type == client.ExporterImage {
 			for _, n := range strings.Split(pe.attrs["name"], ",") {
 				if n != "" {
@@ -296,56 +278,28 @@ func outputsOf(j *job, digest string) []OutputResult {
 	return outs
 }
 
-// buildFunc returns the gateway build of job j: per platform, pin the base,
-// plan the LLB, solve it, and attach the image config.
-func (o *Options) buildFunc(p *plan, j *job, cacheImports []gateway.CacheOptionsEntry) gateway.BuildFunc {
+// buildFunc returns the gateway build of image im: per platform, pin the
+// base, plan the LLB, solve it, and attach the image config.
+func (b *Builder) buildFunc(im *image, cacheImports []gateway.CacheOptionsEntry) gateway.BuildFunc {
 	return func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
 		out := gateway.NewResult()
 		var plats exptypes.Platforms
-		for i, pl := range j.platforms {
-			in := j.inputs[i]
-			base, baseConfig, err := o.resolveBase(ctx, gw, p.base, pl)
+		for _, t := range im.targets {
+			ref, config, baseConfig, err := b.solveTarget(ctx, gw, t, cacheImports)
 			if err != nil {
 				return nil, err
 			}
-			spec := llb.Spec{
-				Driver: in.Version, Platform: pl, Base: base, Source: in.Source,
-				Components: p.components, Compat32: p.compat32, Prune: j.prune[i], Epoch: p.epoch.Unix(), Verified: in.Verified,
-			}
-			planned, err := llb.Build(spec)
-			if err != nil {
-				return nil, err
-			}
-			def, err := planned.Result.Marshal(ctx, bk.Platform(pl))
-			if err != nil {
-				return nil, err
-			}
-			r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), CacheImports: cacheImports})
-			if err != nil {
-				return nil, err
-			}
-			ref, err := r.SingleRef()
-			if err != nil {
-				return nil, err
-			}
-			config, err := llb.ImageConfig(baseConfig, llb.ImageMeta{
-				Spec: spec, SHA256: in.SHA256, Verified: in.Verified, DriverArch: in.Arch,
-				BaseName: base.Name, BaseDigest: baseDigest(base), Created: p.epoch,
-			})
-			if err != nil {
-				return nil, err
-			}
-			if len(j.platforms) == 1 {
+			if len(im.targets) == 1 {
 				out.SetRef(ref)
 				out.AddMeta(exptypes.ExporterImageConfigKey, config)
 				out.AddMeta(exptypes.ExporterImageBaseConfigKey, baseConfig)
 				continue
 			}
-			id := platforms.FormatAll(pl)
+			id := platforms.FormatAll(t.platform)
 			out.AddRef(id, ref)
 			out.AddMeta(exptypes.ExporterImageConfigKey+"/"+id, config)
 			out.AddMeta(exptypes.ExporterImageBaseConfigKey+"/"+id, baseConfig)
-			plats.Platforms = append(plats.Platforms, exptypes.Platform{ID: id, Platform: pl})
+			plats.Platforms = append(plats.Platforms, exptypes.Platform{ID: id, Platform: t.platform})
 		}
 		if len(plats.Platforms) > 0 {
 			dt, err := json.Marshal(plats)
@@ -358,38 +312,65 @@ func (o *Options) buildFunc(p *plan, j *job, cacheImports []gateway.CacheOptions
 	}
 }
 
+// solveTarget solves one platform's graph and returns its result with the
+// image config and the base's.
+func (b *Builder) solveTarget(ctx context.Context, gw gateway.Client, t target, cacheImports []gateway.CacheOptionsEntry) (gateway.Reference, []byte, []byte, error) {
+	base, baseConfig, err := b.resolveBase(ctx, gw, t.platform)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	spec := b.spec(t, base)
+	graph, err := llb.Build(spec)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	def, err := graph.Result.Marshal(ctx, bk.Platform(t.platform))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), CacheImports: cacheImports})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ref, err := r.SingleRef()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	config, err := llb.ImageConfig(baseConfig, spec)
+	return ref, config, baseConfig, err
+}
+
 // resolveBase pins the base for one platform: from the client-side OCI
 // layout, or through the builder's resolver (registry images; the builder's
 // credentials and mirrors apply, and nothing is queried from this machine).
-func (o *Options) resolveBase(ctx context.Context, gw gateway.Client, b baseSpec, pl ocispecs.Platform) (llb.Base, []byte, error) {
-	if b.Layout != "" {
-		img, err := resolveLayout(b, pl)
-		if err != nil {
-			return llb.Base{}, nil, err
-		}
-		return llb.Base{Ref: "gpuimg/base@" + img.Manifest.String(), OCIStoreID: layoutStoreID, Name: img.Name}, img.Config, nil
+func (b *Builder) resolveBase(ctx context.Context, gw gateway.Client, pl ocispecs.Platform) (llb.Base, []byte, error) {
+	if b.base.Layout != "" {
+		return b.layoutBase(pl)
 	}
-	_, dgst, config, err := gw.ResolveImageConfig(ctx, b.Named.String(), sourceresolver.Opt{
+	base := b.base
+	_, dgst, config, err := gw.ResolveImageConfig(ctx, base.Named.String(), sourceresolver.Opt{
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &pl, ResolveMode: bk.ResolveModeDefault.String()},
 	})
 	if err != nil {
-		return llb.Base{}, nil, fmt.Errorf("--base %s: cannot resolve it on the builder: %w (check the name, the registry's reachability from the builder, and `docker login`; air-gapped: use oci-layout://DIR)", b.Given, err)
+		return llb.Base{}, nil, fmt.Errorf("--base %s: cannot resolve it on the builder: %w (check the name, the registry's reachability from the builder, and `docker login`; air-gapped: use oci-layout://DIR)", base.Given, err)
 	}
-	if err := checkBaseArch(b.Given, config, pl); err != nil {
+	if err := checkBaseArch(base.Given, config, pl); err != nil {
 		return llb.Base{}, nil, err
 	}
-	pinned, err := reference.WithDigest(reference.TrimNamed(b.Named), dgst)
+	pinned, err := reference.WithDigest(reference.TrimNamed(base.Named), dgst)
 	if err != nil {
 		return llb.Base{}, nil, err
 	}
-	return llb.Base{Ref: pinned.String(), Name: b.Named.String()}, config, nil
+	return llb.Base{Ref: pinned.String(), Name: base.Named.String()}, config, nil
 }
 
-func baseDigest(b llb.Base) string {
-	if i := strings.LastIndex(b.Ref, "@"); i >= 0 {
-		return b.Ref[i+1:]
+// layoutBase is the base from the client-side OCI layout, for platform pl.
+func (b *Builder) layoutBase(pl ocispecs.Platform) (llb.Base, []byte, error) {
+	img, err := resolveLayout(b.base, pl)
+	if err != nil {
+		return llb.Base{}, nil, err
 	}
-	return ""
+	return llb.Base{Ref: "gpuimg/base@" + img.Manifest.String(), OCIStoreID: layoutStoreID, Name: img.Name}, img.Config, nil
 }
 
 // logTap keeps the last lines each vertex printed, so a failed install step's
@@ -430,16 +411,16 @@ var exitCodeRE = regexp.MustCompile(`exit code: (\d+)`)
 
 // explain turns a failed install step into an error that says what happened
 // and shows the step's last output (which includes the installer log's tail).
-func (t *logTap) explain(j *job, err error) error {
+func (t *logTap) explain(driver drivers.Version, err error) error {
 	m := exitCodeRE.FindStringSubmatch(err.Error())
 	if m == nil || !strings.Contains(err.Error(), "gpuimg-install") {
-		return fmt.Errorf("building driver %s: %w", j.driver, err)
+		return fmt.Errorf("building driver %s: %w", driver, err)
 	}
 	t.mu.Lock()
 	var out []string
 	var keys []string
 	for d, name := range t.names {
-		if strings.HasPrefix(name, "install NVIDIA driver "+j.driver.String()+" ") {
+		if strings.HasPrefix(name, "install NVIDIA driver "+driver.String()+" ") {
 			keys = append(keys, string(d))
 		}
 	}
@@ -456,7 +437,7 @@ func (t *logTap) explain(j *job, err error) error {
 	case llb.ExitMissingICDs:
 		what = "the install is incomplete"
 	}
-	return &InstallError{Driver: j.driver.String(), Reason: what, Output: strings.Join(out, "\n"), ExitStatus: code}
+	return &InstallError{Driver: driver.String(), Reason: what, Output: strings.Join(out, "\n"), ExitStatus: code}
 }
 
 // InstallError is a failed install step, with the step's last output.

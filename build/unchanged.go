@@ -26,16 +26,16 @@ import (
 // oci export whose destination exists, plus any image exports (--push):
 // those still run, in a second solve that only pushes what the probe built.
 // The digest returned is the pushed image's when there is a push.
-func (o *Options) destUnchanged(ctx context.Context, c *client.Client, opt client.SolveOpt, j *job,
+func destUnchanged(ctx context.Context, c *client.Client, opt client.SolveOpt, im *image,
 	buildFunc gateway.BuildFunc, newStatus func() chan *client.SolveStatus) (bool, string, error) {
 	var file *plannedExport
 	var images []client.ExportEntry
-	for i, pe := range j.exports {
+	for i, pe := range im.exports {
 		switch {
 		case pe.spec.Type == client.ExporterImage:
 			images = append(images, client.ExportEntry{Type: pe.spec.Type, Attrs: pe.attrs})
 		case file == nil && pe.dest != "" && (pe.spec.Type == client.ExporterDocker || pe.spec.Type == client.ExporterOCI):
-			file = &j.exports[i]
+			file = &im.exports[i]
 		default:
 			return false, "", nil
 		}

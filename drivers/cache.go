@@ -3,20 +3,24 @@ package drivers
 import (
 	"errors"
 	"fmt"
+	"github.com/gpuimg/gpuimg/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"runtime"
 )
 
-// The cache is content-addressed: a verified package lives at
+// The cache is content-addressed: a package lives at
 // <dir>/sha256/<hex>/<file> and is never rewritten in place; names/<file> is
 // a symlink to it so a version whose checksum the catalog lacks can still be
-// found offline. Downloads grow in partial/, under a lock in locks/.
+// found offline (its checksum was checked when it was stored), and
+// unverified/<file> one to a package accepted with --allow-unverified.
+// Downloads grow in partial/, under a lock in locks/.
 const (
-	cacheBlobs    = "sha256"
-	cacheNames    = "names"
-	cachePartials = "partial"
-	cacheLocks    = "locks"
+	cacheBlobs      = "sha256"
+	cacheNames      = "names"
+	cacheUnverified = "unverified"
+	cachePartials   = "partial"
+	cacheLocks      = "locks"
 )
 
 // DefaultCacheDir is $XDG_CACHE_HOME/gpuimg/drivers, else ~/.cache/gpuimg/drivers.
@@ -45,17 +49,14 @@ func cacheDirOrDefault(dir string) (string, error) {
 
 // prepareCache creates the cache's directories, explaining an unwritable one.
 func prepareCache(dir string) error {
-	for _, sub := range []string{cacheBlobs, cacheNames, cachePartials, cacheLocks} {
+	for _, sub := range []string{cacheBlobs, cacheNames, cacheUnverified, cacheLocks} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return unwritableCache(dir, err)
 		}
 	}
-	probe, err := os.CreateTemp(filepath.Join(dir, cachePartials), ".probe-*")
-	if err != nil {
+	if err := atomicfile.ProbeDir(filepath.Join(dir, cachePartials)); err != nil {
 		return unwritableCache(dir, err)
 	}
-	probe.Close()
-	os.Remove(probe.Name())
 	return nil
 }
 
@@ -76,10 +77,10 @@ func cachedBySHA(dir, sha, file string, size int64) (string, bool) {
 	return p, true
 }
 
-// cachedByName follows names/<file> to a cached package and returns its path
-// and sha256 (the directory it lives in).
-func cachedByName(dir, file string) (path, sha string, ok bool) {
-	p, err := filepath.EvalSymlinks(filepath.Join(dir, cacheNames, file))
+// cachedByName follows index/<file> (names or unverified) to a cached
+// package and returns its path and sha256 (the directory it lives in).
+func cachedByName(dir, index, file string) (path, sha string, ok bool) {
+	p, err := filepath.EvalSymlinks(filepath.Join(dir, index, file))
 	if err != nil {
 		return "", "", false
 	}
@@ -93,10 +94,10 @@ func cachedByName(dir, file string) (path, sha string, ok bool) {
 	return p, sha, true
 }
 
-// storeBlob moves a verified temporary file into the cache and points
-// names/<file> at it. Both steps are renames, so a reader sees the whole file
-// or none.
-func storeBlob(dir, tmp, sha, file string) (string, error) {
+// storeBlob moves a checked temporary file into the cache and points
+// names/<file> (unverified/<file> when it was not verified) at it. Both
+// steps are renames, so a reader sees the whole file or none.
+func storeBlob(dir, tmp, sha, file string, verified bool) (string, error) {
 	final := blobPath(dir, sha, file)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return "", unwritableCache(dir, err)
@@ -107,46 +108,77 @@ func storeBlob(dir, tmp, sha, file string) (string, error) {
 	if err := os.Rename(tmp, final); err != nil {
 		return "", fmt.Errorf("move the verified package into the cache: %w", err)
 	}
-	if err := linkName(dir, sha, file); err != nil {
+	index := cacheNames
+	if !verified {
+		index = cacheUnverified
+	}
+	if err := linkName(dir, index, sha, file); err != nil {
 		return "", err
 	}
 	return final, nil
 }
 
-func linkName(dir, sha, file string) error {
-	link := filepath.Join(dir, cacheNames, file)
+func linkName(dir, index, sha, file string) error {
+	link := filepath.Join(dir, index, file)
 	target := filepath.Join("..", cacheBlobs, sha, file)
 	if cur, err := os.Readlink(link); err == nil && cur == target {
 		return nil
 	}
-	tmp := fmt.Sprintf("%s.%d.new", link, os.Getpid())
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("record %s in the cache index: %w", file, err)
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Replace(link, func(tmp string) error { return os.Symlink(target, tmp) }); err != nil {
 		return fmt.Errorf("record %s in the cache index: %w", file, err)
 	}
 	return nil
 }
 
 // FindCached returns the cached package for a version without any network:
-// by the catalog's checksum when it has one, else by name.
-func FindCached(cacheDir string, v Version, arch, variant string) (string, error) {
+// by the catalog's checksum when it has one, else by name (a copy stored
+// unverified too: VerifiedBy is then "").
+func FindCached(cacheDir string, v Version, arch, variant string) (Resolved, error) {
+	w, err := Want{Version: v, Arch: arch, Variant: variant, CacheDir: cacheDir}.normalize()
+	if err != nil {
+		return Resolved{}, err
+	}
 	dir, err := cacheDirOrDefault(cacheDir)
 	if err != nil {
-		return "", err
+		return Resolved{}, err
 	}
-	file := RunFileName(v, arch, variant)
-	if pkg, ok := LookupPackage(v, arch, variant); ok {
-		if p, ok := cachedBySHA(dir, pkg.SHA256, file, pkg.Size); ok {
-			return p, nil
+	p, _ := pinFor(w, []string{w.Variant})
+	file := RunFileName(v, w.Arch, w.Variant)
+	if r, ok := findCached(dir, file, p); ok {
+		return r, nil
+	}
+	return Resolved{}, fmt.Errorf("%w: %s is not in the driver cache %s: run `gpuimg drivers fetch %s --arch %s` on a connected machine, or `gpuimg drivers import FILE` with a copy", ErrNotCached, file, dir, v, arch)
+}
+
+// findCached looks file up in the cache: by the pinned checksum when there
+// is one, else by name. A hit's header must still name the package.
+func findCached(dir, file string, p pin) (Resolved, bool) {
+	r := Resolved{Source: VerifiedByCache, SHA256: p.sha256, VerifiedBy: p.by}
+	if p.sha256 != "" {
+		path, ok := cachedBySHA(dir, p.sha256, file, p.size)
+		if !ok {
+			return Resolved{}, false
 		}
-	} else if p, _, ok := cachedByName(dir, file); ok {
-		return p, nil
+		r.Path = path
+	} else if path, sha, ok := cachedByName(dir, cacheNames, file); ok {
+		r.Path, r.SHA256, r.VerifiedBy = path, sha, VerifiedByCache
+	} else if path, sha, ok := cachedByName(dir, cacheUnverified, file); ok {
+		r.Path, r.SHA256, r.VerifiedBy = path, sha, ""
+	} else {
+		return Resolved{}, false
 	}
-	return "", fmt.Errorf("%w: %s is not in the driver cache %s: run `gpuimg drivers fetch %s --arch %s` on a connected machine, or `gpuimg drivers import FILE` with a copy", ErrNotCached, file, dir, v, arch)
+	h, err := ReadHeaderFile(r.Path)
+	if err != nil {
+		return Resolved{}, false
+	}
+	if r.Version, err = h.Version(); err != nil {
+		return Resolved{}, false
+	}
+	r.Arch, r.Variant = h.TargetArch, variantFromName(file)
+	if st, err := os.Stat(r.Path); err == nil {
+		r.Size = st.Size()
+	}
+	return r, RunFileName(r.Version, r.Arch, r.Variant) == file
 }
 
 // ErrNotCached marks a package that is not in the cache when the network may

@@ -20,66 +20,6 @@ import (
 	"github.com/gofrs/flock"
 )
 
-// FetchOptions says which package to fetch, from where, and how to check it.
-type FetchOptions struct {
-	Version Version
-	Arch    string // x86_64 or aarch64
-	Variant string // "" or full, no-compat32
-	// Mirror is "", a name from MirrorHosts, or a URL template (see Resolve).
-	Mirror string
-	// SHA256 pins the expected checksum; it wins over the catalog's.
-	SHA256 string
-	// AllowUnverified accepts a package no checksum is known for (not in the
-	// catalog, no --sha256, no .sha256sum sidecar).
-	AllowUnverified bool
-	CacheDir        string // "" → DefaultCacheDir()
-	// Offline answers from the cache only and never opens a connection.
-	Offline bool
-	// Client makes the requests; nil uses one with connect and header timeouts.
-	Client *http.Client
-	// StallTimeout aborts a request that receives no bytes for this long
-	// (default 30s); the download then resumes where it stopped.
-	StallTimeout time.Duration
-	// Attempts per URL for interrupted downloads (default 3), RetryDelay
-	// before each new attempt (default 1s).
-	Attempts   int
-	RetryDelay time.Duration
-	// Progress receives progress lines (nil: none); ProgressBar redraws one
-	// line in place, for a terminal.
-	Progress    io.Writer
-	ProgressBar bool
-}
-
-// Run is a verified package in the cache.
-type Run struct {
-	Path    string  `json:"path"`
-	SHA256  string  `json:"sha256"`
-	Size    int64   `json:"size"`
-	Version Version `json:"version"`
-	Arch    string  `json:"arch"`
-	Variant string  `json:"variant"`
-	// Source is the URL it came from, "cache", or the imported file.
-	Source string `json:"source"`
-	// VerifiedBy names the checksum's origin: catalog, --sha256,
-	// .sha256sum, "" when accepted unverified, or "cache" for a copy found by
-	// name (its checksum was checked, or waived, when it was stored).
-	VerifiedBy string `json:"verified_by"`
-}
-
-// Checksum origins reported in Run.VerifiedBy.
-const (
-	VerifiedByCatalog = "catalog"
-	VerifiedByFlag    = "--sha256"
-	VerifiedBySidecar = ".sha256sum"
-)
-
-// Fetch downloads (or finds in the cache) a verified package and returns its
-// cached path.
-func Fetch(ctx context.Context, opts FetchOptions) (string, error) {
-	run, err := FetchRun(ctx, opts)
-	return run.Path, err
-}
-
 // errHTTPStatus is an HTTP answer that is not the file.
 type errHTTPStatus struct {
 	url  string
@@ -93,101 +33,32 @@ func (e *errHTTPStatus) Error() string {
 // errStalled is the cause of a request cancelled by the stall watchdog.
 var errStalled = errors.New("no data received")
 
-// FetchRun is Fetch with the details of what was fetched and how it was
-// verified.
-func FetchRun(ctx context.Context, opts FetchOptions) (Run, error) {
-	f, err := newFetcher(opts)
-	if err != nil {
-		return Run{}, err
-	}
-	if run, ok := f.fromCache(); ok {
-		return run, nil
-	}
-	if opts.Offline {
-		return Run{}, fmt.Errorf("%w: %s (%s) is not in the driver cache %s and --offline forbids downloading it: fetch it on a connected machine with the same --cache-dir, or `gpuimg drivers import FILE`", ErrNotCached, f.file, f.checksumNote(), f.dir)
-	}
+// fetcher downloads one package into the cache, resuming, under a lock.
+type fetcher struct {
+	w    Want
+	dir  string
+	file string
+	// pin is the checksum in force; a mirror's .sha256sum may set it.
+	pin    pin
+	client *http.Client
+	urls   []string
+}
+
+// fetch downloads the package unless another process has just stored it.
+func (f *fetcher) fetch(ctx context.Context) (Resolved, []string, error) {
 	if err := prepareCache(f.dir); err != nil {
-		return Run{}, err
+		return Resolved{}, nil, err
 	}
 	unlock, err := f.lock(ctx)
 	if err != nil {
-		return Run{}, err
+		return Resolved{}, nil, err
 	}
 	defer unlock()
 	// Another process may have finished the same download while we waited.
-	if run, ok := f.fromCache(); ok {
-		return run, nil
+	if r, ok := findCached(f.dir, f.file, f.pin); ok {
+		return f.w.judgeCached(r, nil)
 	}
 	return f.download(ctx)
-}
-
-type fetcher struct {
-	opts    FetchOptions
-	dir     string
-	file    string
-	pkg     Package
-	inCat   bool
-	wantSHA string
-	// verifiedBy is where wantSHA came from.
-	verifiedBy string
-	client     *http.Client
-	urls       []string
-}
-
-func newFetcher(opts FetchOptions) (*fetcher, error) {
-	if opts.Version.IsZero() {
-		return nil, fmt.Errorf("no driver version given: %s", versionExample)
-	}
-	if err := CheckArch(opts.Arch); err != nil {
-		return nil, err
-	}
-	if err := CheckVariant(opts.Variant); err != nil {
-		return nil, err
-	}
-	if opts.Variant == "" {
-		opts.Variant = VariantFull
-	}
-	if opts.StallTimeout <= 0 {
-		opts.StallTimeout = 30 * time.Second
-	}
-	if opts.Attempts <= 0 {
-		opts.Attempts = 3
-	}
-	if opts.RetryDelay <= 0 {
-		opts.RetryDelay = time.Second
-	}
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
-	}
-	dir, err := cacheDirOrDefault(opts.CacheDir)
-	if err != nil {
-		return nil, err
-	}
-	f := &fetcher{opts: opts, dir: dir, file: RunFileName(opts.Version, opts.Arch, opts.Variant)}
-	f.pkg, f.inCat = LookupPackage(opts.Version, opts.Arch, opts.Variant)
-	if f.inCat {
-		f.wantSHA, f.verifiedBy = f.pkg.SHA256, VerifiedByCatalog
-	}
-	if opts.SHA256 != "" {
-		sha, err := NormalizeSHA256(opts.SHA256)
-		if err != nil {
-			return nil, err
-		}
-		if f.inCat && sha != f.pkg.SHA256 {
-			fmt.Fprintf(opts.Progress, "warning: --sha256 %s differs from the catalog's %s for %s; using --sha256\n", sha, f.pkg.SHA256, f.file)
-		}
-		f.wantSHA, f.verifiedBy = sha, VerifiedByFlag
-	}
-	if !opts.Offline {
-		if f.urls, err = Resolve(opts.Version, opts.Arch, opts.Variant, opts.Mirror); err != nil {
-			return nil, err
-		}
-	}
-	f.client = opts.Client
-	if f.client == nil {
-		f.client = newHTTPClient(opts.StallTimeout)
-	}
-	return f, nil
 }
 
 func newHTTPClient(stall time.Duration) *http.Client {
@@ -202,26 +73,10 @@ func newHTTPClient(stall time.Duration) *http.Client {
 	}}
 }
 
-func (f *fetcher) verified() bool { return f.wantSHA != "" }
-
-// knownSize is the catalog's size when the catalog's checksum is the one in
-// force, else -1.
-func (f *fetcher) knownSize() int64 {
-	if f.inCat && f.verifiedBy == VerifiedByCatalog {
-		return f.pkg.Size
-	}
-	return -1
-}
-
-func (f *fetcher) checksumNote() string {
-	if f.verified() {
-		return "sha256 " + f.wantSHA
-	}
-	return "no known checksum"
-}
+func (f *fetcher) verified() bool { return f.pin.sha256 != "" }
 
 func (f *fetcher) noChecksumError() error {
-	v := f.opts.Version
+	v := f.w.Version
 	var others []string
 	for _, p := range List(WithVersion(v)) {
 		others = append(others, "--arch "+p.Arch+" --variant "+p.Variant)
@@ -229,31 +84,7 @@ func (f *fetcher) noChecksumError() error {
 	if len(others) > 0 {
 		return fmt.Errorf("%s is not in the catalog, but driver %s is with %s: use one of those, or pass --sha256 HEX for this file", f.file, v, strings.Join(others, " or "))
 	}
-	return fmt.Errorf("%s is not in the catalog and no checksum is available for it (no .sha256sum beside it on the mirror): pass --sha256 HEX from a source you trust, or --allow-unverified to accept it unchecked", f.file)
-}
-
-func (f *fetcher) runAt(path, sha string, size int64, source string) Run {
-	return Run{Path: path, SHA256: sha, Size: size, Version: f.opts.Version, Arch: f.opts.Arch,
-		Variant: f.opts.Variant, Source: source, VerifiedBy: f.verifiedBy}
-}
-
-func (f *fetcher) fromCache() (Run, bool) {
-	if f.verified() {
-		if p, ok := cachedBySHA(f.dir, f.wantSHA, f.file, f.knownSize()); ok && CheckRunFile(p, f.opts.Version, f.opts.Arch) == nil {
-			st, _ := os.Stat(p)
-			return f.runAt(p, f.wantSHA, st.Size(), "cache"), true
-		}
-		return Run{}, false
-	}
-	// No checksum known now: a copy cached earlier (verified then by a
-	// sidecar or accepted unverified) is what the user fetched before.
-	if p, sha, ok := cachedByName(f.dir, f.file); ok && CheckRunFile(p, f.opts.Version, f.opts.Arch) == nil {
-		st, _ := os.Stat(p)
-		run := f.runAt(p, sha, st.Size(), "cache")
-		run.VerifiedBy = "cache"
-		return run, true
-	}
-	return Run{}, false
+	return fmt.Errorf("%w: %s is not in the catalog and no checksum is available for it (no .sha256sum beside it on the mirror): pass --sha256 HEX from a source you trust", errNoChecksum, f.file)
 }
 
 func (f *fetcher) lock(ctx context.Context) (func(), error) {
@@ -263,7 +94,7 @@ func (f *fetcher) lock(ctx context.Context) (func(), error) {
 		return nil, unwritableCache(f.dir, err)
 	}
 	if !ok {
-		fmt.Fprintf(f.opts.Progress, "waiting for another gpuimg fetching %s\n", f.file)
+		fmt.Fprintf(f.w.Progress, "waiting for another gpuimg fetching %s\n", f.file)
 		if ok, err = fl.TryLockContext(ctx, 100*time.Millisecond); err != nil || !ok {
 			return nil, fmt.Errorf("wait for the lock on %s: %w", f.file, err)
 		}
@@ -276,21 +107,23 @@ func (f *fetcher) lock(ctx context.Context) (func(), error) {
 func (f *fetcher) partPath() string {
 	key := "unverified"
 	if f.verified() {
-		key = f.wantSHA
+		key = f.pin.sha256
 	}
 	return filepath.Join(f.dir, cachePartials, f.file+"."+key+".part")
 }
 
-func (f *fetcher) download(ctx context.Context) (Run, error) {
+func (f *fetcher) download(ctx context.Context) (Resolved, []string, error) {
+	var warnings []string
 	if !f.verified() {
 		if err := f.findSidecar(ctx); err != nil {
-			return Run{}, err
-		}
-		if !f.verified() && !f.opts.AllowUnverified {
-			return Run{}, f.noChecksumError()
+			return Resolved{}, nil, err
 		}
 		if !f.verified() {
-			fmt.Fprintf(f.opts.Progress, "warning: no checksum known for %s; accepting it unverified (--allow-unverified)\n", f.file)
+			more, err := f.w.allowUnverified(f.noChecksumError(), false)
+			if err != nil {
+				return Resolved{}, nil, err
+			}
+			warnings = more
 		}
 	}
 	part := f.partPath()
@@ -304,17 +137,19 @@ func (f *fetcher) download(ctx context.Context) (Run, error) {
 			err = f.checkDownloaded(part, sha, size)
 		}
 		if err == nil {
-			path, err := storeBlob(f.dir, part, sha, f.file)
+			path, err := storeBlob(f.dir, part, sha, f.file, f.verified())
 			if err != nil {
-				return Run{}, err
+				return Resolved{}, warnings, err
 			}
-			return f.runAt(path, sha, size, u), nil
+			r := f.w.resolved(sha, size, f.pin.by)
+			r.Path, r.Source = path, u
+			return r, warnings, nil
 		}
 		if ctx.Err() != nil {
 			if !f.verified() {
-				return Run{}, fmt.Errorf("fetch %s: %w", f.file, context.Cause(ctx))
+				return Resolved{}, warnings, fmt.Errorf("fetch %s: %w", f.file, context.Cause(ctx))
 			}
-			return Run{}, fmt.Errorf("fetch %s: %w (the partial download is kept; run the command again to resume)", f.file, context.Cause(ctx))
+			return Resolved{}, warnings, fmt.Errorf("fetch %s: %w (the partial download is kept; run the command again to resume)", f.file, context.Cause(ctx))
 		}
 		removeIfEmpty(part)
 		failures = append(failures, err)
@@ -323,7 +158,7 @@ func (f *fetcher) download(ctx context.Context) (Run, error) {
 	if fileExists(part) {
 		hint = "the partial download is kept: run the command again to resume, or name another --mirror"
 	}
-	return Run{}, &fetchError{file: f.file, hint: hint, errs: failures}
+	return Resolved{}, warnings, &fetchError{file: f.file, hint: hint, errs: failures}
 }
 
 // fetchError lists why every URL failed; errors.Is sees each cause.
@@ -354,12 +189,15 @@ func removeIfEmpty(p string) {
 func (f *fetcher) checkDownloaded(part, sha string, size int64) error {
 	var err error
 	switch {
-	case f.knownSize() >= 0 && size != f.knownSize():
-		err = fmt.Errorf("%w: %s is %d bytes, the catalog says %d", ErrChecksumMismatch, f.file, size, f.knownSize())
-	case f.verified() && sha != f.wantSHA:
-		err = fmt.Errorf("%w: %s has sha256 %s, want %s (from %s): the mirror served a damaged or different file", ErrChecksumMismatch, f.file, sha, f.wantSHA, f.verifiedBy)
-	default:
-		err = CheckRunFile(part, f.opts.Version, f.opts.Arch)
+	case f.pin.size >= 0 && size != f.pin.size:
+		err = fmt.Errorf("%w: %s is %d bytes, the catalog says %d", ErrChecksumMismatch, f.file, size, f.pin.size)
+	case f.verified():
+		if _, _, err = f.pin.judge(f.w, f.file, sha); err != nil {
+			err = fmt.Errorf("%w (the mirror served a damaged or different file)", err)
+		}
+	}
+	if err == nil {
+		err = CheckRunFile(part, f.w.Version, f.w.Arch)
 	}
 	if err != nil {
 		os.Remove(part)
@@ -371,13 +209,13 @@ func (f *fetcher) checkDownloaded(part, sha string, size int64) error {
 // sha256 and size of the complete file.
 func (f *fetcher) downloadURL(ctx context.Context, u, part string) (string, int64, error) {
 	var lastErr error
-	for attempt := 1; attempt <= f.opts.Attempts; attempt++ {
+	for attempt := 1; attempt <= f.w.Attempts; attempt++ {
 		if attempt > 1 {
-			fmt.Fprintf(f.opts.Progress, "%v; retrying (attempt %d of %d)\n", lastErr, attempt, f.opts.Attempts)
+			fmt.Fprintf(f.w.Progress, "%v; retrying (attempt %d of %d)\n", lastErr, attempt, f.w.Attempts)
 			select {
 			case <-ctx.Done():
 				return "", 0, context.Cause(ctx)
-			case <-time.After(f.opts.RetryDelay):
+			case <-time.After(f.w.RetryDelay):
 			}
 		}
 		sha, size, err := f.downloadAttempt(ctx, u, part)
@@ -405,7 +243,7 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	if err != nil {
 		return "", 0, fmt.Errorf("read the partial download: %w", err)
 	}
-	if want := f.knownSize(); want >= 0 && have > want {
+	if want := f.pin.size; want >= 0 && have > want {
 		if err := restart(out, h); err != nil {
 			return "", 0, err
 		}
@@ -426,7 +264,7 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return "", 0, explainStall(reqCtx, err, f.opts.StallTimeout) // a *url.Error names the URL
+		return "", 0, explainStall(reqCtx, err, f.w.StallTimeout) // a *url.Error names the URL
 	}
 	defer resp.Body.Close()
 	switch {
@@ -456,10 +294,10 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	if resp.ContentLength >= 0 {
 		total = have + resp.ContentLength
 	} else {
-		total = f.knownSize()
+		total = f.pin.size
 	}
-	bar := newProgress(f.opts.Progress, f.opts.ProgressBar, f.file, u, have, total)
-	body := newStallReader(resp.Body, f.opts.StallTimeout, cancel)
+	bar := newProgress(f.w.Progress, f.w.ProgressBar, f.file, u, have, total)
+	body := newStallReader(resp.Body, f.w.StallTimeout, cancel)
 	n, err := copyHashing(out, h, body, func(n int64) { bar.update(have + n) })
 	body.stop()
 	size := have + n
@@ -472,7 +310,7 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	// and a cache hit re-checks the size and header (fromCache).
 	bar.finish(err)
 	if err != nil {
-		return "", 0, explainStall(reqCtx, fmt.Errorf("%s: download stopped at byte %d: %w", u, size, err), f.opts.StallTimeout)
+		return "", 0, explainStall(reqCtx, fmt.Errorf("%s: download stopped at byte %d: %w", u, size, err), f.w.StallTimeout)
 	}
 	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
@@ -518,15 +356,15 @@ func (f *fetcher) findSidecar(ctx context.Context) error {
 			}
 			continue
 		}
-		f.wantSHA, f.verifiedBy = sha, VerifiedBySidecar
-		fmt.Fprintf(f.opts.Progress, "using the checksum in %s.sha256sum\n", u)
+		f.pin.sha256, f.pin.by, f.pin.size = sha, VerifiedBySidecar, -1
+		fmt.Fprintf(f.w.Progress, "using the checksum in %s.sha256sum\n", u)
 		return nil
 	}
 	return nil
 }
 
 func (f *fetcher) fetchSidecar(ctx context.Context, u string) (string, error) {
-	reqCtx, cancel := context.WithTimeout(ctx, f.opts.StallTimeout)
+	reqCtx, cancel := context.WithTimeout(ctx, f.w.StallTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, u, nil)
 	if err != nil {

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 }
 
 func fetchHelper() int {
-	run, err := FetchRun(context.Background(), FetchOptions{
+	run, err := fetchRun(context.Background(), Want{
 		Version:  MustParseVersion(os.Getenv("GPUIMG_FETCH_VERSION")),
 		Arch:     ArchX86_64,
 		Mirror:   os.Getenv("GPUIMG_FETCH_MIRROR"),
@@ -162,8 +162,8 @@ func (s *runServer) addRun(t *testing.T, version string) (data []byte, sha strin
 
 func (s *runServer) template() string { return s.URL + "/{file}" }
 
-func testOptions(s *runServer, version, sha, cache string) FetchOptions {
-	return FetchOptions{
+func testOptions(s *runServer, version, sha, cache string) Want {
+	return Want{
 		Version: MustParseVersion(version), Arch: ArchX86_64, Mirror: s.template(), SHA256: sha,
 		CacheDir: cache, StallTimeout: 300 * time.Millisecond, RetryDelay: 10 * time.Millisecond,
 	}
@@ -196,7 +196,7 @@ func TestFetchVerifiesAndCaches(t *testing.T) {
 	var progress bytes.Buffer
 	opts := testOptions(s, "998.10.01", strings.ToUpper(sha), cache)
 	opts.Progress = &progress
-	run, err := FetchRun(context.Background(), opts)
+	run, err := fetchRun(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,18 +215,18 @@ func TestFetchVerifiesAndCaches(t *testing.T) {
 	}
 	// A second fetch is answered from the cache, without a request.
 	before := s.requests.Load()
-	again, err := FetchRun(context.Background(), opts)
+	again, err := fetchRun(context.Background(), opts)
 	if err != nil || again.Path != run.Path || again.Source != "cache" || s.requests.Load() != before {
 		t.Errorf("second fetch: %+v, %v, %d new requests", again, err, s.requests.Load()-before)
 	}
 	// Offline finds it too, by checksum or by name.
 	opts.Offline, opts.SHA256 = true, ""
-	off, err := FetchRun(context.Background(), opts)
+	off, err := fetchRun(context.Background(), opts)
 	if err != nil || off.Path != run.Path {
 		t.Errorf("offline fetch: %+v, %v", off, err)
 	}
-	if p, err := FindCached(cache, MustParseVersion("998.10.01"), ArchX86_64, ""); err != nil || p != run.Path {
-		t.Errorf("FindCached by name = %q, %v", p, err)
+	if c, err := FindCached(cache, MustParseVersion("998.10.01"), ArchX86_64, ""); err != nil || c.Path != run.Path {
+		t.Errorf("FindCached by name = %q, %v", c.Path, err)
 	}
 	if _, err := FindCached(cache, MustParseVersion("998.10.02"), ArchX86_64, ""); !errors.Is(err, ErrNotCached) {
 		t.Errorf("FindCached of an absent version: %v", err)
@@ -240,7 +240,7 @@ func TestFetchProgressBar(t *testing.T) {
 	var progress bytes.Buffer
 	opts := testOptions(s, "998.10.01", "", t.TempDir())
 	opts.AllowUnverified, opts.Progress, opts.ProgressBar = true, &progress, true
-	if _, err := FetchRun(context.Background(), opts); err != nil {
+	if _, err := fetchRun(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(progress.String(), "\r[") || !strings.Contains(progress.String(), "%") || !strings.Contains(progress.String(), "MB/s") {
@@ -253,22 +253,22 @@ func TestFetchCatalogChecksum(t *testing.T) {
 	data, sha := s.addRun(t, "999.1.01")
 	useCatalog(t, Package{Version: MustParseVersion("999.1.01"), Arch: ArchX86_64, Variant: VariantFull, Branch: "production", SHA256: sha, Size: int64(len(data)), URL: s.URL + "/NVIDIA-Linux-x86_64-999.1.01.run"})
 	cache := t.TempDir()
-	run, err := FetchRun(context.Background(), testOptions(s, "999.1.01", "", cache))
+	run, err := fetchRun(context.Background(), testOptions(s, "999.1.01", "", cache))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if run.VerifiedBy != VerifiedByCatalog || run.SHA256 != sha {
 		t.Errorf("run = %+v", run)
 	}
-	if p, err := FindCached(cache, MustParseVersion("999.1.01"), ArchX86_64, ""); err != nil || p != run.Path {
-		t.Errorf("FindCached = %q, %v", p, err)
+	if c, err := FindCached(cache, MustParseVersion("999.1.01"), ArchX86_64, ""); err != nil || c.Path != run.Path {
+		t.Errorf("FindCached = %q, %v", c.Path, err)
 	}
 
 	// A mirror serving other bytes, or more of them, fails the catalog's pins.
 	s.mu.Lock()
 	s.files["NVIDIA-Linux-x86_64-999.1.01.run"] = append(append([]byte{}, data...), '\n')
 	s.mu.Unlock()
-	_, err = FetchRun(context.Background(), testOptions(s, "999.1.01", "", t.TempDir()))
+	_, err = fetchRun(context.Background(), testOptions(s, "999.1.01", "", t.TempDir()))
 	if !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "the catalog says") {
 		t.Errorf("a longer file: %v", err)
 	}
@@ -276,8 +276,8 @@ func TestFetchCatalogChecksum(t *testing.T) {
 	s.mu.Lock()
 	s.files["NVIDIA-Linux-x86_64-999.1.01.run"] = data
 	s.mu.Unlock()
-	_, err = FetchRun(context.Background(), testOptions(s, "999.1.01", "", t.TempDir()))
-	if !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "from catalog") {
+	_, err = fetchRun(context.Background(), testOptions(s, "999.1.01", "", t.TempDir()))
+	if !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "the catalog's 999.1.01 x86_64 package has") {
 		t.Errorf("a flipped byte: %v", err)
 	}
 }
@@ -307,7 +307,7 @@ func TestFetchFailures(t *testing.T) {
 				// Range requests succeed in this mode, so one attempt only.
 				opts.Attempts = 1
 			}
-			_, err := FetchRun(context.Background(), opts)
+			_, err := fetchRun(context.Background(), opts)
 			if err == nil || !strings.Contains(err.Error(), tc.reason) {
 				t.Fatalf("err = %v, want %q", err, tc.reason)
 			}
@@ -329,7 +329,7 @@ func TestFetchResumesWithinOneRun(t *testing.T) {
 	s := newRunServer(t)
 	data, sha := s.addRun(t, "998.10.01")
 	s.setMode("truncate-once")
-	run, err := FetchRun(context.Background(), testOptions(s, "998.10.01", sha, t.TempDir()))
+	run, err := fetchRun(context.Background(), testOptions(s, "998.10.01", sha, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestFetchRestartsWhenRangeIsIgnored(t *testing.T) {
 	s := newRunServer(t)
 	data, sha := s.addRun(t, "998.10.01")
 	s.setMode("truncate-once-norange")
-	run, err := FetchRun(context.Background(), testOptions(s, "998.10.01", sha, t.TempDir()))
+	run, err := fetchRun(context.Background(), testOptions(s, "998.10.01", sha, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestFetchResumesAcrossRuns(t *testing.T) {
 	s.setMode("stall")
 	opts := testOptions(s, "998.10.01", sha, cache)
 	opts.Attempts = 1
-	if _, err := FetchRun(context.Background(), opts); err == nil {
+	if _, err := fetchRun(context.Background(), opts); err == nil {
 		t.Fatal("a stalled server gave no error")
 	}
 	_, partials := cacheFiles(t, cache)
@@ -376,7 +376,7 @@ func TestFetchResumesAcrossRuns(t *testing.T) {
 	}
 	st, _ := os.Stat(filepath.Join(cache, partials[0]))
 	s.setMode("")
-	run, err := FetchRun(context.Background(), testOptions(s, "998.10.01", sha, cache))
+	run, err := fetchRun(context.Background(), testOptions(s, "998.10.01", sha, cache))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func TestFetchChecksumSources(t *testing.T) {
 	cache := t.TempDir()
 	opts := testOptions(s, "998.10.01", "", cache)
 
-	_, err := FetchRun(context.Background(), opts)
+	_, err := fetchRun(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "not in the catalog and no checksum") || !strings.Contains(err.Error(), "--allow-unverified") {
 		t.Fatalf("no checksum: err = %v", err)
 	}
@@ -406,13 +406,13 @@ func TestFetchChecksumSources(t *testing.T) {
 	s.mu.Lock()
 	s.files["NVIDIA-Linux-x86_64-998.10.01.run.sha256sum"] = []byte(strings.Repeat("0", 64) + "  NVIDIA-Linux-x86_64-998.10.01.run\n")
 	s.mu.Unlock()
-	if _, err := FetchRun(context.Background(), opts); !errors.Is(err, ErrChecksumMismatch) {
+	if _, err := fetchRun(context.Background(), opts); !errors.Is(err, ErrChecksumMismatch) {
 		t.Errorf("wrong sidecar: err = %v", err)
 	}
 	s.mu.Lock()
 	s.files["NVIDIA-Linux-x86_64-998.10.01.run.sha256sum"] = []byte(sha + "  NVIDIA-Linux-x86_64-998.10.01.run\n")
 	s.mu.Unlock()
-	run, err := FetchRun(context.Background(), opts)
+	run, err := fetchRun(context.Background(), opts)
 	if err != nil || run.VerifiedBy != VerifiedBySidecar || run.SHA256 != sha {
 		t.Fatalf("sidecar: %+v, %v", run, err)
 	}
@@ -422,7 +422,7 @@ func TestFetchChecksumSources(t *testing.T) {
 	data2, sha2 := s2.addRun(t, "997.20.02")
 	opts2 := testOptions(s2, "997.20.02", "", t.TempDir())
 	opts2.AllowUnverified = true
-	run2, err := FetchRun(context.Background(), opts2)
+	run2, err := fetchRun(context.Background(), opts2)
 	if err != nil || run2.VerifiedBy != "" || run2.SHA256 != sha2 || run2.Size != int64(len(data2)) {
 		t.Errorf("unverified: %+v, %v", run2, err)
 	}
@@ -438,7 +438,7 @@ func TestFetchWrongPackage(t *testing.T) {
 	s.mu.Unlock()
 	sum := sha256.Sum256(data)
 	cache := t.TempDir()
-	_, err := FetchRun(context.Background(), testOptions(s, "996.30.03", hex.EncodeToString(sum[:]), cache))
+	_, err := fetchRun(context.Background(), testOptions(s, "996.30.03", hex.EncodeToString(sum[:]), cache))
 	if !errors.Is(err, ErrWrongPackage) {
 		t.Fatalf("err = %v, want ErrWrongPackage", err)
 	}
@@ -452,7 +452,7 @@ func TestFetchOfflineNeverConnects(t *testing.T) {
 	_, sha := s.addRun(t, "998.10.01")
 	opts := testOptions(s, "998.10.01", sha, t.TempDir())
 	opts.Offline = true
-	_, err := FetchRun(context.Background(), opts)
+	_, err := fetchRun(context.Background(), opts)
 	if !errors.Is(err, ErrNotCached) || !strings.Contains(err.Error(), "--offline") {
 		t.Errorf("err = %v", err)
 	}
@@ -466,14 +466,14 @@ func TestFetchUnwritableCache(t *testing.T) {
 	_, sha := s.addRun(t, "998.10.01")
 	file := filepath.Join(t.TempDir(), "a-file")
 	os.WriteFile(file, nil, 0o644)
-	_, err := FetchRun(context.Background(), testOptions(s, "998.10.01", sha, filepath.Join(file, "cache")))
+	_, err := fetchRun(context.Background(), testOptions(s, "998.10.01", sha, filepath.Join(file, "cache")))
 	if err == nil || !strings.Contains(err.Error(), "not writable") || !strings.Contains(err.Error(), "--cache-dir") {
 		t.Errorf("err = %v", err)
 	}
 	if os.Geteuid() != 0 { // root writes through directory permissions
 		ro := t.TempDir()
 		os.Chmod(ro, 0o555)
-		_, err := FetchRun(context.Background(), testOptions(s, "998.10.01", sha, ro))
+		_, err := fetchRun(context.Background(), testOptions(s, "998.10.01", sha, ro))
 		if err == nil || !strings.Contains(err.Error(), "not writable") {
 			t.Errorf("read-only dir: err = %v", err)
 		}
@@ -481,15 +481,15 @@ func TestFetchUnwritableCache(t *testing.T) {
 }
 
 func TestFetchRejectsBadOptions(t *testing.T) {
-	for _, opts := range []FetchOptions{
+	for _, opts := range []Want{
 		{Arch: ArchX86_64},
 		{Version: MustParseVersion("998.10.01"), Arch: "ppc64le"},
 		{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, SHA256: "abc"},
 		{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, Variant: "32bit"},
 		{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, Mirror: "mars"},
 	} {
-		if _, err := FetchRun(context.Background(), opts); err == nil {
-			t.Errorf("FetchRun(%+v) accepted bad options", opts)
+		if _, err := fetchRun(context.Background(), opts); err == nil {
+			t.Errorf("fetchRun(%+v) accepted bad options", opts)
 		}
 	}
 }
@@ -590,8 +590,22 @@ func useCatalog(t *testing.T, pkgs ...Package) {
 
 func TestFetchSuggestsTheCatalogsVariant(t *testing.T) {
 	// 340.108 was published only without the 32-bit libraries.
-	_, err := FetchRun(context.Background(), FetchOptions{Version: MustParseVersion("340.108"), Arch: ArchX86_64, CacheDir: t.TempDir(), Offline: false, Mirror: "http://127.0.0.1:1/{file}"})
+	_, err := fetchRun(context.Background(), Want{Version: MustParseVersion("340.108"), Arch: ArchX86_64, Variant: VariantFull, CacheDir: t.TempDir(), Offline: false, Mirror: "http://127.0.0.1:1/{file}"})
 	if err == nil || !strings.Contains(err.Error(), "--arch x86_64 --variant no-compat32") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// fetchRun is `gpuimg drivers fetch`: Resolve into the cache.
+func fetchRun(ctx context.Context, w Want) (Resolved, error) {
+	w.Download = true
+	r, _, err := Resolve(ctx, w)
+	return r, err
+}
+
+// importRun is `gpuimg drivers import FILE`: Resolve FILE into the cache.
+func importRun(file string, w Want) (Resolved, error) {
+	w.File, w.Download = file, true
+	r, _, err := Resolve(context.Background(), w)
+	return r, err
 }

@@ -21,19 +21,19 @@ func TestImport(t *testing.T) {
 	sha := hex.EncodeToString(sum[:])
 	cache := t.TempDir()
 
-	if _, err := Import(context.Background(), src, ImportOptions{CacheDir: cache}); err == nil || !strings.Contains(err.Error(), "catalog lacks") {
+	if _, err := importRun(src, Want{CacheDir: cache}); err == nil || !strings.Contains(err.Error(), "catalog lacks") {
 		t.Errorf("uncatalogued import without a checksum: %v", err)
 	}
-	if _, err := Import(context.Background(), src, ImportOptions{CacheDir: cache, SHA256: strings.Repeat("0", 64)}); !errors.Is(err, ErrChecksumMismatch) {
+	if _, err := importRun(src, Want{CacheDir: cache, SHA256: strings.Repeat("0", 64)}); !errors.Is(err, ErrChecksumMismatch) {
 		t.Errorf("wrong --sha256: %v", err)
 	}
-	if _, err := Import(context.Background(), src, ImportOptions{CacheDir: cache, SHA256: sha, Arch: ArchAarch64}); !errors.Is(err, ErrWrongPackage) {
+	if _, err := importRun(src, Want{CacheDir: cache, SHA256: sha, Arch: ArchAarch64}); !errors.Is(err, ErrWrongPackage) {
 		t.Errorf("wrong arch: %v", err)
 	}
 	if blobs, partials := cacheFiles(t, cache); len(blobs)+len(partials) != 0 {
 		t.Errorf("failed imports left %v %v", blobs, partials)
 	}
-	run, err := Import(context.Background(), src, ImportOptions{CacheDir: cache, SHA256: sha})
+	run, err := importRun(src, Want{CacheDir: cache, SHA256: sha})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,8 @@ func TestImport(t *testing.T) {
 		t.Errorf("imported copy differs")
 	}
 	// Offline fetch now finds it by name.
-	p, err := Fetch(context.Background(), FetchOptions{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, CacheDir: cache, Offline: true})
+	r, err := fetchRun(context.Background(), Want{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, CacheDir: cache, Offline: true})
+	p := r.Path
 	if err != nil || p != run.Path {
 		t.Errorf("offline fetch after import: %q %v", p, err)
 	}
@@ -59,7 +60,7 @@ func TestImportAgainstCatalog(t *testing.T) {
 		Package{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, Variant: VariantFull, SHA256: strings.Repeat("1", 64), Size: 1},
 		Package{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, Variant: VariantNoCompat32, SHA256: sha, Size: int64(len(data))},
 	)
-	run, err := Import(context.Background(), src, ImportOptions{CacheDir: t.TempDir()})
+	run, err := importRun(src, Want{CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestImportAgainstCatalog(t *testing.T) {
 	flipped[len(flipped)-100] ^= 0x80
 	bad := filepath.Join(t.TempDir(), "NVIDIA-Linux-x86_64-998.10.01.run")
 	os.WriteFile(bad, flipped, 0o644)
-	if _, err := Import(context.Background(), bad, ImportOptions{CacheDir: t.TempDir()}); !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "copy it again") {
+	if _, err := importRun(bad, Want{CacheDir: t.TempDir()}); !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "copy it again") {
 		t.Errorf("flipped byte: %v", err)
 	}
 }
@@ -78,7 +79,7 @@ func TestImportAgainstCatalog(t *testing.T) {
 func TestImportRejectsNonRun(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "notes.txt")
 	os.WriteFile(p, []byte("hello\n"), 0o644)
-	if _, err := Import(context.Background(), p, ImportOptions{CacheDir: t.TempDir(), AllowUnverified: true}); !errors.Is(err, ErrNotRun) {
+	if _, err := importRun(p, Want{CacheDir: t.TempDir(), AllowUnverified: true}); !errors.Is(err, ErrNotRun) {
 		t.Errorf("err = %v", err)
 	}
 }

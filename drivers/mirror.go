@@ -25,11 +25,11 @@ var templatePlaceholder = regexp.MustCompile(`\{[^}]*\}`)
 // IsMirrorTemplate reports whether mirror is a URL template rather than a name.
 func IsMirrorTemplate(mirror string) bool { return strings.Contains(mirror, "://") }
 
-// Resolve lists the URLs to try for a package, best first. mirror is "" (the
+// URLs lists the URLs to try for a package, best first. mirror is "" (the
 // catalog's URL, then every NVIDIA host), a host name from MirrorHosts, or a
 // URL template with {version}, {arch} and {file} placeholders (an internal
 // mirror). On each NVIDIA host the XFree86 tree is tried before tesla.
-func Resolve(v Version, arch, variant, mirror string) ([]string, error) {
+func URLs(v Version, arch, variant, mirror string) ([]string, error) {
 	if v.IsZero() {
 		return nil, fmt.Errorf("no driver version given: %s", versionExample)
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestResolveDefaultTriesCatalogThenHosts(t *testing.T) {
-	urls, err := Resolve(MustParseVersion("580.159.04"), ArchX86_64, "", "")
+	urls, err := URLs(MustParseVersion("580.159.04"), ArchX86_64, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestResolveDefaultTriesCatalogThenHosts(t *testing.T) {
 }
 
 func TestResolveNamedMirrorAndAarch64(t *testing.T) {
-	urls, err := Resolve(MustParseVersion("595.84"), ArchAarch64, "", "cn")
+	urls, err := URLs(MustParseVersion("595.84"), ArchAarch64, "", "cn")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestResolveNamedMirrorAndAarch64(t *testing.T) {
 }
 
 func TestResolveTemplate(t *testing.T) {
-	urls, err := Resolve(MustParseVersion("450.102.04"), ArchX86_64, VariantNoCompat32, "http://10.0.0.5/nv/{arch}/{version}/{file}")
+	urls, err := URLs(MustParseVersion("450.102.04"), ArchX86_64, VariantNoCompat32, "http://10.0.0.5/nv/{arch}/{version}/{file}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,12 +68,12 @@ func TestResolveRejects(t *testing.T) {
 		{ArchX86_64, "", "https://m/{ver}/{file}", "unknown placeholder {ver}"},
 		{ArchX86_64, "", "https://m/drivers/", "names no {file}"},
 	} {
-		_, err := Resolve(v, tc.arch, tc.variant, tc.mirror)
+		_, err := URLs(v, tc.arch, tc.variant, tc.mirror)
 		if err == nil || !strings.Contains(err.Error(), tc.reason) {
-			t.Errorf("Resolve(%q, %q, %q) = %v, want an error about %q", tc.arch, tc.variant, tc.mirror, err, tc.reason)
+			t.Errorf("URLs(%q, %q, %q) = %v, want an error about %q", tc.arch, tc.variant, tc.mirror, err, tc.reason)
 		}
 	}
-	if _, err := Resolve(Version{}, ArchX86_64, "", ""); err == nil {
+	if _, err := URLs(Version{}, ArchX86_64, "", ""); err == nil {
 		t.Errorf("the zero Version resolved")
 	}
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"github.com/gpuimg/gpuimg/internal/atomicfile"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,35 +131,23 @@ func applyOne(path string, a Action) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(path), ".gpuimg-"+filepath.Base(path)+".tmp")
-	_ = os.Remove(tmp)
-	switch a.Kind {
-	case ActionMknod:
-		dev := unix.Mkdev(uint32(a.Major), uint32(a.Minor))
-		if err := unix.Mknod(tmp, unix.S_IFCHR|uint32(a.Mode.Perm()), int(dev)); err != nil {
-			return err
+	return atomicfile.Replace(path, func(tmp string) error {
+		switch a.Kind {
+		case ActionMknod:
+			dev := unix.Mkdev(uint32(a.Major), uint32(a.Minor))
+			if err := unix.Mknod(tmp, unix.S_IFCHR|uint32(a.Mode.Perm()), int(dev)); err != nil {
+				return err
+			}
+			// mknod applies the umask; set the mode and owner explicitly.
+			if err := os.Chmod(tmp, a.Mode.Perm()); err != nil {
+				return err
+			}
+			return os.Lchown(tmp, a.UID, a.GID)
+		case ActionSymlink:
+			return os.Symlink(a.Target, tmp)
 		}
-		// mknod applies the umask; set the mode and owner explicitly.
-		if err := os.Chmod(tmp, a.Mode.Perm()); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		if err := os.Lchown(tmp, a.UID, a.GID); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-	case ActionSymlink:
-		if err := os.Symlink(a.Target, tmp); err != nil {
-			return err
-		}
-	default:
 		return fmt.Errorf("unknown action %q", a.Kind)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	})
 }
 
 // InitOptions are the flags of `gpuimg host init-devices`.

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"fmt"
+	"github.com/gpuimg/gpuimg/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
@@ -111,33 +112,29 @@ func WriteCDISpec(spec *cdispec.Spec, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode CDI spec: %w", err)
 	}
-	dir := os.TempDir()
-	if path != "" {
-		dir = filepath.Dir(path)
+	target := path
+	if target == "" {
+		// Validated through a file all the same, then discarded.
+		target = filepath.Join(os.TempDir(), "gpuimg-cdi.yaml")
 	}
-	tmp, err := os.CreateTemp(dir, ".gpuimg-cdi-*.yaml")
+	pending, err := atomicfile.Create(target)
 	if err != nil {
 		return nil, fmt.Errorf("write CDI spec: %w", err)
 	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // no-op once renamed
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("write CDI spec %s: %w", tmpName, err)
+	defer pending.Discard()
+	if _, err := pending.File().Write(data); err != nil {
+		return nil, fmt.Errorf("write CDI spec %s: %w", pending.Name(), err)
 	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("write CDI spec %s: %w", tmpName, err)
+	if err := pending.File().Close(); err != nil {
+		return nil, fmt.Errorf("write CDI spec %s: %w", pending.Name(), err)
 	}
-	if _, err := cdi.ReadSpec(tmpName, 0); err != nil {
+	if _, err := cdi.ReadSpec(pending.Name(), 0); err != nil {
 		return nil, fmt.Errorf("generated CDI spec does not validate (a gpuimg bug; please report it): %w", err)
 	}
 	if path == "" {
 		return data, nil
 	}
-	if err := os.Chmod(tmpName, 0o644); err != nil {
-		return nil, fmt.Errorf("write CDI spec: %w", err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
+	if err := pending.Commit(0o644); err != nil {
 		return nil, fmt.Errorf("write CDI spec %s: %w", path, err)
 	}
 	return data, nil

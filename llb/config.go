@@ -21,77 +21,81 @@ const (
 	LabelDriverVerified   = "io.gpuimg.driver.verified"
 )
 
-// ImageMeta is what the image config says about the driver and its origin.
-type ImageMeta struct {
-	Spec Spec
-	// SHA256 of the .run (hex); empty only when unverified and unknown.
-	SHA256 string
-	// Verified is false when --allow-unverified let a mismatch or a missing
-	// checksum through; the labels then say so.
-	Verified bool
-	// DriverArch is NVIDIA's name for the package arch (x86_64, aarch64).
-	DriverArch string
-	// BaseName is the base's image name; BaseDigest its manifest digest.
-	BaseName, BaseDigest string
-	// Created is the build's SOURCE_DATE_EPOCH time.
-	Created time.Time
-	// Source is the gpuimg version string written to org.opencontainers.image.*.
-	GpuimgVersion string
+// Labels are the labels gpuimg adds to the base's for spec: the driver's
+// (version, checksum, components, arch, verified) and the OCI ones (title,
+// description, version, created, base name and digest). The image config
+// and the Dockerfile equivalent both take them from here.
+func Labels(spec Spec) map[string]string {
+	d := spec.Driver
+	v := d.Version.String()
+	labels := map[string]string{
+		LabelDriverVersion:               v,
+		LabelDriverSHA256:                d.SHA256,
+		LabelDriverComponents:            spec.Components.String(),
+		LabelDriverArch:                  d.Arch,
+		LabelDriverVerified:              fmt.Sprint(d.Verified()),
+		ocispecs.AnnotationTitle:         "NVIDIA driver " + v + " userspace",
+		ocispecs.AnnotationDescription:   fmt.Sprintf("NVIDIA driver %s userspace (%s, components %s), installed with --no-kernel-module by gpuimg", v, d.Arch, spec.Components),
+		ocispecs.AnnotationVersion:       v,
+		ocispecs.AnnotationCreated:       spec.Created().Format(time.RFC3339),
+		ocispecs.AnnotationBaseImageName: spec.Base.Name,
+	}
+	if digest := spec.Base.Digest(); digest != "" {
+		labels[ocispecs.AnnotationBaseImageDigest] = digest
+	}
+	if !d.Verified() {
+		labels[ocispecs.AnnotationDescription] += " (UNVERIFIED: the .run's checksum was not confirmed)"
+	}
+	return labels
 }
+
+// VisibleDevicesEnv keeps a host's nvidia-container-toolkit from injecting
+// a second, clashing driver into the image.
+const VisibleDevicesEnv = "NVIDIA_VISIBLE_DEVICES=void"
+
+// defaultPathEnv is the PATH an image gets when its base sets none.
+const defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // ImageConfig returns the image config of the result: the base's own (Env,
 // Entrypoint, Cmd, WorkingDir, User, labels) with the platform's arch, plus
-// NVIDIA_VISIBLE_DEVICES=void (a host with nvidia-container-toolkit must not
-// inject a second, clashing driver) and the gpuimg labels. History gains one
-// entry for the added layer. The exporter fills rootfs.
-func ImageConfig(baseConfig []byte, m ImageMeta) ([]byte, error) {
+// VisibleDevicesEnv and Labels. History gains one entry for the added
+// layer. The exporter fills rootfs.
+func ImageConfig(baseConfig []byte, spec Spec) ([]byte, error) {
 	var img ocispecs.Image
 	if len(baseConfig) > 0 {
 		if err := json.Unmarshal(baseConfig, &img); err != nil {
-			return nil, fmt.Errorf("base image config of %s: %w", m.BaseName, err)
+			return nil, fmt.Errorf("base image config of %s: %w", spec.Base.Name, err)
 		}
 	}
-	p := m.Spec.Platform
+	p := spec.Platform
 	img.OS, img.Architecture, img.Variant = p.OS, p.Architecture, p.Variant
-	created := m.Created.UTC()
+	created := spec.Created()
 	img.Created = &created
-	img.Config.Env = setEnv(img.Config.Env, "NVIDIA_VISIBLE_DEVICES", "void")
+	key, value, _ := strings.Cut(VisibleDevicesEnv, "=")
+	img.Config.Env = setEnv(img.Config.Env, key, value)
 	if !hasEnv(img.Config.Env, "PATH") {
-		img.Config.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, img.Config.Env...)
+		img.Config.Env = append([]string{defaultPathEnv}, img.Config.Env...)
 	}
 	labels := map[string]string{}
 	for k, v := range img.Config.Labels {
 		labels[k] = v
 	}
-	v := m.Spec.Driver.String()
-	labels[LabelDriverVersion] = v
-	labels[LabelDriverSHA256] = m.SHA256
-	labels[LabelDriverComponents] = m.Spec.Components.String()
-	labels[LabelDriverArch] = m.DriverArch
-	labels[LabelDriverVerified] = fmt.Sprint(m.Verified)
-	labels[ocispecs.AnnotationTitle] = "NVIDIA driver " + v + " userspace"
-	labels[ocispecs.AnnotationDescription] = fmt.Sprintf("NVIDIA driver %s userspace (%s, components %s), installed with --no-kernel-module by gpuimg", v, m.DriverArch, m.Spec.Components)
-	labels[ocispecs.AnnotationVersion] = v
-	labels[ocispecs.AnnotationCreated] = created.Format(time.RFC3339)
-	labels[ocispecs.AnnotationBaseImageName] = m.BaseName
-	if m.BaseDigest != "" {
-		labels[ocispecs.AnnotationBaseImageDigest] = m.BaseDigest
-	}
-	if m.GpuimgVersion != "" {
-		labels["io.gpuimg.version"] = m.GpuimgVersion
-	}
-	if !m.Verified {
-		labels[ocispecs.AnnotationDescription] += " (UNVERIFIED: the .run's checksum was not confirmed)"
+	for k, v := range Labels(spec) {
+		labels[k] = v
 	}
 	img.Config.Labels = labels
 	img.History = append(img.History, ocispecs.History{
 		Created:   &created,
-		CreatedBy: fmt.Sprintf("gpuimg: sh %s %s", m.Spec.Source.FileName, strings.Join(InstallerFlags(m.Spec.Driver, m.Spec.Components, m.Spec.Compat32), " ")),
-		Comment:   "components " + m.Spec.Components.String(),
+		CreatedBy: fmt.Sprintf("gpuimg: sh %s %s", spec.Driver.FileName(), strings.Join(InstallerFlags(spec.Driver.Version, spec.Components, spec.Compat32), " ")),
+		Comment:   "components " + spec.Components.String(),
 	})
 	img.RootFS = ocispecs.RootFS{Type: "layers"}
 	return json.Marshal(img)
 }
+
+// Created is the build's SOURCE_DATE_EPOCH as a time: the image's creation
+// time and every changed file's mtime.
+func (s Spec) Created() time.Time { return time.Unix(s.Epoch, 0).UTC() }
 
 func setEnv(env []string, key, value string) []string {
 	out := make([]string, 0, len(env)+1)

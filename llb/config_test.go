@@ -15,9 +15,11 @@ func TestImageConfigKeepsBaseAndAddsLabels(t *testing.T) {
 	  "history":[{"created_by":"base"}],"rootfs":{"type":"layers","diff_ids":["sha256:aa"]}}`
 	spec := testSpec(t, "450.102.04")
 	spec.Platform = ocispecs.Platform{OS: "linux", Architecture: "arm64"}
+	spec.Driver.Arch, spec.Driver.VerifiedBy = "aarch64", "catalog"
+	spec.Base = Base{Ref: "docker.io/library/debian@sha256:bb", Name: "docker.io/library/debian:bookworm"}
 	created := time.Unix(1700000000, 0)
-	dt, err := ImageConfig([]byte(base), ImageMeta{Spec: spec, SHA256: testSHA, Verified: true, DriverArch: "aarch64",
-		BaseName: "docker.io/library/debian:bookworm", BaseDigest: "sha256:bb", Created: created})
+	spec.Epoch = created.Unix()
+	dt, err := ImageConfig([]byte(base), spec)
 	if err != nil {
 		t.Fatal(err)
 	}

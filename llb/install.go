@@ -72,44 +72,39 @@ type Base struct {
 	Name string
 }
 
-// DriverSource says how the .run reaches the build.
-type DriverSource struct {
-	// FileName is the .run's name inside the install step.
-	FileName string
-	// SHA256 (hex) pins the download; required for URL.
-	SHA256 string
-	// URL, when set, makes BuildKit download the .run itself (llb.HTTP with
-	// the checksum: a remote builder fetches and caches it).
-	URL string
-	// LocalName, when set instead, is the SolveOpt.LocalMounts key of a
-	// directory holding FileName (the local cache or --driver-file's dir).
-	LocalName string
+// Digest is the base's manifest digest when Ref is pinned, else "".
+func (b Base) Digest() string {
+	if _, d, ok := strings.Cut(b.Ref, "@"); ok {
+		return d
+	}
+	return ""
 }
 
 // Spec is one driver image to plan.
 type Spec struct {
-	Driver     drivers.Version
+	// Driver is the package drivers.Resolve found: its version, file name
+	// and checksum; a local file (synced from the client) or URLs (BuildKit
+	// downloads the first, pinned by the checksum, and caches it); and
+	// whether it was verified: the makeself stub's own CRC/MD5 pass over the
+	// whole file (seconds for a 400 MB package) is then skipped
+	// (SETUP_NOCHECK=1), and the labels say so.
+	Driver     drivers.Resolved
 	Platform   ocispecs.Platform
 	Base       Base
-	Source     DriverSource
 	Components Components
 	// Prune lists base names of installed files to delete (PruneNames).
 	Prune []string
 	// Compat32 installs the package's 32-bit libraries into the base
 	// family's 32-bit library directory (Steam, Wine); off, none are.
 	Compat32 bool
-	// Verified says the .run's sha256 was checked against a pinned value;
-	// the makeself stub's own CRC/MD5 pass over the whole file (seconds for
-	// a 400 MB package) is then skipped (SETUP_NOCHECK=1).
-	Verified bool
 	// Epoch (SOURCE_DATE_EPOCH, Unix seconds) becomes the mtime of every file
 	// and directory the step changes, so the layer is the same bytes on every
 	// builder without the exporter rewriting (and recompressing) it.
 	Epoch int64
 }
 
-// Plan is the planned graph of one image.
-type Plan struct {
+// Graph is the planned LLB of one image.
+type Graph struct {
 	Base      bk.State
 	Installed bk.State // the base after the install step (build-time only)
 	Result    bk.State // base + exactly one layer: the install's diff
@@ -117,9 +112,9 @@ type Plan struct {
 
 // Build plans the LLB for spec. The result is llb.Merge([base, llb.Diff(base,
 // installed)]): the base's own layers, unchanged, plus one layer.
-func Build(spec Spec) (Plan, error) {
+func Build(spec Spec) (Graph, error) {
 	if err := spec.validate(); err != nil {
-		return Plan{}, err
+		return Graph{}, err
 	}
 	platform := bk.Platform(spec.Platform)
 	var base bk.State
@@ -129,7 +124,7 @@ func Build(spec Spec) (Plan, error) {
 	} else {
 		base = bk.Image(spec.Base.Ref, platform, bk.WithCustomNamef("base %s", spec.Base.Ref))
 	}
-	run := driverState(spec.Source)
+	run := driverState(spec.Driver)
 	tools := toolsState(InstallScript(spec))
 	runOpts := []bk.RunOption{
 		bk.Args([]string{"/bin/sh", ToolsDir + "/" + InstallScriptName}),
@@ -143,30 +138,28 @@ func Build(spec Spec) (Plan, error) {
 		bk.AddMount(ToolsDir, tools, bk.Readonly),
 		platform,
 		bk.WithCustomNamef("install NVIDIA driver %s userspace (%s, components %s)",
-			spec.Driver, platformString(spec.Platform), spec.Components),
+			spec.Driver.Version, platformString(spec.Platform), spec.Components),
 	}
-	if spec.Verified {
+	if spec.Driver.Verified() {
 		runOpts = append(runOpts, bk.AddEnv("SETUP_NOCHECK", "1"))
 	}
 	installed := base.Run(runOpts...).Root()
 	diff := bk.Diff(base, installed, platform)
 	result := bk.Merge([]bk.State{base, diff}, platform,
-		bk.WithCustomNamef("base + driver %s layer", spec.Driver))
-	return Plan{Base: base, Installed: installed, Result: result}, nil
+		bk.WithCustomNamef("base + driver %s layer", spec.Driver.Version))
+	return Graph{Base: base, Installed: installed, Result: result}, nil
 }
 
 func (s Spec) validate() error {
-	switch {
-	case s.Driver.IsZero():
+	switch d := s.Driver; {
+	case d.Version.IsZero():
 		return fmt.Errorf("no driver version in the build spec")
 	case s.Base.Ref == "":
 		return fmt.Errorf("no base image in the build spec")
-	case s.Source.FileName == "" || strings.Contains(s.Source.FileName, "/"):
-		return fmt.Errorf("driver file name %q must be a plain file name", s.Source.FileName)
-	case s.Source.URL == "" && s.Source.LocalName == "":
-		return fmt.Errorf("driver %s has neither a URL nor a local file", s.Driver)
-	case s.Source.URL != "" && s.Source.SHA256 == "":
-		return fmt.Errorf("driver %s: a download needs a sha256 to pin it", s.Driver)
+	case d.Path == "" && len(d.URLs) == 0:
+		return fmt.Errorf("driver %s has neither a URL nor a local file", d.Version)
+	case d.SHA256 == "":
+		return fmt.Errorf("driver %s: no sha256 to pin it", d.Version)
 	case s.Platform.OS == "" || s.Platform.Architecture == "":
 		return fmt.Errorf("no platform in the build spec")
 	}
@@ -175,18 +168,18 @@ func (s Spec) validate() error {
 
 // driverState is the directory holding the .run: a checksum-pinned download,
 // or the file synced from the client.
-func driverState(src DriverSource) bk.State {
-	if src.URL != "" {
-		return bk.HTTP(src.URL,
-			bk.Checksum(digest.NewDigestFromEncoded(digest.SHA256, src.SHA256)),
-			bk.Filename(src.FileName),
+func driverState(d drivers.Resolved) bk.State {
+	if d.Path == "" {
+		return bk.HTTP(d.URLs[0],
+			bk.Checksum(digest.NewDigestFromEncoded(digest.SHA256, d.SHA256)),
+			bk.Filename(d.FileName()),
 			bk.Chmod(0o644),
-			bk.WithCustomNamef("download %s", src.FileName))
+			bk.WithCustomNamef("download %s", d.FileName()))
 	}
-	return bk.Local(src.LocalName,
-		bk.IncludePatterns([]string{src.FileName}),
-		bk.SharedKeyHint(src.LocalName),
-		bk.WithCustomNamef("load %s", src.FileName))
+	return bk.Local(d.LocalName(),
+		bk.IncludePatterns([]string{d.FileName()}),
+		bk.SharedKeyHint(d.LocalName()),
+		bk.WithCustomNamef("load %s", d.FileName()))
 }
 
 // StubScript is the body of every stub module utility.
@@ -212,9 +205,9 @@ func StubUtilities() []string { return append([]string(nil), stubUtilities...) }
 // cache, and remove the installer itself and its records so the layer holds
 // only driver files.
 func InstallScript(spec Spec) string {
-	flags := InstallerFlags(spec.Driver, spec.Components, spec.Compat32)
+	flags := InstallerFlags(spec.Driver.Version, spec.Components, spec.Compat32)
 	flags = append(flags, "--log-file-name="+InstallerLog)
-	run := path.Join(DriverDir, spec.Source.FileName)
+	run := path.Join(DriverDir, spec.Driver.FileName())
 	var b strings.Builder
 	fmt.Fprintf(&b, `set -u
 if [ -e /etc/alpine-release ] || ls /lib/ld-musl-* /usr/lib/ld-musl-* >/dev/null 2>&1; then
@@ -239,9 +232,9 @@ if [ -z "$(find / -xdev -cnewer %[2]s/gpuimg-install.stamp -type f -name '*.so.%
   tail -n 20 %[5]s >&2
   exit %[8]d
 fi
-`, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog, familyScript(spec), spec.Driver, ExitNothingInstalled)
+`, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog, familyScript(spec), spec.Driver.Version, ExitNothingInstalled)
 	// Drivers from 390 on ship all three; only a full or graphics image needs them.
-	if spec.Components.Has(Graphics) && spec.Driver.AtLeast("390") {
+	if spec.Components.Has(Graphics) && spec.Driver.Version.AtLeast("390") {
 		for _, alternatives := range icdFiles {
 			var tests []string
 			for _, p := range alternatives {

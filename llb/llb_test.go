@@ -19,14 +19,13 @@ const testSHA = "c1e66761b088d17b3adf6cb6979de9af38be2684d102b001a176dcfafabdca1
 func testSpec(t *testing.T, v string) Spec {
 	t.Helper()
 	return Spec{
-		Driver:   drivers.MustParseVersion(v),
+		Driver: drivers.Resolved{
+			Version: drivers.MustParseVersion(v), Arch: drivers.ArchX86_64, Variant: drivers.VariantFull,
+			SHA256: testSHA,
+			URLs:   []string{"https://us.download.nvidia.com/tesla/" + v + "/NVIDIA-Linux-x86_64-" + v + ".run"},
+		},
 		Platform: ocispecs.Platform{OS: "linux", Architecture: "amd64"},
 		Base:     Base{Ref: "docker.io/library/debian@sha256:" + strings.Repeat("ab", 32)},
-		Source: DriverSource{
-			FileName: "NVIDIA-Linux-x86_64-" + v + ".run",
-			SHA256:   testSHA,
-			URL:      "https://us.download.nvidia.com/tesla/" + v + "/NVIDIA-Linux-x86_64-" + v + ".run",
-		},
 	}
 }
 
@@ -123,10 +122,10 @@ func TestInstallStepIsIsolated(t *testing.T) {
 		t.Fatalf("%s must be a read-only mount with no output: %+v", DriverDir, drv)
 	}
 	http := d.input(op, int(drv.Input)).GetSource()
-	if http == nil || http.Identifier != spec.Source.URL {
-		t.Fatalf("driver mount source = %+v, want %s", http, spec.Source.URL)
+	if http == nil || http.Identifier != spec.Driver.URLs[0] {
+		t.Fatalf("driver mount source = %+v, want %s", http, spec.Driver.URLs[0])
 	}
-	if http.Attrs["http.checksum"] != "sha256:"+testSHA || http.Attrs["http.filename"] != spec.Source.FileName {
+	if http.Attrs["http.checksum"] != "sha256:"+testSHA || http.Attrs["http.filename"] != spec.Driver.FileName() {
 		t.Errorf("http source attrs = %v", http.Attrs)
 	}
 	tools := mounts[ToolsDir]
@@ -155,7 +154,7 @@ func TestInstallStepIsIsolated(t *testing.T) {
 		}
 	}
 	script := made[InstallScriptName]
-	if script == nil || !bytes.Contains(script.Data, []byte("sh "+DriverDir+"/"+spec.Source.FileName+" --silent --no-kernel-module")) {
+	if script == nil || !bytes.Contains(script.Data, []byte("sh "+DriverDir+"/"+spec.Driver.FileName()+" --silent --no-kernel-module")) {
 		t.Fatalf("install script does not run the .run with the flag set:\n%s", script.GetData())
 	}
 	if !bytes.Contains(script.Data, []byte("--log-file-name="+InstallerLog)) || !bytes.Contains(script.Data, []byte("tail -n 40 "+InstallerLog)) {
@@ -210,15 +209,15 @@ func TestResultIsBasePlusOneDiff(t *testing.T) {
 
 func TestLocalAndLayoutSources(t *testing.T) {
 	spec := testSpec(t, "450.102.04")
-	spec.Source = DriverSource{FileName: "NVIDIA-Linux-x86_64-450.102.04.run", LocalName: "driver-abc"}
+	spec.Driver.Path, spec.Driver.URLs = "/cache/sha256/"+testSHA+"/NVIDIA-Linux-x86_64-450.102.04.run", nil
 	spec.Base = Base{Ref: "gpuimg/base@sha256:" + strings.Repeat("cd", 32), OCIStoreID: "gpuimg-base"}
 	plan, err := Build(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srcs := decode(t, plan.Result, spec.Platform).sources()
-	local := srcs["local://driver-abc"]
-	if local == nil || !strings.Contains(local.Attrs["local.includepattern"], spec.Source.FileName) {
+	local := srcs["local://driver-"+testSHA[:16]]
+	if local == nil || !strings.Contains(local.Attrs["local.includepattern"], spec.Driver.FileName()) {
 		t.Errorf("local source = %+v", local)
 	}
 	layout := srcs["oci-layout://"+spec.Base.Ref]
@@ -289,9 +288,9 @@ func TestDeterministic(t *testing.T) {
 func TestValidate(t *testing.T) {
 	for name, mutate := range map[string]func(*Spec){
 		"no base":         func(s *Spec) { s.Base.Ref = "" },
-		"no source":       func(s *Spec) { s.Source.URL = "" },
-		"url without sum": func(s *Spec) { s.Source.SHA256 = "" },
-		"path as name":    func(s *Spec) { s.Source.FileName = "../x.run" },
+		"no source":       func(s *Spec) { s.Driver.URLs = nil },
+		"url without sum": func(s *Spec) { s.Driver.SHA256 = "" },
+		"no version":      func(s *Spec) { s.Driver.Version = drivers.Version{} },
 		"no platform":     func(s *Spec) { s.Platform = ocispecs.Platform{} },
 	} {
 		spec := testSpec(t, "580.159.04")
@@ -312,7 +311,7 @@ func keys[V any](m map[string]V) []string {
 
 func TestVerifiedSkipsTheStubsSelfCheck(t *testing.T) {
 	spec := testSpec(t, "580.159.04")
-	spec.Verified = true
+	spec.Driver.VerifiedBy = drivers.VerifiedByCatalog
 	plan, err := Build(spec)
 	if err != nil {
 		t.Fatal(err)

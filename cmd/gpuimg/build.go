@@ -12,6 +12,7 @@ import (
 
 func newBuildCmd() *cobra.Command {
 	var o build.Options
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "build --driver VERSION[,VERSION...] [flags]",
 		Short: "Build images carrying the NVIDIA driver userspace, on BuildKit",
@@ -39,8 +40,7 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 				t := time.Unix(sec, 0)
 				o.SourceDateEpoch = &t
 			}
-			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			return build.Run(cmd.Context(), o)
+			return runBuild(cmd, o, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -68,10 +68,46 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f.StringArrayVar(&o.CacheTo, "cache-to", nil, "BuildKit cache export: type=registry,ref=REF,mode=max | type=local,dest=DIR (several images: one record each, tag suffixed -<driver>-<arch>)")
 	f.StringVar(&o.Compression, "compression", "gzip", "compression of the added layer: gzip or zstd")
 	f.StringVar(&o.Emit, "emit", "", "print instead of building: dockerfile (the docker build equivalent) or llb (the definition, for buildctl)")
-	f.BoolVar(&o.JSON, "json", false, "print a JSON summary of the images on stdout")
+	f.BoolVar(&asJSON, "json", false, "print a JSON summary of the images on stdout")
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "plain", "tty", "quiet", "rawjson"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("compression", cobra.FixedCompletions([]string{"gzip", "zstd"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("emit", cobra.FixedCompletions([]string{"dockerfile", "llb"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("platform", cobra.FixedCompletions([]string{"linux/amd64", "linux/arm64"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// runBuild is `gpuimg build`: Prepare decides everything (warnings first,
+// before a long build), then Emit or Build; the images built go to stdout.
+func runBuild(cmd *cobra.Command, o build.Options, asJSON bool) error {
+	b, warnings, err := build.Prepare(cmd.Context(), o)
+	printWarnings(cmd, warnings)
+	if err != nil {
+		return err
+	}
+	if o.Emit != "" {
+		text, err := b.Emit(cmd.Context())
+		if err != nil {
+			return err
+		}
+		_, err = cmd.OutOrStdout().Write(text)
+		return err
+	}
+	summary, warnings, err := b.Build(cmd.Context(), cmd.ErrOrStderr())
+	printWarnings(cmd, warnings)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(cmd.OutOrStdout(), summary)
+	}
+	for _, img := range summary.Images {
+		for _, out := range img.Outputs {
+			line := out.Ref
+			if line == "" {
+				line = out.Dest
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), line)
+		}
+	}
+	return nil
 }

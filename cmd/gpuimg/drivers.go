@@ -37,9 +37,9 @@ func newDriversListCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return drivers.WriteJSON(cmd.OutOrStdout(), pkgs)
+				return writeJSON(cmd.OutOrStdout(), pkgs)
 			}
-			return drivers.WriteList(cmd.OutOrStdout(), pkgs)
+			return writePackageList(cmd.OutOrStdout(), pkgs)
 		},
 	}
 	cmd.Flags().StringVar(&arch, "arch", "", "only this architecture: x86_64 or aarch64")
@@ -66,9 +66,9 @@ func newDriversShowCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
-				return drivers.WriteJSON(cmd.OutOrStdout(), d)
+				return writeJSON(cmd.OutOrStdout(), d)
 			}
-			return drivers.WriteDriver(cmd.OutOrStdout(), d)
+			return writeDriver(cmd.OutOrStdout(), d)
 		},
 	}
 	cmd.Flags().StringVar(&arch, "arch", "", "only this architecture: x86_64 or aarch64 (default: both)")

@@ -11,7 +11,7 @@ import (
 )
 
 func newDriversFetchCmd() *cobra.Command {
-	opts := drivers.FetchOptions{}
+	opts := drivers.Want{Download: true}
 	cmd := &cobra.Command{
 		Use:   "fetch VERSION",
 		Short: "Download a driver package into the cache, verify it, and print its path",
@@ -35,12 +35,7 @@ Mirrors: us, download, international, cn (NVIDIA's hosts), or a URL template wit
 			opts.Version = v
 			opts.Progress = cmd.ErrOrStderr()
 			opts.ProgressBar = cmd.ErrOrStderr() == os.Stderr && term.IsTerminal(int(os.Stderr.Fd()))
-			path, err := drivers.Fetch(cmd.Context(), opts)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), path)
-			return err
+			return resolveAndPrintPath(cmd, opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Arch, "arch", drivers.HostArch(), "x86_64 or aarch64")
@@ -55,21 +50,14 @@ Mirrors: us, download, international, cn (NVIDIA's hosts), or a URL template wit
 }
 
 func newDriversImportCmd() *cobra.Command {
-	opts := drivers.ImportOptions{}
+	opts := drivers.Want{Download: true}
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Verify a .run carried in from elsewhere and add it to the cache (air-gapped sites)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			run, err := drivers.Import(cmd.Context(), args[0], opts)
-			if err != nil {
-				return err
-			}
-			if run.VerifiedBy == "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s imported unverified (--allow-unverified)\n", args[0])
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), run.Path)
-			return err
+			opts.File = args[0]
+			return resolveAndPrintPath(cmd, opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.SHA256, "sha256", "", "expected sha256 (default: the catalog's)")
@@ -86,13 +74,14 @@ func newDriversVerifyCmd() *cobra.Command {
 		Short: "Check that FILE is a driver .run with the sha256 given or listed in the catalog",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := drivers.VerifyRun(args[0], sha)
+			res, warnings, err := drivers.Resolve(cmd.Context(), drivers.Want{File: args[0], SHA256: sha})
+			printWarnings(cmd, warnings)
 			if err != nil {
 				return err
 			}
 			by := res.VerifiedBy
-			if res.Package != "" {
-				by += " (" + res.Package + ")"
+			if p := res.CatalogFile(); p != "" {
+				by += " (" + p + ")"
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s: OK, driver %s %s, sha256 %s matches the %s\n", res.Path, res.Version, res.Arch, res.SHA256, by)
 			return err
@@ -100,4 +89,16 @@ func newDriversVerifyCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&sha, "sha256", "", "expected sha256 (default: the catalog's for the file's version and arch)")
 	return cmd
+}
+
+// resolveAndPrintPath resolves w into the cache (fetch, import) and prints
+// the cached path on stdout.
+func resolveAndPrintPath(cmd *cobra.Command, w drivers.Want) error {
+	res, warnings, err := drivers.Resolve(cmd.Context(), w)
+	printWarnings(cmd, warnings)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(cmd.OutOrStdout(), res.Path)
+	return err
 }

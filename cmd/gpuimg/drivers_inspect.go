@@ -28,9 +28,9 @@ the cache (fetch it first).`,
 				return err
 			}
 			if asJSON {
-				return drivers.WriteJSON(cmd.OutOrStdout(), info)
+				return writeJSON(cmd.OutOrStdout(), info)
 			}
-			return drivers.WriteInfo(cmd.OutOrStdout(), info)
+			return writeRunInfo(cmd.OutOrStdout(), info)
 		},
 	}
 	cmd.Flags().StringVar(&arch, "arch", drivers.HostArch(), "architecture of a VERSION to look up")

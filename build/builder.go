@@ -16,14 +16,42 @@ import (
 	"github.com/tonistiigi/go-csvvalue"
 )
 
-// job is one image: a driver version for one platform, or for several when
+// Builder holds what Prepare resolved: each fact once, read by Build and
+// Emit. It is never changed after Prepare.
+type Builder struct {
+	in         Options // connection, progress and output settings, as given
+	base       baseSpec
+	components llb.Components
+	epoch      time.Time
+	cacheFrom  []client.CacheOptionsEntry
+	cacheTo    []client.CacheOptionsEntry
+	images     []*image
+}
+
+// image is one image: a driver version for one platform, or for several when
 // they share an index (no {arch} in names and destinations).
-type job struct {
-	driver    drivers.Version
-	platforms []ocispecs.Platform
-	inputs    []driverInput // per platform
-	prune     [][]string    // per platform
-	exports   []plannedExport
+type image struct {
+	targets []target // one per platform
+	exports []plannedExport
+}
+
+// target is what one platform of an image installs.
+type target struct {
+	platform ocispecs.Platform
+	driver   drivers.Resolved
+	prune    []string // --components: installed files to delete
+}
+
+// driver is the image's driver version (every target has the same).
+func (im *image) driver() drivers.Version { return im.targets[0].driver.Version }
+
+// archName is the {arch} of the image's names: NVIDIA's arch, or "multi"
+// for an index.
+func (im *image) archName() string {
+	if len(im.targets) > 1 {
+		return "multi"
+	}
+	return im.targets[0].driver.Arch
 }
 
 type plannedExport struct {
@@ -32,63 +60,105 @@ type plannedExport struct {
 	dest  string // expanded; "" for image
 }
 
-// plan is everything decided before talking to the builder.
-type plan struct {
-	base       baseSpec
-	components llb.Components
-	compat32   bool
-	jobs       []*job
-	epoch      time.Time
-	cacheFrom  []client.CacheOptionsEntry
-	cacheTo    []client.CacheOptionsEntry
+// spec is the llb.Spec of target t on base.
+func (b *Builder) spec(t target, base llb.Base) llb.Spec {
+	return llb.Spec{Driver: t.driver, Platform: t.platform, Base: base, Components: b.components, Compat32: b.in.Compat32, Prune: t.prune, Epoch: b.epoch.Unix()}
 }
 
-// plan parses and checks every input and resolves and verifies the driver
-// packages: all bad input is refused here, before any build starts.
-func (o *Options) plan(ctx context.Context) (*plan, error) {
-	p := &plan{}
+// Prepare parses and checks every input and resolves the driver packages:
+// all bad input is refused here, before any build starts. The warnings are
+// for the user's stderr, whether or not there is an error.
+func Prepare(ctx context.Context, o Options) (*Builder, []string, error) {
+	b := &Builder{in: o, epoch: time.Unix(0, 0).UTC()}
+	if err := b.parseSettings(); err != nil {
+		return nil, nil, err
+	}
+	plats, err := parsePlatforms(o.Platforms)
+	if err != nil {
+		return nil, nil, err
+	}
+	versions, err := o.versions()
+	if err != nil {
+		return nil, nil, err
+	}
+	sums, err := pairSHA256s(o.SHA256, versions)
+	if err != nil {
+		return nil, nil, err
+	}
+	names, err := o.naming(plats, len(versions))
+	if err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	dests := map[string]bool{}
+	for _, v := range versions {
+		for _, group := range names.groups {
+			im, more, err := b.resolveImage(ctx, v, sums[v.String()], group)
+			warnings = append(warnings, more...)
+			if err != nil {
+				return nil, warnings, err
+			}
+			for _, out := range names.outputs {
+				pe, more, err := b.planExport(im, out, names.tags, dests)
+				warnings = append(warnings, more...)
+				if err != nil {
+					return nil, warnings, err
+				}
+				im.exports = append(im.exports, pe)
+			}
+			b.images = append(b.images, im)
+		}
+	}
+	if o.Emit != "" && (len(b.images) != 1 || len(b.images[0].targets) != 1) {
+		return nil, warnings, fmt.Errorf("--emit prints one image: pass one --driver and one --platform")
+	}
+	return b, warnings, nil
+}
+
+// parseSettings checks the inputs every image shares.
+func (b *Builder) parseSettings() error {
+	o := b.in
 	var err error
-	if p.base, err = parseBase(o.Base); err != nil {
-		return nil, err
+	if b.base, err = parseBase(o.Base); err != nil {
+		return err
 	}
-	if p.components, err = llb.ParseComponents(o.Components); err != nil {
-		return nil, err
+	if b.components, err = llb.ParseComponents(o.Components); err != nil {
+		return err
 	}
-	p.compat32 = o.Compat32
 	switch o.Compression {
 	case "", "gzip", "zstd":
 	default:
-		return nil, fmt.Errorf("--compression %q: use gzip (what every Docker loads) or zstd (faster; needs Docker ≥23 or containerd ≥1.5)", o.Compression)
+		return fmt.Errorf("--compression %q: use gzip (what every Docker loads) or zstd (faster; needs Docker ≥23 or containerd ≥1.5)", o.Compression)
 	}
 	switch o.Emit {
 	case "", "dockerfile", "llb":
 	default:
-		return nil, fmt.Errorf("--emit %q: use dockerfile or llb", o.Emit)
+		return fmt.Errorf("--emit %q: use dockerfile or llb", o.Emit)
 	}
-	p.epoch = time.Unix(0, 0).UTC()
 	if o.SourceDateEpoch != nil {
-		p.epoch = o.SourceDateEpoch.UTC()
+		b.epoch = o.SourceDateEpoch.UTC()
 	}
-	if p.cacheFrom, err = parseCacheOptions("--cache-from", o.CacheFrom); err != nil {
-		return nil, err
+	if b.cacheFrom, err = parseCacheOptions("--cache-from", o.CacheFrom); err != nil {
+		return err
 	}
-	if p.cacheTo, err = parseCacheOptions("--cache-to", o.CacheTo); err != nil {
-		return nil, err
-	}
-	plats, err := parsePlatforms(o.Platforms)
-	if err != nil {
-		return nil, err
-	}
-	versions, err := o.versions()
-	if err != nil {
-		return nil, err
-	}
-	if err := o.parseSHA256s(versions); err != nil {
-		return nil, err
-	}
+	b.cacheTo, err = parseCacheOptions("--cache-to", o.CacheTo)
+	return err
+}
+
+// naming is how images are grouped and named: the platform groups (one
+// index for all, or one image per arch), the tags and the outputs.
+type naming struct {
+	groups  [][]ocispecs.Platform
+	tags    []string
+	outputs []OutputSpec
+}
+
+// naming decides the platform groups and checks that names and destinations
+// tell every image apart.
+func (o Options) naming(plats []ocispecs.Platform, drivers int) (naming, error) {
 	outputs, err := o.outputSpecs()
 	if err != nil {
-		return nil, err
+		return naming{}, err
 	}
 	tags := o.Tags
 	if len(tags) == 0 {
@@ -104,100 +174,108 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 	if len(plats) > 1 && !perArch {
 		for _, out := range outputs {
 			if out.Dest != "" && !strings.Contains(out.Dest, "{arch}") && out.Type != client.ExporterOCI {
-				return nil, fmt.Errorf("--output %s: %d platforms need {arch} in dest= (one file per platform)", out.Type, len(plats))
+				return naming{}, fmt.Errorf("--output %s: %d platforms need {arch} in dest= (one file per platform)", out.Type, len(plats))
 			}
 		}
 	}
-	if len(versions) > 1 {
+	if drivers > 1 {
 		if err := needsPlaceholder("{driver}", tags, outputs); err != nil {
-			return nil, err
+			return naming{}, err
 		}
 	}
+	n := naming{groups: [][]ocispecs.Platform{plats}, tags: tags, outputs: outputs}
 	if perArch {
 		if err := needsPlaceholder("{arch}", tags, outputs); err != nil {
-			return nil, err
+			return naming{}, err
 		}
-	}
-	groups := [][]ocispecs.Platform{plats}
-	if perArch {
-		groups = nil
+		n.groups = nil
 		for _, pl := range plats {
-			groups = append(groups, []ocispecs.Platform{pl})
+			n.groups = append(n.groups, []ocispecs.Platform{pl})
 		}
 	}
-	dests := map[string]bool{}
-	for _, v := range versions {
-		for _, group := range groups {
-			j := &job{driver: v, platforms: group}
-			for _, pl := range group {
-				arch, err := nvidiaArch(pl.Architecture)
-				if err != nil {
-					return nil, err
-				}
-				var in driverInput
-				if o.DriverFile != "" {
-					in, err = o.resolveDriverFile(v, arch)
-				} else {
-					in, err = o.resolveCatalog(ctx, v, arch)
-				}
-				if err != nil {
-					return nil, err
-				}
-				if v.IsZero() {
-					j.driver = in.Version
-				}
-				if p.compat32 && arch != drivers.ArchX86_64 {
-					return nil, fmt.Errorf("--compat32: %s packages carry no 32-bit libraries (only x86_64 ones do): drop --compat32 for --platform %s", arch, platforms.Format(pl))
-				}
-				var prune []string
-				if in.LocalPath != "" {
-					files, err := checkedManifest(in.LocalPath, arch, p.compat32)
-					if err != nil {
-						return nil, err
-					}
-					prune = llb.PruneNames(p.components, files)
-				} else if !p.components.IsAll() {
-					return nil, fmt.Errorf("--components %s needs the driver's .manifest, so the .run must be on this machine: pass --driver-file, or put it in the cache (%s)", p.components, o.CacheDir)
-				}
-				j.inputs = append(j.inputs, in)
-				j.prune = append(j.prune, prune)
+	return n, nil
+}
+
+// resolveImage resolves driver v for each platform of an image (a zero v:
+// --driver-file's own version) and reads what --components prunes.
+func (b *Builder) resolveImage(ctx context.Context, v drivers.Version, sha string, group []ocispecs.Platform) (*image, []string, error) {
+	o := b.in
+	im := &image{}
+	var warnings []string
+	for _, pl := range group {
+		arch, err := nvidiaArch(pl.Architecture)
+		if err != nil {
+			return nil, warnings, err
+		}
+		resolved, more, err := drivers.Resolve(ctx, drivers.Want{
+			Version: v, Arch: arch, File: o.DriverFile, SHA256: sha, AllowUnverified: o.AllowUnverified,
+			CacheDir: o.CacheDir, Mirror: o.Mirror, Offline: o.Offline,
+		})
+		warnings = append(warnings, more...)
+		if err != nil {
+			if o.DriverFile != "" {
+				err = fmt.Errorf("--driver-file: %w", err)
 			}
-			archName := j.inputs[0].Arch
-			if len(group) > 1 {
-				archName = "multi"
-			}
-			for _, out := range outputs {
-				pe := plannedExport{spec: out, attrs: map[string]string{}}
-				for k, v := range out.Attrs {
-					pe.attrs[k] = expand(v, j.driver.String(), archName)
-				}
-				if _, named := pe.attrs["name"]; !named && out.Type != client.ExporterLocal && out.Type != client.ExporterTar {
-					var names []string
-					for _, t := range tags {
-						names = append(names, expand(t, j.driver.String(), archName))
-					}
-					pe.attrs["name"] = strings.Join(names, ",")
-				}
-				if err := checkNames(pe.attrs["name"]); err != nil {
-					return nil, err
-				}
-				if out.Dest != "" {
-					pe.dest = expand(out.Dest, j.driver.String(), archName)
-					if dests[pe.dest] {
-						return nil, fmt.Errorf("--output dest=%s is written by more than one image: add {driver} (and {arch}) to it", out.Dest)
-					}
-					dests[pe.dest] = true
-					if err := checkWritable(pe.dest); err != nil {
-						return nil, err
-					}
-				}
-				o.compressionAttrs(pe)
-				j.exports = append(j.exports, pe)
-			}
-			p.jobs = append(p.jobs, j)
+			return nil, warnings, err
+		}
+		if o.Compat32 && arch != drivers.ArchX86_64 {
+			return nil, warnings, fmt.Errorf("--compat32: %s packages carry no 32-bit libraries (only x86_64 ones do): drop --compat32 for --platform %s", arch, platforms.Format(pl))
+		}
+		t := target{platform: pl, driver: resolved}
+		if t.prune, err = b.prune(resolved); err != nil {
+			return nil, warnings, err
+		}
+		im.targets = append(im.targets, t)
+	}
+	return im, warnings, nil
+}
+
+// prune checks a local .run's .manifest the way NVIDIA's installer will
+// read it (checkedManifest) and lists the installed files --components
+// drops. A package that only BuildKit downloads has no manifest here.
+func (b *Builder) prune(d drivers.Resolved) ([]string, error) {
+	if d.Path == "" {
+		if !b.components.IsAll() {
+			return nil, fmt.Errorf("--components %s needs the driver's .manifest, so the .run must be on this machine: pass --driver-file, or put it in the cache (%s)", b.components, b.in.CacheDir)
+		}
+		return nil, nil
+	}
+	files, err := checkedManifest(d.Path, d.Arch, b.in.Compat32)
+	if err != nil {
+		return nil, err
+	}
+	return llb.PruneNames(b.components, files), nil
+}
+
+// planExport expands one --output for image im: names from the tags,
+// {driver} and {arch} in attributes and dest, compression.
+func (b *Builder) planExport(im *image, out OutputSpec, tags []string, dests map[string]bool) (plannedExport, []string, error) {
+	driver, arch := im.driver().String(), im.archName()
+	pe := plannedExport{spec: out, attrs: map[string]string{}}
+	for k, v := range out.Attrs {
+		pe.attrs[k] = expand(v, driver, arch)
+	}
+	if _, named := pe.attrs["name"]; !named && out.Type != client.ExporterLocal && out.Type != client.ExporterTar {
+		var names []string
+		for _, t := range tags {
+			names = append(names, expand(t, driver, arch))
+		}
+		pe.attrs["name"] = strings.Join(names, ",")
+	}
+	if err := checkNames(pe.attrs["name"]); err != nil {
+		return pe, nil, err
+	}
+	if out.Dest != "" {
+		pe.dest = expand(out.Dest, driver, arch)
+		if dests[pe.dest] {
+			return pe, nil, fmt.Errorf("--output dest=%s is written by more than one image: add {driver} (and {arch}) to it", out.Dest)
+		}
+		dests[pe.dest] = true
+		if err := checkWritable(pe.dest); err != nil {
+			return pe, nil, err
 		}
 	}
-	return p, nil
+	return pe, b.compressionAttrs(pe), nil
 }
 
 // compressionAttrs sets the layer compression on image-producing exporters.
@@ -205,20 +283,22 @@ func (o *Options) plan(ctx context.Context) (*plan, error) {
 // driver layer is compressed here, once. (File times need no exporter
 // rewrite-timestamp pass, which would decompress and recompress the layer:
 // the install step sets them to SOURCE_DATE_EPOCH itself.)
-func (o *Options) compressionAttrs(pe plannedExport) {
+func (b *Builder) compressionAttrs(pe plannedExport) []string {
 	switch pe.spec.Type {
 	case client.ExporterImage, client.ExporterDocker, client.ExporterOCI:
 	default:
-		return
+		return nil
 	}
-	if o.Compression == "zstd" {
-		setDefault(pe.attrs, "compression", "zstd")
-		// zstd layers need OCI media types.
-		setDefault(pe.attrs, "oci-mediatypes", "true")
-		if pe.spec.Type == client.ExporterDocker {
-			o.warnf("--compression zstd with type=docker: Docker before 23.0 cannot load zstd layers; use gzip for older engines")
-		}
+	if b.in.Compression != "zstd" {
+		return nil
 	}
+	setDefault(pe.attrs, "compression", "zstd")
+	// zstd layers need OCI media types.
+	setDefault(pe.attrs, "oci-mediatypes", "true")
+	if pe.spec.Type == client.ExporterDocker {
+		return []string{"--compression zstd with type=docker: Docker before 23.0 cannot load zstd layers; use gzip for older engines"}
+	}
+	return nil
 }
 
 func setDefault(m map[string]string, k, v string) {
@@ -229,7 +309,7 @@ func setDefault(m map[string]string, k, v string) {
 
 // versions parses --driver (each value may be a comma list). With
 // --driver-file alone, the version comes from the file's header (zero here).
-func (o *Options) versions() ([]drivers.Version, error) {
+func (o Options) versions() ([]drivers.Version, error) {
 	var out []drivers.Version
 	seen := map[string]bool{}
 	for _, arg := range o.Drivers {
@@ -262,7 +342,7 @@ func (o *Options) versions() ([]drivers.Version, error) {
 	return out, nil
 }
 
-func (o *Options) outputSpecs() ([]OutputSpec, error) {
+func (o Options) outputSpecs() ([]OutputSpec, error) {
 	var outs []OutputSpec
 	for _, s := range o.Outputs {
 		out, err := ParseOutput(s)
@@ -406,13 +486,13 @@ func parseCacheOptions(flag string, specs []string) ([]client.CacheOptionsEntry,
 // cache only. The local tag, or the registry ref's tag, gets
 // "-<driver>-<arch>" appended (local: the tag is "<driver>-<arch>" when none
 // is given). A single image uses the entries as given.
-func jobCache(entries []client.CacheOptionsEntry, j *job, jobs int) []client.CacheOptionsEntry {
-	if jobs <= 1 {
+func jobCache(entries []client.CacheOptionsEntry, im *image, images int) []client.CacheOptionsEntry {
+	if images <= 1 {
 		return entries
 	}
-	key := j.driver.String() + "-" + j.platforms[0].Architecture
-	if len(j.platforms) > 1 {
-		key = j.driver.String() + "-multi"
+	key := im.driver().String() + "-" + im.targets[0].platform.Architecture
+	if len(im.targets) > 1 {
+		key = im.driver().String() + "-multi"
 	}
 	out := make([]client.CacheOptionsEntry, 0, len(entries))
 	for _, e := range entries {
@@ -444,9 +524,9 @@ func jobCache(entries []client.CacheOptionsEntry, j *job, jobs int) []client.Cac
 }
 
 // hasUnpushedImage reports an image output that does not push.
-func hasUnpushedImage(p *plan) bool {
-	for _, j := range p.jobs {
-		for _, e := range j.exports {
+func (b *Builder) hasUnpushedImage() bool {
+	for _, im := range b.images {
+		for _, e := range im.exports {
 			if e.spec.Type == client.ExporterImage && e.attrs["push"] != "true" {
 				return true
 			}
@@ -457,13 +537,14 @@ func hasUnpushedImage(p *plan) bool {
 
 // checkPlatforms refuses, before solving, a platform the builder's workers
 // cannot run: the install step executes the installer for that arch.
-func checkPlatforms(addr string, p *plan, worker []ocispecs.Platform) error {
+func (b *Builder) checkPlatforms(addr string, worker []ocispecs.Platform) error {
 	var have []string
 	for _, w := range worker {
 		have = append(have, platforms.Format(w))
 	}
-	for _, j := range p.jobs {
-		for _, want := range j.platforms {
+	for _, im := range b.images {
+		for _, t := range im.targets {
+			want := t.platform
 			ok := false
 			for _, w := range worker {
 				if platforms.Only(w).Match(want) {
