@@ -57,4 +57,3 @@ func RunPathFor(arg, cacheDir, arch, variant string) (string, error) {
 	r, err := FindCached(cacheDir, v, arch, variant)
 	return r.Path, err
 }
-

@@ -70,7 +70,6 @@ step "launching it: the H200 host's /proc and /sys under a scratch root, its dev
 host_root="$work/host"
 mkdir -p "$host_root"
 cp -r testdata/hosts/h200-580.159.04/. "$host_root/"
-rm "$host_root/dev-nodes.tsv" # the listing stands in for nodes git cannot hold; here init-devices makes real ones
 (set -x; bin/gpuimg host init-devices --root "$host_root")
 bin/gpuimg host --root "$host_root" 2>/dev/null | sed -n '/^device nodes/,/^$/p'
 

@@ -10,6 +10,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"github.com/gpuimg/gpuimg/internal/shell"
 	"os"
 	"path/filepath"
 )
@@ -33,9 +34,6 @@ type Host struct {
 	Toolkit []string `json:"toolkit"`
 	// Runtimes lists the container runtimes found on PATH.
 	Runtimes []Runtime `json:"runtimes"`
-	// NodesFromList is true when node facts came from a fixture's
-	// dev-nodes.tsv instead of stat (the root holds no real nodes).
-	NodesFromList bool `json:"nodesFromList,omitempty"`
 	// Warnings are inconsistencies worth telling the user (on stderr).
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -199,5 +197,14 @@ func (h Host) RequireDriver() error {
 		return nil
 	}
 	return fmt.Errorf("%w under %s (no %s or %s): load it with `modprobe nvidia` (or install the NVIDIA driver) and check with `gpuimg host`",
-		ErrNoDriver, h.Root, sysVersionPath, procVersionPath)
+		ErrNoDriver, h.Root, SysVersionPath, ProcVersionPath)
+}
+
+// InitDevicesCommand is the command that creates the missing nodes and
+// /dev/char links of the host under root.
+func InitDevicesCommand(root string) string {
+	if root == "/" || root == "" {
+		return "sudo gpuimg host init-devices"
+	}
+	return "sudo gpuimg host init-devices --root " + shell.Quote(root)
 }

@@ -119,7 +119,7 @@ func TestInitDevicesRefusesWrongNumbersAndChangesNothing(t *testing.T) {
 	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "no-uvm-550.54.15"), true)
 	// /dev/nvidia0 left over from another driver load with another minor.
 	os.Remove(filepath.Join(root, "dev/nvidia0"))
-	hosttest.MakeNode(t, root, host.DevNode{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 9, Mode: 0o666})
+	hosttest.MakeNode(t, root, hosttest.DevNode{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 9, Mode: 0o666})
 	before := devTree(t, root)
 	_, err := host.InitDevices(host.InitOptions{Root: root})
 	if err == nil || !strings.Contains(err.Error(), "/dev/nvidia0") {

@@ -17,28 +17,65 @@ import (
 // DRI nodes of a GPU: /sys/bus/pci/devices/<bdf>/drm/{card*,renderD*}.
 const driMajor = 226
 
-// nodeFacts is what is actually at a node path.
-type nodeFacts struct {
-	major, minor int
-	mode         os.FileMode
-	uid, gid     int
+// Devices answers what device nodes a host has. Read asks the real ones
+// under the root (stat); tests hand ReadWith a stand-in (package hosttest).
+type Devices interface {
+	// Node reports the character device at host path p ("/dev/nvidia0"):
+	// false when there is none.
+	Node(p string) (DeviceNode, bool, error)
+	// Names lists the entries of host directory dir ("/dev/nvidia-caps");
+	// none when it does not exist.
+	Names(dir string) ([]string, error)
+}
+
+// DeviceNode is what is actually at a node path.
+type DeviceNode struct {
+	Major, Minor int
+	Mode         os.FileMode
+	UID, GID     int
+}
+
+// statDevices are the real device nodes under a root.
+type statDevices struct{ root string }
+
+func (d statDevices) Node(path string) (DeviceNode, bool, error) {
+	p := filepath.Join(d.root, path)
+	var st unix.Stat_t
+	err := unix.Lstat(p, &st)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return DeviceNode{}, false, nil
+	}
+	if err != nil {
+		return DeviceNode{}, false, fmt.Errorf("stat %s: %w", p, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return DeviceNode{}, false, nil
+	}
+	return DeviceNode{
+		Major: int(unix.Major(uint64(st.Rdev))),
+		Minor: int(unix.Minor(uint64(st.Rdev))),
+		Mode:  os.FileMode(st.Mode & 0o7777),
+		UID:   int(st.Uid),
+		GID:   int(st.Gid),
+	}, true, nil
+}
+
+func (d statDevices) Names(dir string) ([]string, error) {
+	p := filepath.Join(d.root, dir)
+	entries, err := os.ReadDir(p)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names, nil
 }
 
 // readNodes lists the nodes the driver needs or offers and fills in what the
 // host has at each path.
 func (r reader) readNodes(h *Host) error {
-	listed, fromList, err := r.listedNodes()
-	if err != nil {
-		return err
-	}
-	h.NodesFromList = fromList
-	facts := func(path string) (nodeFacts, bool, error) {
-		if fromList {
-			f, ok := listed[path]
-			return f, ok, nil
-		}
-		return r.statNode(path)
-	}
 	if !h.Driver.Loaded {
 		return nil
 	}
@@ -56,7 +93,7 @@ func (r reader) readNodes(h *Host) error {
 		Node{Path: "/dev/nvidia-uvm-tools", Kind: KindUVMTools, GPUMinor: -1, Major: h.Majors.UVM, Minor: 1},
 		Node{Path: "/dev/nvidia-modeset", Kind: KindModeset, GPUMinor: -1, Major: frontend, Minor: ModesetMinor},
 	)
-	caps, err := r.capNodes(h, listed, fromList)
+	caps, err := r.capNodes(h)
 	if err != nil {
 		return err
 	}
@@ -71,7 +108,7 @@ func (r reader) readNodes(h *Host) error {
 
 	groups := r.readGroups()
 	for _, n := range want {
-		f, ok, err := facts(n.Path)
+		f, ok, err := r.devices.Node(n.Path)
 		if err != nil {
 			return err
 		}
@@ -79,13 +116,13 @@ func (r reader) readNodes(h *Host) error {
 			n.Exists = true
 			if n.Major == 0 {
 				// Unknown from /proc/devices (module not loaded?): trust the node.
-				n.Major, n.Minor = f.major, f.minor
-			} else if f.major != n.Major || f.minor != n.Minor {
+				n.Major, n.Minor = f.Major, f.Minor
+			} else if f.Major != n.Major || f.Minor != n.Minor {
 				n.Mismatch = true
-				h.Warnings = append(h.Warnings, fmt.Sprintf("%s is %d:%d but the driver says %d:%d: remove it and run `gpuimg host init-devices`",
-					n.Path, f.major, f.minor, n.Major, n.Minor))
+				h.Warnings = append(h.Warnings, fmt.Sprintf("%s is %d:%d but the driver says %d:%d: remove it and run `%s`",
+					n.Path, f.Major, f.Minor, n.Major, n.Minor, InitDevicesCommand(r.root)))
 			}
-			n.Mode, n.UID, n.GID = f.mode, f.uid, f.gid
+			n.Mode, n.UID, n.GID = f.Mode, f.UID, f.GID
 			n.Group = groups[n.GID]
 		}
 		if n.Major != 0 {
@@ -96,107 +133,11 @@ func (r reader) readNodes(h *Host) error {
 	return nil
 }
 
-// statNode reports the character device at path under the root, if any.
-func (r reader) statNode(path string) (nodeFacts, bool, error) {
-	var st unix.Stat_t
-	err := unix.Lstat(r.path(path), &st)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return nodeFacts{}, false, nil
-	}
-	if err != nil {
-		return nodeFacts{}, false, fmt.Errorf("stat %s: %w", r.path(path), err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
-		return nodeFacts{}, false, nil
-	}
-	return nodeFacts{
-		major: int(unix.Major(uint64(st.Rdev))),
-		minor: int(unix.Minor(uint64(st.Rdev))),
-		mode:  os.FileMode(st.Mode & 0o7777),
-		uid:   int(st.Uid),
-		gid:   int(st.Gid),
-	}, true, nil
-}
-
-// listedNodes reads <root>/dev-nodes.tsv ("path type major minor mode [uid
-// gid]", mode in octal) when the root holds none of the nodes it lists as
-// real character devices: a fixture root, whose nodes cannot live in git.
-func (r reader) listedNodes() (map[string]nodeFacts, bool, error) {
-	text, ok, err := r.readOptional("/" + DevNodesList)
-	if err != nil || !ok {
-		return nil, false, err
-	}
-	rows, err := ParseDevNodes(text)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", r.path(DevNodesList), err)
-	}
-	listed := map[string]nodeFacts{}
-	for _, row := range rows {
-		if row.Type != "c" {
-			continue
-		}
-		if _, real, err := r.statNode(row.Path); err != nil {
-			return nil, false, err
-		} else if real {
-			return nil, false, nil // real nodes were made from the list: stat them
-		}
-		listed[row.Path] = nodeFacts{major: row.Major, minor: row.Minor, mode: row.Mode, uid: row.UID, gid: row.GID}
-	}
-	return listed, true, nil
-}
-
-// DevNode is one row of a dev-nodes.tsv.
-type DevNode struct {
-	Path         string
-	Type         string // "c" or "d"
-	Major, Minor int
-	Mode         os.FileMode
-	UID, GID     int
-}
-
-// ParseDevNodes parses a dev-nodes.tsv: '#' comments, then tab-separated
-// path, type, decimal major, decimal minor, octal mode, and optionally uid
-// and gid (default 0).
-func ParseDevNodes(text string) ([]DevNode, error) {
-	var rows []DevNode
-	for i, line := range strings.Split(text, "\n") {
-		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) != 5 && len(f) != 7 {
-			return nil, fmt.Errorf("line %d: want path, type, major, minor, mode [, uid, gid], got %q", i+1, line)
-		}
-		row := DevNode{Path: f[0], Type: f[1]}
-		nums := make([]int64, 0, 5)
-		for j, s := range f[2:] {
-			base := 10
-			if j == 2 {
-				base = 8 // mode
-			}
-			n, err := strconv.ParseInt(s, base, 32)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: %q is not a number: %w", i+1, s, err)
-			}
-			nums = append(nums, n)
-		}
-		row.Major, row.Minor, row.Mode = int(nums[0]), int(nums[1]), os.FileMode(nums[2])
-		if len(nums) == 5 {
-			row.UID, row.GID = int(nums[3]), int(nums[4])
-		}
-		if !filepath.IsAbs(row.Path) || (row.Type != "c" && row.Type != "d") {
-			return nil, fmt.Errorf("line %d: want an absolute path and type c or d, got %q", i+1, line)
-		}
-		rows = append(rows, row)
-	}
-	return rows, nil
-}
-
 var capNodeName = regexp.MustCompile(`^nvidia-cap(\d+)$`)
 
 // capNodes lists the capability nodes: those present in /dev/nvidia-caps and
 // the GI/CI access caps of every MIG device, named from the *-minors files.
-func (r reader) capNodes(h *Host, listed map[string]nodeFacts, fromList bool) ([]Node, error) {
+func (r reader) capNodes(h *Host) ([]Node, error) {
 	names := map[int]string{}
 	for _, f := range []string{migMinorsPath, "/proc/driver/nvidia-caps/sys-minors", "/proc/driver/nvidia-caps/nvlink-minors"} {
 		text, _, err := r.readOptional(f)
@@ -217,25 +158,14 @@ func (r reader) capNodes(h *Host, listed map[string]nodeFacts, fromList bool) ([
 		minors[m.GICapMinor] = true
 		minors[m.CICapMinor] = true
 	}
-	if fromList {
-		for p := range listed {
-			if dir, base := filepath.Split(p); dir == "/dev/nvidia-caps/" {
-				if m := capNodeName.FindStringSubmatch(base); m != nil {
-					n, _ := strconv.Atoi(m[1])
-					minors[n] = true
-				}
-			}
-		}
-	} else {
-		entries, err := os.ReadDir(r.path("/dev/nvidia-caps"))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read %s: %w", r.path("/dev/nvidia-caps"), err)
-		}
-		for _, e := range entries {
-			if m := capNodeName.FindStringSubmatch(e.Name()); m != nil {
-				n, _ := strconv.Atoi(m[1])
-				minors[n] = true
-			}
+	present, err := r.devices.Names("/dev/nvidia-caps")
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range present {
+		if m := capNodeName.FindStringSubmatch(name); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			minors[n] = true
 		}
 	}
 	sorted := make([]int, 0, len(minors))

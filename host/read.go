@@ -13,10 +13,14 @@ import (
 	"strings"
 )
 
-// Paths read under the root.
+// The driver's version files, read under the root.
 const (
-	sysVersionPath   = "/sys/module/nvidia/version"
-	procVersionPath  = "/proc/driver/nvidia/version"
+	SysVersionPath  = "/sys/module/nvidia/version"
+	ProcVersionPath = "/proc/driver/nvidia/version"
+)
+
+// Other paths read under the root.
+const (
 	procGPUsDir      = "/proc/driver/nvidia/gpus"
 	procParamsPath   = "/proc/driver/nvidia/params"
 	procDevicesPath  = "/proc/devices"
@@ -24,8 +28,6 @@ const (
 	migMinorsPath    = "/proc/driver/nvidia-caps/mig-minors"
 	etcGroupPath     = "/etc/group"
 	sysPCIDevicesDir = "/sys/bus/pci/devices"
-	// DevNodesList is a fixture root's stand-in for real device nodes.
-	DevNodesList = "dev-nodes.tsv"
 )
 
 // Fixed minors of the frontend (195) major.
@@ -37,7 +39,11 @@ const (
 // Read inspects the host under root ("/" for this machine). A host without
 // an NVIDIA driver is not an error: Driver.Loaded is false and callers that
 // need one call RequireDriver. Errors are unreadable files, not absent ones.
-func Read(root string) (Host, error) {
+func Read(root string) (Host, error) { return ReadWith(root, nil) }
+
+// ReadWith is Read with the device nodes answered by devices (nil: stat
+// them under root).
+func ReadWith(root string, devices Devices) (Host, error) {
 	if root == "" {
 		root = "/"
 	}
@@ -49,7 +55,10 @@ func Read(root string) (Host, error) {
 		return Host{}, fmt.Errorf("host root %s is not a directory: pass an existing directory to --root (default /)", root)
 	}
 	h := Host{Root: abs}
-	r := reader{root: abs}
+	if devices == nil {
+		devices = statDevices{root: abs}
+	}
+	r := reader{root: abs, devices: devices}
 
 	if err := r.readDriver(&h); err != nil {
 		return Host{}, err
@@ -76,7 +85,10 @@ func Read(root string) (Host, error) {
 	return h, nil
 }
 
-type reader struct{ root string }
+type reader struct {
+	root    string
+	devices Devices
+}
 
 func (r reader) path(p string) string { return filepath.Join(r.root, p) }
 
@@ -119,11 +131,11 @@ func ParseProcVersion(text string) (version, module string, ok bool) {
 }
 
 func (r reader) readDriver(h *Host) error {
-	sysText, sysOK, err := r.readOptional(sysVersionPath)
+	sysText, sysOK, err := r.readOptional(SysVersionPath)
 	if err != nil {
 		return err
 	}
-	procText, procOK, err := r.readOptional(procVersionPath)
+	procText, procOK, err := r.readOptional(ProcVersionPath)
 	if err != nil {
 		return err
 	}
@@ -135,7 +147,7 @@ func (r reader) readDriver(h *Host) error {
 	if procOK {
 		v, module, ok := ParseProcVersion(procText)
 		if !ok {
-			h.Warnings = append(h.Warnings, fmt.Sprintf("%s: no version after \"Kernel Module\" in %q", procVersionPath, firstLine(procText)))
+			h.Warnings = append(h.Warnings, fmt.Sprintf("%s: no version after \"Kernel Module\" in %q", ProcVersionPath, firstLine(procText)))
 		}
 		d.ProcVersion, d.Module = v, module
 	}
@@ -145,7 +157,7 @@ func (r reader) readDriver(h *Host) error {
 	}
 	if d.SysVersion != "" && d.ProcVersion != "" && d.SysVersion != d.ProcVersion {
 		h.Warnings = append(h.Warnings, fmt.Sprintf("driver versions disagree: %s says %s, %s says %s; using %s (a module reloaded without a reboot?)",
-			sysVersionPath, d.SysVersion, procVersionPath, d.ProcVersion, d.SysVersion))
+			SysVersionPath, d.SysVersion, ProcVersionPath, d.ProcVersion, d.SysVersion))
 	}
 	if d.Loaded && d.Version == "" {
 		h.Warnings = append(h.Warnings, "the NVIDIA driver is loaded but its version could not be read")

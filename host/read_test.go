@@ -14,13 +14,11 @@ import (
 	"github.com/gpuimg/gpuimg/internal/testenv"
 )
 
+// read reads a fixture root, its nodes from its dev-nodes.tsv (real ones
+// when it has none).
 func read(t *testing.T, root string) host.Host {
 	t.Helper()
-	h, err := host.Read(root)
-	if err != nil {
-		t.Fatalf("host.Read(%s): %v", root, err)
-	}
-	return h
+	return hosttest.Read(t, root)
 }
 
 // The real H200 snapshot (a copy of ../shared/fixtures/h200-580.159.04, so a
@@ -54,14 +52,11 @@ func TestReadRealH200Snapshot(t *testing.T) {
 	if h.Majors != want {
 		t.Errorf("majors = %+v, want %+v", h.Majors, want)
 	}
-	if !h.NodesFromList {
-		t.Error("the snapshot has no real nodes, so facts must come from dev-nodes.tsv")
-	}
-	rows, err := os.ReadFile(filepath.Join(root, host.DevNodesList))
+	rows, err := os.ReadFile(filepath.Join(root, hosttest.DevNodesList))
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := host.ParseDevNodes(string(rows))
+	list, err := hosttest.ParseDevNodes(string(rows))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +232,7 @@ func TestNormalizeBusID(t *testing.T) {
 
 func TestParseDevNodesRejectsBadRows(t *testing.T) {
 	for _, bad := range []string{"/dev/x c 195", "/dev/x c x 0 666", "dev/x c 195 0 666", "/dev/x b 1 2 666", "/dev/x c 1 2 999"} {
-		if _, err := host.ParseDevNodes(bad); err == nil {
+		if _, err := hosttest.ParseDevNodes(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -249,13 +244,27 @@ func TestReadRootMustBeDirectory(t *testing.T) {
 	}
 }
 
-// Real nodes win over dev-nodes.tsv and are read with stat.
+// A production read stats the nodes: a dev-nodes.tsv under the root is
+// just a file, which changes nothing.
+func TestReadIgnoresANodeList(t *testing.T) {
+	h, err := host.Read(testenv.HostFixture(t, "video-0660-550.54.15"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range h.Nodes {
+		if n.Exists {
+			t.Errorf("%s reported present from the fixture's %s", n.Path, hosttest.DevNodesList)
+		}
+	}
+}
+
+// Real nodes are read with stat.
 func TestReadStatsRealNodes(t *testing.T) {
 	testenv.RequireRoot(t)
 	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "video-0660-550.54.15"), true)
-	h := read(t, root)
-	if h.NodesFromList {
-		t.Fatal("real nodes exist, yet the list was used")
+	h, err := host.Read(root)
+	if err != nil {
+		t.Fatal(err)
 	}
 	n, _ := h.Node("/dev/nvidiactl")
 	if !n.Exists || n.Major != 195 || n.Minor != 255 || n.Mode != 0o660 || n.GID != 44 {

@@ -41,7 +41,7 @@ func CDISpec(h host.Host) (*cdispec.Spec, error) {
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w: %s not present under %s: create it with `%s` before generating the CDI spec (a spec made without them cannot inject them)",
-			ErrMissingNode, strings.Join(dedupe(missing), ", "), h.Root, InitDevicesCommand(h.Root))
+			ErrMissingNode, strings.Join(dedupe(missing), ", "), h.Root, host.InitDevicesCommand(h.Root))
 	}
 	node := func(path string) *cdispec.DeviceNode {
 		dn := &cdispec.DeviceNode{Path: path}

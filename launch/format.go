@@ -3,6 +3,7 @@ package launch
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/gpuimg/gpuimg/internal/shell"
 	"strconv"
 	"strings"
 
@@ -52,27 +53,6 @@ func (p Plan) Args(runtime string) ([]string, error) {
 	return args, nil
 }
 
-// ShellJoin quotes words for a POSIX shell, leaving plain ones bare.
-func ShellJoin(words []string) string {
-	quoted := make([]string, len(words))
-	for i, w := range words {
-		quoted[i] = shellQuote(w)
-	}
-	return strings.Join(quoted, " ")
-}
-
-func shellQuote(w string) string {
-	if w == "" {
-		return "''"
-	}
-	for _, c := range w {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./:=,+@%", c)) {
-			return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-		}
-	}
-	return w
-}
-
 // Render writes the plan in one of Formats.
 func (p Plan) Render(format, runtime string) (string, error) {
 	switch format {
@@ -81,7 +61,7 @@ func (p Plan) Render(format, runtime string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return ShellJoin(args) + "\n", nil
+		return shell.Join(args) + "\n", nil
 	case "json":
 		args, err := p.Args(runtime)
 		if err != nil {

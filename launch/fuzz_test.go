@@ -3,7 +3,7 @@ package launch_test
 import (
 	"testing"
 
-	"github.com/gpuimg/gpuimg/host"
+	"github.com/gpuimg/gpuimg/host/hosttest"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/launch"
 )
@@ -14,10 +14,7 @@ func FuzzSelect(f *testing.F) {
 	for _, seed := range []string{"all", "0,2", "7", "GPU-00000003-1111-2222-3333-444444444443", "0000:3a:00.0", "3a:00.0", "0:1", "MIG-x", ",", "0,,1", "-1", "99999999999999999999"} {
 		f.Add(seed)
 	}
-	h, err := host.Read(testenv.HostFixture(f, "mig-535.183.01"))
-	if err != nil {
-		f.Fatal(err)
-	}
+	h := hosttest.Read(f, testenv.HostFixture(f, "mig-535.183.01"))
 	f.Fuzz(func(t *testing.T, selector string) {
 		sel, err := launch.Select(h, selector)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gpuimg/gpuimg/host"
+	"github.com/gpuimg/gpuimg/host/hosttest"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/launch"
 )
@@ -37,12 +38,14 @@ func TestFlagsGolden(t *testing.T) {
 		for _, format := range launch.Formats {
 			t.Run(c.name+"/"+format, func(t *testing.T) {
 				root := testenv.HostFixture(t, c.fixture)
-				out, warnings, err := launch.Flags(context.Background(), launch.FlagsOptions{
-					Root: root, Runtime: c.runtime, Format: format, Plan: c.plan,
+				h := hosttest.Read(t, root)
+				out, warnings, err := launch.Flags(context.Background(), h, launch.FlagsOptions{
+					Runtime: c.runtime, Format: format, Plan: c.plan,
 				})
 				if err != nil {
 					t.Fatal(err)
 				}
+				warnings = append(h.Warnings, warnings...) // as `gpuimg flags` prints them
 				if len(warnings) > 0 {
 					out += "--- stderr\n" + strings.Join(warnings, "\n") + "\n"
 				}
@@ -57,7 +60,7 @@ func TestCDIGolden(t *testing.T) {
 		t.Run(fx, func(t *testing.T) {
 			root := testenv.HostFixture(t, fx)
 			out := filepath.Join(t.TempDir(), "gpuimg.yaml")
-			data, _, err := launch.GenerateCDI(root, out)
+			data, err := launch.GenerateCDI(hosttest.Read(t, root), out)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,10 +74,7 @@ func TestCDIGolden(t *testing.T) {
 }
 
 func TestCDIVersionIsTheLowestCovering(t *testing.T) {
-	h, err := host.Read(testenv.HostFixture(t, "8gpu-550.127.05"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := hosttest.Read(t, testenv.HostFixture(t, "8gpu-550.127.05"))
 	spec, err := launch.CDISpec(h)
 	if err != nil {
 		t.Fatal(err)
@@ -83,10 +83,7 @@ func TestCDIVersionIsTheLowestCovering(t *testing.T) {
 	if spec.Version != "0.5.0" || spec.Kind != "gpuimg.dev/gpu" {
 		t.Errorf("version %s kind %s", spec.Version, spec.Kind)
 	}
-	h, err = host.Read(testenv.HostFixture(t, "video-0660-550.54.15"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h = hosttest.Read(t, testenv.HostFixture(t, "video-0660-550.54.15"))
 	if spec, err = launch.CDISpec(h); err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +117,11 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			c.opts.Root = testenv.HostFixture(t, c.fixture)
+			h := hosttest.Read(t, testenv.HostFixture(t, c.fixture))
 			if c.opts.Runtime == "" {
 				c.opts.Runtime = "docker"
 			}
-			out, _, err := launch.Flags(context.Background(), c.opts)
+			out, _, err := launch.Flags(context.Background(), h, c.opts)
 			if err == nil {
 				t.Fatalf("no error; printed %q", out)
 			}
@@ -226,7 +223,7 @@ func TestCapabilitiesChooseNodes(t *testing.T) {
 		"sys/bus/pci/devices/0000:01:00.0/drm/renderD128/dev": "226:128\n",
 		"sys/bus/pci/devices/0000:02:00.0/drm/card2/dev":      "226:2\n",
 		"sys/bus/pci/devices/0000:02:00.0/drm/renderD129/dev": "226:129\n",
-		host.DevNodesList: "/dev/nvidiactl c 195 255 666\n/dev/nvidia0 c 195 0 666\n/dev/nvidia1 c 195 1 666\n" +
+		hosttest.DevNodesList: "/dev/nvidiactl c 195 255 666\n/dev/nvidia0 c 195 0 666\n/dev/nvidia1 c 195 1 666\n" +
 			"/dev/nvidia-uvm c 511 0 666\n/dev/nvidia-uvm-tools c 511 1 666\n/dev/nvidia-modeset c 195 254 666\n" +
 			"/dev/dri/card1 c 226 1 660 0 44\n/dev/dri/renderD128 c 226 128 666\n/dev/dri/card2 c 226 2 660 0 44\n/dev/dri/renderD129 c 226 129 666\n",
 	}
@@ -239,10 +236,7 @@ func TestCapabilitiesChooseNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h, err := host.Read(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := hosttest.Read(t, root)
 	paths := func(caps ...string) string {
 		p, err := launch.NewPlan(h, launch.Options{GPUs: "1", Capabilities: caps})
 		if err != nil {

@@ -112,7 +112,7 @@ func NewPlan(h host.Host, opts Options) (Plan, error) {
 			return privilegedPlan(sel, p, fmt.Sprintf("falling back to --privileged because %s missing", strings.Join(missing, ", ")))
 		}
 		return Plan{}, fmt.Errorf("%w: %s not present under %s: create it with `%s` (add --load-modules when the module is not loaded), or pass --fallback=privileged",
-			ErrMissingNode, strings.Join(missing, ", "), h.Root, InitDevicesCommand(h.Root))
+			ErrMissingNode, strings.Join(missing, ", "), h.Root, host.InitDevicesCommand(h.Root))
 	}
 	groups := map[int]bool{}
 	for _, n := range needed {
@@ -135,7 +135,7 @@ func NewPlan(h host.Host, opts Options) (Plan, error) {
 	p.Env = []string{"NVIDIA_VISIBLE_DEVICES=void"}
 	if len(p.CharLinksMissing) > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("no /dev/char link for %s: under systemd's cgroup driver `systemctl daemon-reload` revokes these nodes in running containers (\"Failed to initialize NVML: Unknown Error\"); create the links with `%s`",
-			strings.Join(p.CharLinksMissing, ", "), InitDevicesCommand(h.Root)))
+			strings.Join(p.CharLinksMissing, ", "), host.InitDevicesCommand(h.Root)))
 	}
 	for _, c := range caps {
 		if (c == "graphics" || c == "video") && !hasKind(needed, host.KindDRI) {
@@ -248,12 +248,4 @@ func privilegedPlan(sel Selection, p Plan, reason string) (Plan, error) {
 	}
 	p.Warnings = append(p.Warnings, PrivilegedWarning)
 	return p, nil
-}
-
-// InitDevicesCommand is the command that creates the nodes on the host under root.
-func InitDevicesCommand(root string) string {
-	if root == "/" || root == "" {
-		return "sudo gpuimg host init-devices"
-	}
-	return "sudo gpuimg host init-devices --root " + shellQuote(root)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gpuimg/gpuimg/internal/shell"
 	"io"
 	"os"
 	"os/exec"
@@ -121,12 +122,11 @@ func (e *ExitError) Error() string {
 // ExitCode is the status gpuimg exits with.
 func (e *ExitError) ExitCode() int { return e.Code }
 
-// Run prints the warnings, then runs argv with the terminal passed through
-// (or prints it with dryRun). A non-zero exit becomes an *ExitError.
-func Run(argv, warnings []string, dryRun bool, stdout, stderr io.Writer) error {
-	printWarnings(stderr, warnings)
+// Run runs argv with the terminal passed through (or prints it with
+// dryRun). A non-zero exit becomes an *ExitError.
+func Run(argv []string, dryRun bool, stdout, stderr io.Writer) error {
 	if dryRun {
-		_, err := fmt.Fprintln(stdout, ShellJoin(argv))
+		_, err := fmt.Fprintln(stdout, shell.Join(argv))
 		return err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)

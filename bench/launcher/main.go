@@ -1,6 +1,7 @@
 // Command launcher measures the launcher's whole-process latency: the median
-// wall time of `gpuimg flags` and `gpuimg host` on the 8-GPU fixture root,
-// each run as a fresh process, the way a wrapper script calls it before
+// wall time of `gpuimg flags` and `gpuimg host` on a copy of the 8-GPU
+// fixture root with real device nodes (mknod: run it as root), each run as
+// a fresh process, the way a wrapper script calls it before
 // every `docker run`. A benchmark, not a test: it prints numbers and never
 // fails on them.
 //
@@ -15,22 +16,32 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/gpuimg/gpuimg/host/hosttest"
 )
 
 func main() {
 	bin := flag.String("bin", "", "gpuimg binary to measure (default: go build ./cmd/gpuimg into a temp dir)")
 	runs := flag.Int("runs", 50, "runs per command")
-	root := flag.String("root", "testdata/hosts/8gpu-550.127.05", "host fixture root")
+	fixture := flag.String("root", "testdata/hosts/8gpu-550.127.05", "host fixture root (copied, with its listed nodes made)")
 	flag.Parse()
-	if err := run(*bin, *runs, *root); err != nil {
+	if err := run(*bin, *runs, *fixture); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/launcher: "+err.Error())
 		os.Exit(1)
 	}
 }
 
-func run(bin string, runs int, root string) error {
+func run(bin string, runs int, fixture string) error {
 	if runs < 1 {
 		return fmt.Errorf("-runs must be at least 1")
+	}
+	root, err := os.MkdirTemp("", "gpuimg-bench-root-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	if err := hosttest.CopyRoot(root, fixture, true); err != nil {
+		return err
 	}
 	if bin == "" {
 		dir, err := os.MkdirTemp("", "gpuimg-bench-")

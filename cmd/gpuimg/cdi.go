@@ -30,8 +30,11 @@ Its kind, ` + launch.CDIKind + `, never clashes with nvidia-ctk's nvidia.com/gpu
   podman run --device ` + launch.CDIKind + `=all myimg:580.159.04 nvidia-smi`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			data, warnings, err := launch.GenerateCDI(opts.root, opts.output)
-			printWarnings(cmd, warnings)
+			h, err := readHost(cmd, opts.root)
+			if err != nil {
+				return err
+			}
+			data, err := launch.GenerateCDI(h, opts.output)
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,8 @@ import (
 )
 
 func newFlagsCmd() *cobra.Command {
-	opts := launch.FlagsOptions{}
+	var opts launch.FlagsOptions
+	var root string
 	cmd := &cobra.Command{
 		Use:   "flags [IMAGE]",
 		Short: "Print the exact runtime arguments that give a container the selected GPUs (device nodes only)",
@@ -25,7 +26,11 @@ With IMAGE, its io.gpuimg.driver.version label is checked against the host drive
 			if len(args) == 1 {
 				opts.Image = args[0]
 			}
-			out, warnings, err := launch.Flags(cmd.Context(), opts)
+			h, err := readHost(cmd, root)
+			if err != nil {
+				return err
+			}
+			out, warnings, err := launch.Flags(cmd.Context(), h, opts)
 			printWarnings(cmd, warnings)
 			if err != nil {
 				return err
@@ -34,7 +39,7 @@ With IMAGE, its io.gpuimg.driver.version label is checked against the host drive
 			return err
 		},
 	}
-	addPlanFlags(cmd, &opts.Plan, &opts.Root, &opts.Runtime)
+	addPlanFlags(cmd, &opts.Plan, &root, &opts.Runtime)
 	cmd.Flags().StringVar(&opts.Format, "format", "args", "output: args, json, compose (a devices: list) or oci (runtime-spec fragment)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "accept an image whose driver label differs from the host driver")
 	return cmd

@@ -23,15 +23,14 @@ whether nvidia-container-toolkit is installed and which container runtimes are o
 Every path is read under --root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := host.Read(opts.root)
+			h, err := readHost(cmd, opts.root)
 			if err != nil {
 				return err
 			}
-			printWarnings(cmd, h.Warnings)
 			if opts.json {
-				return h.WriteJSON(cmd.OutOrStdout())
+				return writeHostJSON(cmd.OutOrStdout(), h)
 			}
-			return h.WriteReport(cmd.OutOrStdout())
+			return writeHostReport(cmd.OutOrStdout(), h)
 		},
 	}
 	cmd.PersistentFlags().StringVar(&opts.root, "root", "/", "read the host under this directory")
@@ -40,9 +39,12 @@ Every path is read under --root.`,
 	return cmd
 }
 
-// printWarnings writes warnings to stderr, one per line.
-func printWarnings(cmd *cobra.Command, warnings []string) {
-	for _, w := range warnings {
-		cmd.PrintErrln("gpuimg: warning: " + w)
+// readHost reads the host under root and prints what it warns about.
+func readHost(cmd *cobra.Command, root string) (host.Host, error) {
+	h, err := host.Read(root)
+	if err != nil {
+		return h, err
 	}
+	printWarnings(cmd, h.Warnings)
+	return h, nil
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 func main() {
@@ -19,6 +21,14 @@ func main() {
 		// Errors are printed once, here; commands wrap them with the fix in the message.
 		fmt.Fprintln(os.Stderr, "gpuimg: "+err.Error())
 		os.Exit(exitCode(err))
+	}
+}
+
+// printWarnings writes warnings to stderr, one per line, in gpuimg's one
+// warning style. Packages return warnings; only commands print them.
+func printWarnings(cmd *cobra.Command, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "gpuimg: warning: "+w)
 	}
 }
 

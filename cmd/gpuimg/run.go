@@ -32,7 +32,16 @@ refuse when it differs from the host driver (unless --force), then run
 			}
 			opts.RuntimeArgs = append(opts.RuntimeArgs, extra...)
 			opts.Image, opts.Cmd = image, command
-			return launch.Launch(cmd.Context(), opts.root, opts.RunOptions, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			h, err := readHost(cmd, opts.root)
+			if err != nil {
+				return err
+			}
+			argv, warnings, err := launch.RunCommand(cmd.Context(), h, opts.RunOptions)
+			printWarnings(cmd, warnings)
+			if err != nil {
+				return err
+			}
+			return launch.Run(argv, opts.DryRun, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	// Flags end at IMAGE: what follows is the container's command.

@@ -1,17 +1,17 @@
-// Package hosttest makes scratch host roots for tests: a fixture root's
-// procfs and sysfs files copied into a temporary directory, with real
-// character nodes made by mknod from its dev-nodes.tsv.
+// Package hosttest holds what tests need to stand in for GPU hosts: the
+// fixtures' dev-nodes.tsv (their device nodes, which git cannot hold) read
+// as host.Devices, and scratch host roots with real nodes made by mknod.
+// Package host itself reads only real nodes.
 package hosttest
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/gpuimg/gpuimg/host"
 )
 
 // ScratchRoot copies fixture (a directory under testdata/hosts) into a new
@@ -21,6 +21,15 @@ import (
 func ScratchRoot(t testing.TB, fixture string, makeNodes bool) string {
 	t.Helper()
 	root := t.TempDir()
+	if err := CopyRoot(root, fixture, makeNodes); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// CopyRoot is ScratchRoot into the existing directory root, for programs
+// (the benchmarks) as well as tests.
+func CopyRoot(root, fixture string, makeNodes bool) error {
 	err := filepath.WalkDir(fixture, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -28,7 +37,7 @@ func ScratchRoot(t testing.TB, fixture string, makeNodes bool) string {
 		rel, _ := filepath.Rel(fixture, path)
 		target := filepath.Join(root, rel)
 		switch {
-		case rel == host.DevNodesList:
+		case rel == DevNodesList:
 			return nil
 		case d.IsDir():
 			return os.MkdirAll(target, 0o755)
@@ -47,46 +56,49 @@ func ScratchRoot(t testing.TB, fixture string, makeNodes bool) string {
 		}
 	})
 	if err != nil {
-		t.Fatalf("copy fixture %s: %v", fixture, err)
+		return fmt.Errorf("copy fixture %s: %w", fixture, err)
 	}
 	if !makeNodes {
-		return root
+		return nil
 	}
-	text, err := os.ReadFile(filepath.Join(fixture, host.DevNodesList))
+	text, err := os.ReadFile(filepath.Join(fixture, DevNodesList))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	rows, err := host.ParseDevNodes(string(text))
+	rows, err := ParseDevNodes(string(text))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, row := range rows {
-		MakeNode(t, root, row)
+		if err := makeNode(root, row); err != nil {
+			return err
+		}
 	}
-	return root
+	return nil
 }
 
 // MakeNode creates one listed node (or directory) under root.
-func MakeNode(t testing.TB, root string, row host.DevNode) {
+func MakeNode(t testing.TB, root string, row DevNode) {
 	t.Helper()
-	p := filepath.Join(root, row.Path)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := makeNode(root, row); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func makeNode(root string, row DevNode) error {
+	p := filepath.Join(root, row.Path)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
 	if row.Type == "d" {
-		if err := os.MkdirAll(p, row.Mode.Perm()); err != nil {
-			t.Fatal(err)
-		}
-		return
+		return os.MkdirAll(p, row.Mode.Perm())
 	}
 	dev := unix.Mkdev(uint32(row.Major), uint32(row.Minor))
 	if err := unix.Mknod(p, unix.S_IFCHR|uint32(row.Mode.Perm()), int(dev)); err != nil {
-		t.Fatalf("mknod %s c %d %d: %v (needs root)", p, row.Major, row.Minor, err)
+		return fmt.Errorf("mknod %s c %d %d: %w (needs root)", p, row.Major, row.Minor, err)
 	}
 	if err := os.Chmod(p, row.Mode.Perm()); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.Lchown(p, row.UID, row.GID); err != nil {
-		t.Fatal(err)
-	}
+	return os.Lchown(p, row.UID, row.GID)
 }

@@ -2,7 +2,8 @@
 # Regenerates the host fixture roots in this directory: a copy of the real H200
 # snapshot (../shared/fixtures/h200-580.159.04) and synthetic variants that
 # each exercise one thing the launcher must get right. Device nodes cannot
-# live in git, so every root lists its nodes in dev-nodes.tsv (path, type,
+# live in git, so every root lists its nodes in dev-nodes.tsv (read by the
+# tests through host/hosttest, never by gpuimg itself: path, type,
 # major, minor, octal mode[, uid, gid]); /dev/char links are real symlinks.
 # Run from anywhere: testdata/hosts/generate.sh
 set -euo pipefail

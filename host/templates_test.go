@@ -1,9 +1,6 @@
 package host_test
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,33 +8,6 @@ import (
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/templates"
 )
-
-// `gpuimg host` and `gpuimg host --json` on every fixture.
-func TestReportGolden(t *testing.T) {
-	entries, err := os.ReadDir(filepath.Join("..", "testdata", "hosts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", "/usr/bin:/bin") // runtimes are looked up under the fixture root: none there
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		t.Run(e.Name(), func(t *testing.T) {
-			root := testenv.HostFixture(t, e.Name())
-			h := read(t, root)
-			var text, js bytes.Buffer
-			if err := h.WriteReport(&text); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.WriteJSON(&js); err != nil {
-				t.Fatal(err)
-			}
-			testenv.Golden(t, e.Name()+".txt", root, text.String())
-			testenv.Golden(t, e.Name()+".json", root, js.String())
-		})
-	}
-}
 
 func TestTemplatesGolden(t *testing.T) {
 	data := struct {

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/gpuimg/gpuimg/host"
+)
+
+// writeHostReport prints the host view for people (`gpuimg host`).
+func writeHostReport(out io.Writer, h host.Host) error {
+	var buf bytes.Buffer
+	for _, section := range []func(io.Writer, host.Host){writeHostDriver, writeHostGPUs, writeHostMIG, writeHostNodes, writeHostAdvice} {
+		section(&buf, h)
+	}
+	// tabwriter pads empty last columns; drop the trailing blanks.
+	lines := strings.Split(buf.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(out, strings.Join(lines, "\n"))
+	return err
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+func writeHostDriver(w io.Writer, h host.Host) {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "root:\t%s\n", h.Root)
+	if !h.Driver.Loaded {
+		fmt.Fprintf(tw, "driver:\tnot loaded (no %s, no %s): load it with `modprobe nvidia`\n", host.SysVersionPath, host.ProcVersionPath)
+	} else {
+		fmt.Fprintf(tw, "driver:\t%s (%s kernel module)\n", orDash(h.Driver.Version), orDash(h.Driver.Module))
+		fmt.Fprintf(tw, "  %s:\t%s\n", host.SysVersionPath, orDash(h.Driver.SysVersion))
+		fmt.Fprintf(tw, "  %s:\t%s\n", host.ProcVersionPath, orDash(h.Driver.ProcVersion))
+	}
+	majors := []string{}
+	if h.Majors.Frontend != 0 {
+		majors = append(majors, fmt.Sprintf("%s=%d", h.Majors.FrontendName, h.Majors.Frontend))
+	}
+	for _, m := range []struct {
+		name  string
+		major int
+	}{{"nvidia-uvm", h.Majors.UVM}, {"nvidia-caps", h.Majors.Caps}, {"nvidia-caps-imex-channels", h.Majors.ImexChannels}, {"nvidia-nvswitch", h.Majors.NVSwitch}, {"nvidia-nvlink", h.Majors.NVLink}} {
+		if m.major != 0 {
+			majors = append(majors, fmt.Sprintf("%s=%d", m.name, m.major))
+		}
+	}
+	fmt.Fprintf(tw, "majors (/proc/devices):\t%s\n", orDash(strings.Join(majors, " ")))
+	fmt.Fprintf(tw, "device files (params):\tuid %d gid %d mode %04o\n", h.Params.DeviceFileUID, h.Params.DeviceFileGID, h.Params.DeviceFileMode)
+	tw.Flush()
+}
+
+func writeHostGPUs(w io.Writer, h host.Host) {
+	fmt.Fprintf(w, "\nGPUs (index = PCI bus order; node = /dev/nvidia<minor>):\n")
+	tw := newTable(w)
+	fmt.Fprintf(tw, "  INDEX\tMINOR\tBUS ID\tUUID\tMODEL\n")
+	for _, g := range h.GPUs {
+		model := g.Model
+		if g.Excluded {
+			model += " (excluded)"
+		}
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\n", g.Index, g.Minor, g.BusID, g.UUID, model)
+	}
+	if len(h.GPUs) == 0 {
+		fmt.Fprintf(tw, "  none\n")
+	}
+	tw.Flush()
+}
+
+func writeHostMIG(w io.Writer, h host.Host) {
+	if len(h.MIG) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nMIG devices (select as <gpu>:<mig>):\n")
+	tw := newTable(w)
+	fmt.Fprintf(tw, "  NAME\tGPU MINOR\tGI\tCI\tCAPS\n")
+	for _, m := range h.MIG {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\tnvidia-cap%d nvidia-cap%d\n", m.Name(), m.GPUMinor, m.GI, m.CI, m.GICapMinor, m.CICapMinor)
+	}
+	tw.Flush()
+}
+
+func writeHostNodes(w io.Writer, h host.Host) {
+	fmt.Fprintf(w, "\ndevice nodes:\n")
+	tw := newTable(w)
+	fmt.Fprintf(tw, "  PATH\tMAJ:MIN\tMODE\tOWNER\t/dev/char LINK\tNOTE\n")
+	for _, n := range h.Nodes {
+		if !n.Exists {
+			note := "missing"
+			if !neededNode(n) {
+				note = "absent (needed only for display/graphics)"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t-\t-\t-\t%s\n", n.Path, majMin(n), note)
+			continue
+		}
+		link := "ok"
+		if !n.CharLink {
+			link = "missing"
+		}
+		owner := fmt.Sprintf("%d:%d", n.UID, n.GID)
+		if n.Group != "" {
+			owner = fmt.Sprintf("%d:%s", n.UID, n.Group)
+		}
+		note := n.Cap
+		if n.Mismatch {
+			note = "WRONG NUMBERS"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%04o\t%s\t%s\t%s\n", n.Path, majMin(n), n.Mode.Perm(), owner, link, note)
+	}
+	tw.Flush()
+}
+
+// neededNode: modeset and DRI nodes matter only for display and graphics.
+func neededNode(n host.Node) bool { return n.Kind != host.KindModeset && n.Kind != host.KindDRI }
+
+// writeHostAdvice says what is installed and what to fix, with the
+// init-devices command for this --root.
+func writeHostAdvice(w io.Writer, h host.Host) {
+	fmt.Fprintln(w)
+	if len(h.Toolkit) > 0 {
+		fmt.Fprintf(w, "nvidia-container-toolkit: installed (%s): gpuimg images set NVIDIA_VISIBLE_DEVICES=void so it injects nothing\n", strings.Join(h.Toolkit, ", "))
+	} else {
+		fmt.Fprintf(w, "nvidia-container-toolkit: not installed\n")
+	}
+	runtimes := []string{}
+	for _, r := range h.Runtimes {
+		runtimes = append(runtimes, r.Name+" ("+r.Path+")")
+	}
+	fmt.Fprintf(w, "container runtimes on PATH: %s\n", orDash(strings.Join(runtimes, ", ")))
+	var missing, noLink []string
+	for _, n := range h.Nodes {
+		switch {
+		case !n.Exists && neededNode(n):
+			missing = append(missing, n.Path)
+		case n.Exists && !n.CharLink:
+			noLink = append(noLink, n.CharLinkPath())
+		}
+	}
+	fix := host.InitDevicesCommand(h.Root)
+	if len(missing) > 0 {
+		fmt.Fprintf(w, "missing nodes: %s: run `%s`\n", strings.Join(missing, " "), fix)
+	}
+	if len(noLink) > 0 {
+		fmt.Fprintf(w, "missing /dev/char links: %s: run `%s` (else `systemctl daemon-reload` revokes GPU access: \"Failed to initialize NVML: Unknown Error\")\n", strings.Join(noLink, " "), fix)
+	}
+}
+
+func majMin(n host.Node) string {
+	if n.Major == 0 {
+		return "?:" + fmt.Sprint(n.Minor)
+	}
+	return fmt.Sprintf("%d:%d", n.Major, n.Minor)
+}
+
+// writeHostJSON prints the host view as indented JSON (`gpuimg host --json`),
+// with empty lists rather than null.
+func writeHostJSON(w io.Writer, h host.Host) error {
+	if h.GPUs == nil {
+		h.GPUs = []host.GPU{}
+	}
+	if h.Nodes == nil {
+		h.Nodes = []host.Node{}
+	}
+	return writeJSON(w, h)
+}
