@@ -2,6 +2,7 @@ package build
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +12,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/gpuimg/gpuimg/internal/ocilayout"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -78,43 +79,20 @@ func resolveLayout(b baseSpec, p ocispecs.Platform) (layoutImage, error) {
 	if _, err := os.Stat(filepath.Join(b.Layout, "index.json")); err != nil {
 		return layoutImage{}, fmt.Errorf("--base %s: no OCI layout at %s (index.json missing): create one with `crane pull --format=oci REF DIR` or `make base`", b.Given, b.Layout)
 	}
-	idx, err := layout.ImageIndexFromPath(b.Layout)
+	l, err := ocilayout.Open(b.Layout)
 	if err != nil {
 		return layoutImage{}, fmt.Errorf("--base %s: %w", b.Given, err)
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return layoutImage{}, fmt.Errorf("--base %s: %w", b.Given, err)
-	}
-	desc, err := pickDescriptor(b, im.Manifests)
+	top, err := pickDescriptor(b, l.Entries)
 	if err != nil {
 		return layoutImage{}, err
 	}
-	top := desc
-	if desc.MediaType.IsIndex() {
-		child, err := idx.ImageIndex(desc.Digest)
-		if err != nil {
-			return layoutImage{}, fmt.Errorf("--base %s: %w", b.Given, err)
-		}
-		cm, err := child.IndexManifest()
-		if err != nil {
-			return layoutImage{}, fmt.Errorf("--base %s: %w", b.Given, err)
-		}
-		want := platforms.Only(p)
-		found := false
-		for _, m := range cm.Manifests {
-			if m.Platform != nil && want.Match(ocispecs.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant}) {
-				desc, found = m, true
-				break
-			}
-		}
-		if !found {
-			return layoutImage{}, fmt.Errorf("--base %s has no image for %s: pull that platform into the layout (crane pull --platform %s) or pick another --platform", b.Given, platforms.Format(p), platforms.Format(p))
-		}
+	img, desc, err := l.Image(top, p)
+	if errors.Is(err, ocilayout.ErrNoPlatform) {
+		return layoutImage{}, fmt.Errorf("--base %s has no image for %s: pull that platform into the layout (crane pull --platform %s) or pick another --platform", b.Given, platforms.Format(p), platforms.Format(p))
 	}
-	img, err := idx.Image(desc.Digest)
 	if err != nil {
-		return layoutImage{}, fmt.Errorf("--base %s: image %s: %w", b.Given, desc.Digest, err)
+		return layoutImage{}, fmt.Errorf("--base %s: image %s: %w", b.Given, top.Digest, err)
 	}
 	cfg, err := img.RawConfigFile()
 	if err != nil {

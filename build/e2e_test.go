@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -715,7 +716,9 @@ func tailLines(s string, n int) string {
 }
 
 // TestEmittedDockerfileBuilds builds what --emit dockerfile prints with
-// BuildKit's Dockerfile frontend and checks it gives the same driver layer.
+// BuildKit's Dockerfile frontend and checks it gives the same driver layer
+// and the same image config (labels, environment) as gpuimg's own build of
+// the same inputs.
 func TestEmittedDockerfileBuilds(t *testing.T) {
 	e := setup(t)
 	run, sum := standinRun(t, driverA)
@@ -726,8 +729,14 @@ func TestEmittedDockerfileBuilds(t *testing.T) {
 	if err := crane.Push(baseImage(t, e.baseDir), baseRef); err != nil {
 		t.Fatal(err)
 	}
-	dockerfile, stderr, err := e.gpuimg("build", "--emit", "dockerfile", "--driver", driverA, "--sha256", sum,
-		"--mirror", srv.URL+"/{file}", "--cache-dir", t.TempDir(), "--base", baseRef)
+	baseDigest, err := crane.Digest(baseRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Pinned, so that the Dockerfile can carry the base digest label too.
+	inputs := []string{"--driver", driverA, "--sha256", sum, "--mirror", srv.URL + "/{file}", "--cache-dir", t.TempDir(),
+		"--base", baseRef + "@" + baseDigest}
+	dockerfile, stderr, err := e.gpuimg(append([]string{"build", "--emit", "dockerfile"}, inputs...)...)
 	if err != nil {
 		t.Fatalf("--emit dockerfile: %v\n%s", err, stderr)
 	}
@@ -781,5 +790,25 @@ func TestEmittedDockerfileBuilds(t *testing.T) {
 	}
 	if cfg.Config.Labels["io.gpuimg.driver.version"] != driverA || !slices.Contains(cfg.Config.Env, "NVIDIA_VISIBLE_DEVICES=void") {
 		t.Errorf("config: labels %v env %v", cfg.Config.Labels, cfg.Config.Env)
+	}
+
+	llbTar := filepath.Join(t.TempDir(), "llb.tar")
+	e.mustBuild(append(inputs, "--output", "type=docker,dest="+llbTar)...)
+	llbImg, err := tarball.ImageFromPath(llbTar, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	llbCfg, err := llbImg.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(cfg.Config.Labels, llbCfg.Config.Labels) {
+		t.Errorf("labels differ:\n  Dockerfile %v\n  gpuimg     %v", cfg.Config.Labels, llbCfg.Config.Labels)
+	}
+	if len(llbCfg.Config.Labels) < 11 {
+		t.Errorf("gpuimg's image has only %d labels: %v", len(llbCfg.Config.Labels), llbCfg.Config.Labels)
+	}
+	if !slices.Equal(cfg.Config.Env, llbCfg.Config.Env) {
+		t.Errorf("environment differs:\n  Dockerfile %v\n  gpuimg     %v", cfg.Config.Env, llbCfg.Config.Env)
 	}
 }

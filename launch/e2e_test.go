@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/gpuimg/gpuimg/llb"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,8 +109,8 @@ func TestDockerRunGetsExactlyTheSelectedNodes(t *testing.T) {
 	testenv.RequireRoot(t)
 	d := testenv.Dockerd(t)
 	const driver = "550.127.05"
-	d.Load(t, busyboxImage(t, "gpuimg-e2e/busybox:"+driver, map[string]string{launch.DriverLabel: driver}))
-	d.Load(t, busyboxImage(t, "gpuimg-e2e/busybox:535.183.01", map[string]string{launch.DriverLabel: "535.183.01"}))
+	d.Load(t, busyboxImage(t, "gpuimg-e2e/busybox:"+driver, map[string]string{llb.LabelDriverVersion: driver}))
+	d.Load(t, busyboxImage(t, "gpuimg-e2e/busybox:535.183.01", map[string]string{llb.LabelDriverVersion: "535.183.01"}))
 	d.Load(t, busyboxImage(t, "gpuimg-e2e/busybox:unlabelled", nil))
 	img := "gpuimg-e2e/busybox:" + driver
 	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "8gpu-550.127.05"), true)
@@ -232,7 +233,7 @@ func TestDockerRunGetsExactlyTheSelectedNodes(t *testing.T) {
 
 func TestFlagsWithImageTarball(t *testing.T) {
 	testenv.RequireRoot(t)
-	tarPath := busyboxImage(t, "gpuimg-e2e/busybox:1", map[string]string{launch.DriverLabel: "580.159.04"})
+	tarPath := busyboxImage(t, "gpuimg-e2e/busybox:1", map[string]string{llb.LabelDriverVersion: "580.159.04"})
 	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "h200-580.159.04"), true)
 	r := gpuimg(t, nil, "flags", "--root", root, tarPath)
 	if r.code != 0 || !strings.Contains(r.stdout, "--device "+root+"/dev/nvidia0:/dev/nvidia0") {
@@ -254,7 +255,7 @@ func TestPodmanConsumesTheCDISpec(t *testing.T) {
 	p := testenv.Podman(t)
 	const driver = "550.127.05"
 	img := "localhost/gpuimg-e2e/busybox:" + driver
-	p.Load(t, busyboxImage(t, img, map[string]string{launch.DriverLabel: driver}))
+	p.Load(t, busyboxImage(t, img, map[string]string{llb.LabelDriverVersion: driver}))
 	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "8gpu-550.127.05"), true)
 
 	// podman 4.3 reads /etc/cdi only: a uniquely named spec, removed afterwards.
@@ -306,7 +307,7 @@ func TestPodmanRunPrivileged(t *testing.T) {
 	p := testenv.Podman(t)
 	const driver = "550.127.05"
 	img := "localhost/gpuimg-e2e/busybox:" + driver
-	p.Load(t, busyboxImage(t, img, map[string]string{launch.DriverLabel: driver}))
+	p.Load(t, busyboxImage(t, img, map[string]string{llb.LabelDriverVersion: driver}))
 	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "8gpu-550.127.05"), true)
 	podmanArgs := append([]string{"--rm"}, testenv.PodmanRunArgs...)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gpuimg/gpuimg/llb"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,7 +145,7 @@ func TestCheckDriver(t *testing.T) {
 	img := func(label string) launch.Image {
 		l := map[string]string{}
 		if label != "" {
-			l[launch.DriverLabel] = label
+			l[llb.LabelDriverVersion] = label
 		}
 		return launch.Image{Ref: "img", Labels: l}
 	}

@@ -11,21 +11,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"time"
 
+	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/gpuimg/gpuimg/internal/ocilayout"
 )
-
-// DriverLabel is the image label holding the driver version its userspace
-// was built from (set by `gpuimg build`).
-const DriverLabel = "io.gpuimg.driver.version"
 
 // ErrImageUnreadable is wrapped when no source can give an image's config.
 var ErrImageUnreadable = errors.New("cannot read the image")
@@ -119,36 +115,18 @@ func (c configOnlyImage) ConfigFile() (*v1.ConfigFile, error) {
 	return v1.ParseConfigFile(bytes.NewReader(c.raw))
 }
 
+// firstLayoutImage is the layout's first image, for this machine's
+// platform when it is an index.
 func firstLayoutImage(dir string) (v1.Image, error) {
-	idx, err := layout.ImageIndexFromPath(dir)
+	l, err := ocilayout.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
+	if len(l.Entries) == 0 {
+		return nil, errors.New("no image in index.json")
 	}
-	for _, d := range m.Manifests {
-		if d.MediaType.IsImage() {
-			return idx.Image(d.Digest)
-		}
-		if d.MediaType.IsIndex() {
-			child, err := idx.ImageIndex(d.Digest)
-			if err != nil {
-				return nil, err
-			}
-			cm, err := child.IndexManifest()
-			if err != nil {
-				return nil, err
-			}
-			for _, cd := range cm.Manifests {
-				if cd.MediaType.IsImage() && (cd.Platform == nil || cd.Platform.Architecture == goruntime.GOARCH || cd.Platform.Architecture == "") {
-					return child.Image(cd.Digest)
-				}
-			}
-		}
-	}
-	return nil, errors.New("no image in index.json")
+	img, _, err := l.Image(l.Entries[0], platforms.DefaultSpec())
+	return img, err
 }
 
 // extractTar unpacks a tarball (config and manifests only matter) into a
@@ -241,8 +219,9 @@ func remoteImage(ctx context.Context, ref string) (configReader, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	here := platforms.DefaultSpec()
 	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: goruntime.GOARCH}))
+		remote.WithPlatform(v1.Platform{OS: here.OS, Architecture: here.Architecture, Variant: here.Variant}))
 	if err != nil {
 		return nil, err
 	}

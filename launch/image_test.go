@@ -3,6 +3,7 @@ package launch_test
 import (
 	"archive/tar"
 	"context"
+	"github.com/gpuimg/gpuimg/llb"
 	"io"
 	"io/fs"
 	"log"
@@ -36,7 +37,7 @@ func labelledImage(t *testing.T, version string) v1.Image {
 		t.Fatal(err)
 	}
 	cfg = cfg.DeepCopy()
-	cfg.Config.Labels = map[string]string{launch.DriverLabel: version}
+	cfg.Config.Labels = map[string]string{llb.LabelDriverVersion: version}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestReadImageFromRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Source != "registry" || img.Labels[launch.DriverLabel] != "470.82.00" {
+	if img.Source != "registry" || img.Labels[llb.LabelDriverVersion] != "470.82.00" {
 		t.Errorf("got %+v", img)
 	}
 	_, err = launch.ReadImage(context.Background(), u.Host+"/fleet/cuda:absent", "no-such-runtime")
@@ -81,7 +82,7 @@ func TestReadImageFromOCILayoutAndTarball(t *testing.T) {
 		t.Fatal(err)
 	}
 	img, err := launch.ReadImage(context.Background(), dir, "")
-	if err != nil || img.Source != "OCI layout" || img.Labels[launch.DriverLabel] != "535.261.03" {
+	if err != nil || img.Source != "OCI layout" || img.Labels[llb.LabelDriverVersion] != "535.261.03" {
 		t.Fatalf("layout: %+v %v", img, err)
 	}
 
@@ -110,7 +111,7 @@ func TestReadImageFromOCILayoutAndTarball(t *testing.T) {
 		t.Fatalf("writing the OCI tarball: %v", err)
 	}
 	img, err = launch.ReadImage(context.Background(), tarPath, "")
-	if err != nil || img.Source != "OCI tarball" || img.Labels[launch.DriverLabel] != "535.261.03" {
+	if err != nil || img.Source != "OCI tarball" || img.Labels[llb.LabelDriverVersion] != "535.261.03" {
 		t.Fatalf("OCI tarball: %+v %v", img, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/gpuimg/gpuimg/internal/shell"
+	"github.com/gpuimg/gpuimg/llb"
 	"io"
 	"os"
 	"os/exec"
@@ -21,10 +22,10 @@ var ErrDriverMismatch = errors.New("driver version mismatch")
 // userspace must equal the module exactly. It returns warnings (no label,
 // or a mismatch under force) or an error naming the fix.
 func CheckDriver(img Image, hostVersion string, force bool) (warnings []string, err error) {
-	label, ok := img.Labels[DriverLabel]
+	label, ok := img.Labels[llb.LabelDriverVersion]
 	if !ok || label == "" {
 		return []string{fmt.Sprintf("image %s has no %s label: cannot verify that its driver userspace matches the host's %s (images from `gpuimg build` carry it)",
-			img.Ref, DriverLabel, hostVersion)}, nil
+			img.Ref, llb.LabelDriverVersion, hostVersion)}, nil
 	}
 	if label == hostVersion {
 		return nil, nil

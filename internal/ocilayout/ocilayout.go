@@ -1,0 +1,68 @@
+// Package ocilayout reads images out of an OCI image layout directory, with
+// one rule for which image of a multi-platform index serves a platform.
+// `gpuimg build --base oci-layout://DIR` and the launcher's image reader
+// both go through it.
+package ocilayout
+
+import (
+	"fmt"
+
+	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Layout is an opened OCI layout.
+type Layout struct {
+	index v1.ImageIndex
+	// Entries are index.json's manifests: images, or indexes of images.
+	Entries []v1.Descriptor
+}
+
+// Open reads dir's index.json.
+func Open(dir string) (*Layout, error) {
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	return &Layout{index: idx, Entries: m.Manifests}, nil
+}
+
+// Image returns the image entry stands for on platform p, and its
+// descriptor: the entry itself when it is an image, else the index's first
+// image whose platform p runs (an image of no stated platform runs anywhere).
+func (l *Layout) Image(entry v1.Descriptor, p ocispecs.Platform) (v1.Image, v1.Descriptor, error) {
+	if !entry.MediaType.IsIndex() {
+		img, err := l.index.Image(entry.Digest)
+		return img, entry, err
+	}
+	child, err := l.index.ImageIndex(entry.Digest)
+	if err != nil {
+		return nil, entry, err
+	}
+	cm, err := child.IndexManifest()
+	if err != nil {
+		return nil, entry, err
+	}
+	want := platforms.Only(p)
+	for _, m := range cm.Manifests {
+		if m.MediaType.IsIndex() {
+			continue
+		}
+		if m.Platform == nil || m.Platform.Architecture == "" ||
+			want.Match(ocispecs.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant}) {
+			img, err := l.index.Image(m.Digest)
+			return img, m, err
+		}
+	}
+	return nil, entry, fmt.Errorf("%w %s", ErrNoPlatform, platforms.Format(p))
+}
+
+// ErrNoPlatform is returned (wrapped) when an index has no image for the
+// platform asked for.
+var ErrNoPlatform = fmt.Errorf("no image for")
