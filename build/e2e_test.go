@@ -44,8 +44,9 @@ const (
 	libdir  = "usr/lib/x86_64-linux-gnu/"
 )
 
+// e2e is the shared fixture of the end-to-end tests: the binary, the
+// builder and the base. Every helper takes the calling (sub)test's t.
 type e2e struct {
-	t       *testing.T
 	bin     string
 	bk      *testenv.BuildkitDaemon
 	base    string // oci-layout://DIR:bookworm
@@ -57,7 +58,7 @@ func setup(t *testing.T) *e2e {
 	testenv.SkipIfShort(t, "end-to-end")
 	baseDir := testenv.BaseLayout(t)
 	bk := testenv.Buildkitd(t)
-	return &e2e{t: t, bin: testenv.Gpuimg(t), bk: bk, base: "oci-layout://" + baseDir + ":bookworm", baseDir: baseDir}
+	return &e2e{bin: testenv.Gpuimg(t), bk: bk, base: "oci-layout://" + baseDir + ":bookworm", baseDir: baseDir}
 }
 
 // standinRun generates a stand-in .run and returns its path and sha256.
@@ -75,8 +76,8 @@ func standinRun(t *testing.T, version string) (string, string) {
 }
 
 // gpuimg runs the CLI as a user would; it returns stdout and stderr.
-func (e *e2e) gpuimg(args ...string) (string, string, error) {
-	e.t.Helper()
+func (e *e2e) gpuimg(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(e.bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -85,62 +86,62 @@ func (e *e2e) gpuimg(args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-func (e *e2e) mustBuild(args ...string) string {
-	e.t.Helper()
-	stdout, stderr, err := e.gpuimg(append([]string{"build"}, args...)...)
+func (e *e2e) mustBuild(t *testing.T, args ...string) string {
+	t.Helper()
+	stdout, stderr, err := e.gpuimg(t, append([]string{"build"}, args...)...)
 	if err != nil {
-		e.t.Fatalf("gpuimg build %s: %v\nstderr:\n%s", strings.Join(args, " "), err, tailLines(stderr, 40))
+		t.Fatalf("gpuimg build %s: %v\nstderr:\n%s", strings.Join(args, " "), err, tailLines(stderr, 40))
 	}
 	return stdout
 }
 
 // baseLayers returns the base image's layer diff IDs.
-func (e *e2e) baseLayers() []v1.Hash {
-	e.t.Helper()
+func (e *e2e) baseLayers(t *testing.T) []v1.Hash {
+	t.Helper()
 	idx, err := layout.ImageIndexFromPath(e.baseDir)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	img, err := idx.Image(im.Manifests[0].Digest)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return cfg.RootFS.DiffIDs
 }
 
 // addedLayer checks img is the base plus exactly one layer and returns that
 // layer's entries by path.
-func (e *e2e) addedLayer(img v1.Image) map[string]*tar.Header {
-	e.t.Helper()
+func (e *e2e) addedLayer(t *testing.T, img v1.Image) map[string]*tar.Header {
+	t.Helper()
 	cfg, err := img.ConfigFile()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	base := e.baseLayers()
+	base := e.baseLayers(t)
 	got := cfg.RootFS.DiffIDs
 	if len(got) != len(base)+1 {
-		e.t.Fatalf("image has %d layers, want the base's %d plus one", len(got), len(base))
+		t.Fatalf("image has %d layers, want the base's %d plus one", len(got), len(base))
 	}
 	for i := range base {
 		if got[i] != base[i] {
-			e.t.Fatalf("layer %d is %s, not the base's %s", i, got[i], base[i])
+			t.Fatalf("layer %d is %s, not the base's %s", i, got[i], base[i])
 		}
 	}
 	layers, err := img.Layers()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	rc, err := layers[len(layers)-1].Uncompressed()
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer rc.Close()
 	entries := map[string]*tar.Header{}
@@ -151,7 +152,7 @@ func (e *e2e) addedLayer(img v1.Image) map[string]*tar.Header {
 			break
 		}
 		if err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		entries[strings.TrimPrefix(strings.TrimSuffix(h.Name, "/"), "./")] = h
 	}
@@ -191,9 +192,8 @@ func TestBuildEndToEnd(t *testing.T) {
 	out := t.TempDir()
 
 	t.Run("debian base then docker load and run", func(t *testing.T) {
-		e.t = t
 		dest := filepath.Join(out, "a.tar")
-		stdout := e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+		stdout := e.mustBuild(t, "--driver-file", runA, "--sha256", sumA, "--base", e.base,
 			"-t", "gpuimg-e2e:{driver}", "--output", "type=docker,dest="+dest)
 		if strings.TrimSpace(stdout) != dest {
 			t.Errorf("stdout = %q, want the destination %s", stdout, dest)
@@ -226,19 +226,19 @@ func TestBuildEndToEnd(t *testing.T) {
 		if len(cfg.Config.Cmd) != 1 || cfg.Config.Cmd[0] != "bash" {
 			t.Errorf("base Cmd lost: %v", cfg.Config.Cmd)
 		}
-		checkDriverLayer(t, e.addedLayer(img), driverA)
+		checkDriverLayer(t, e.addedLayer(t, img), driverA)
 
 		// An unchanged rebuild leaves the destination alone; a new name rewrites it.
 		before, err := os.Stat(dest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		stdout = e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+		stdout = e.mustBuild(t, "--driver-file", runA, "--sha256", sumA, "--base", e.base,
 			"-t", "gpuimg-e2e:{driver}", "--output", "type=docker,dest="+dest)
 		if after, err := os.Stat(dest); err != nil || !after.ModTime().Equal(before.ModTime()) || strings.TrimSpace(stdout) != dest {
 			t.Errorf("unchanged rebuild rewrote %s (or printed %q)", dest, stdout)
 		}
-		e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+		e.mustBuild(t, "--driver-file", runA, "--sha256", sumA, "--base", e.base,
 			"-t", "gpuimg-e2e-renamed:{driver}", "--output", "type=docker,dest="+dest)
 		renamed, err := tarball.ImageFromPath(dest, mustTag(t, "gpuimg-e2e-renamed:"+driverA))
 		if err != nil {
@@ -246,7 +246,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		} else if d1, d2 := digestOf(t, img), digestOf(t, renamed); d1 != d2 {
 			t.Errorf("same inputs, different digests: %s vs %s", d1, d2)
 		}
-		e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+		e.mustBuild(t, "--driver-file", runA, "--sha256", sumA, "--base", e.base,
 			"-t", "gpuimg-e2e:{driver}", "--output", "type=docker,dest="+dest)
 
 		d := testenv.Dockerd(t)
@@ -263,15 +263,14 @@ func TestBuildEndToEnd(t *testing.T) {
 	})
 
 	t.Run("components compute drops graphics and video", func(t *testing.T) {
-		e.t = t
 		dest := filepath.Join(out, "compute.tar")
-		e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base, "--components", "compute",
+		e.mustBuild(t, "--driver-file", runA, "--sha256", sumA, "--base", e.base, "--components", "compute",
 			"--output", "type=docker,dest="+dest)
 		img, err := tarball.ImageFromPath(dest, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries := e.addedLayer(img)
+		entries := e.addedLayer(t, img)
 		checkDriverLayer(t, entries, driverA)
 		for _, gone := range []string{libdir + "libGLX_nvidia.so." + driverA, libdir + "libnvcuvid.so." + driverA,
 			"usr/lib/xorg/modules/drivers/nvidia_drv.so"} {
@@ -291,7 +290,6 @@ func TestBuildEndToEnd(t *testing.T) {
 	})
 
 	t.Run("two drivers pushed to a registry and the same digests from a second builder over mutual TLS", func(t *testing.T) {
-		e.t = t
 		reg := testenv.Registry(t)
 		runB, _ := standinRun(t, driverB)
 		cache := t.TempDir()
@@ -312,7 +310,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		buildCache := t.TempDir()
 		args := []string{"--driver", driverA + "," + driverB, "--cache-dir", cache, "--allow-unverified", "--offline",
 			"--base", baseRef, "-t", reg + "/nvidia:{driver}", "--push", "--json"}
-		stdout := e.mustBuild(append(args, "--cache-to", "type=local,dest="+buildCache+",mode=max")...)
+		stdout := e.mustBuild(t, append(args, "--cache-to", "type=local,dest="+buildCache+",mode=max")...)
 		var summary build.Summary
 		if err := json.Unmarshal([]byte(stdout), &summary); err != nil {
 			t.Fatalf("--json output: %v\n%s", err, stdout)
@@ -344,7 +342,7 @@ func TestBuildEndToEnd(t *testing.T) {
 			if cfg.Config.Labels["io.gpuimg.driver.version"] != img.Driver || cfg.Config.Labels["io.gpuimg.driver.verified"] != "false" {
 				t.Errorf("pushed %s has labels %v", ref, cfg.Config.Labels)
 			}
-			checkDriverLayer(t, e.addedLayer(pushed), img.Driver)
+			checkDriverLayer(t, e.addedLayer(t, pushed), img.Driver)
 			digests[img.Driver] = img.Digest
 		}
 
@@ -355,7 +353,7 @@ func TestBuildEndToEnd(t *testing.T) {
 			"--tlscert", remoteBK.TLS.ClientCert, "--tlskey", remoteBK.TLS.ClientKey}
 		// It starts from the first builder's exported cache: the install steps
 		// are not run again.
-		_, stderr, err := e.gpuimg(append(append(append([]string{"build"}, args...), tlsArgs...),
+		_, stderr, err := e.gpuimg(t, append(append(append([]string{"build"}, args...), tlsArgs...),
 			"--cache-from", "type=local,src="+buildCache)...)
 		if err != nil {
 			t.Fatalf("build on the TLS builder: %v\n%s", err, tailLines(stderr, 30))
@@ -366,7 +364,7 @@ func TestBuildEndToEnd(t *testing.T) {
 				t.Errorf("the install step of %s ran again despite --cache-from:\n%s", d, tailLines(stderr, 60))
 			}
 		}
-		stdout = e.mustBuild(append(append([]string{}, args...), tlsArgs...)...)
+		stdout = e.mustBuild(t, append(append([]string{}, args...), tlsArgs...)...)
 		var again build.Summary
 		if err := json.Unmarshal([]byte(stdout), &again); err != nil {
 			t.Fatal(err)
@@ -377,14 +375,13 @@ func TestBuildEndToEnd(t *testing.T) {
 			}
 		}
 		// Without a client certificate the remote builder refuses.
-		_, stderr, err = e.gpuimg(append([]string{"build"}, append(args, "--addr", remoteBK.Addr, "--tlscacert", remoteBK.TLS.CA)...)...)
+		_, stderr, err = e.gpuimg(t, append([]string{"build"}, append(args, "--addr", remoteBK.Addr, "--tlscacert", remoteBK.TLS.CA)...)...)
 		if err == nil || !strings.Contains(stderr, "no BuildKit answering at "+remoteBK.Addr) {
 			t.Errorf("build without a client certificate: %v\n%s", err, stderr)
 		}
 	})
 
 	t.Run("bad input fails clearly and leaves nothing", func(t *testing.T) {
-		e.t = t
 		musl := muslLayout(t)
 		noDmesg := withoutFile(t, e.baseDir, "usr/bin/dmesg")
 		reg := testenv.Registry(t)
@@ -403,7 +400,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		} {
 			dest := filepath.Join(t.TempDir(), "out.tar")
 			args := append([]string{"build", "--driver-file", runA, "--sha256", sumA, "--output", "type=docker,dest=" + dest}, tc.args...)
-			stdout, stderr, err := e.gpuimg(args...)
+			stdout, stderr, err := e.gpuimg(t, args...)
 			if err == nil {
 				t.Errorf("%s: succeeded\n%s", tc.name, stdout)
 				continue
@@ -424,7 +421,6 @@ func TestBuildEndToEnd(t *testing.T) {
 	})
 
 	t.Run("arm64 without QEMU is refused before solving", func(t *testing.T) {
-		e.t = t
 		arm, err := standin.Generate(t.TempDir(), standin.Options{Version: driverA, Arch: "aarch64"})
 		if err != nil {
 			t.Fatal(err)
@@ -433,7 +429,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, stderr, err := e.gpuimg("build", "--driver-file", arm, "--sha256", sum, "--platform", "linux/arm64",
+		_, stderr, err := e.gpuimg(t, "build", "--driver-file", arm, "--sha256", sum, "--platform", "linux/arm64",
 			"--base", e.base, "--output", "type=docker,dest="+filepath.Join(t.TempDir(), "x.tar"))
 		if err == nil || !strings.Contains(stderr, "cannot run linux/arm64 programs") || !strings.Contains(stderr, "binfmt") {
 			t.Errorf("arm64 build: %v\n%s", err, stderr)
@@ -441,7 +437,6 @@ func TestBuildEndToEnd(t *testing.T) {
 	})
 
 	t.Run("Ctrl-C stops the build and leaves no file", func(t *testing.T) {
-		e.t = t
 		dir := t.TempDir()
 		dest := filepath.Join(dir, "x.tar")
 		slow, sum := standinRun(t, "999.30.01")
@@ -490,14 +485,14 @@ func TestBuildWithoutNetwork(t *testing.T) {
 	bk := testenv.Buildkitd(t, testenv.WithoutNetwork())
 	run, sum := standinRun(t, driverA)
 	dest := filepath.Join(t.TempDir(), "offline.tar")
-	e := &e2e{t: t, bin: testenv.Gpuimg(t), bk: bk, base: "oci-layout://" + baseDir, baseDir: baseDir}
-	e.mustBuild("--offline", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dest)
+	e := &e2e{bin: testenv.Gpuimg(t), bk: bk, base: "oci-layout://" + baseDir, baseDir: baseDir}
+	e.mustBuild(t, "--offline", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dest)
 	img := ociTarImage(t, dest)
-	checkDriverLayer(t, e.addedLayer(img), driverA)
+	checkDriverLayer(t, e.addedLayer(t, img), driverA)
 
 	// The same image as an OCI layout directory (tar=false), readable by ggcr.
 	dir := filepath.Join(t.TempDir(), "layout")
-	stdout := e.mustBuild("--offline", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dir+",tar=false")
+	stdout := e.mustBuild(t, "--offline", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dir+",tar=false")
 	if strings.TrimSpace(stdout) != dir {
 		t.Errorf("stdout = %q, want %s", stdout, dir)
 	}
@@ -736,7 +731,7 @@ func TestEmittedDockerfileBuilds(t *testing.T) {
 	// Pinned, so that the Dockerfile can carry the base digest label too.
 	inputs := []string{"--driver", driverA, "--sha256", sum, "--mirror", srv.URL + "/{file}", "--cache-dir", t.TempDir(),
 		"--base", baseRef + "@" + baseDigest}
-	dockerfile, stderr, err := e.gpuimg(append([]string{"build", "--emit", "dockerfile"}, inputs...)...)
+	dockerfile, stderr, err := e.gpuimg(t, append([]string{"build", "--emit", "dockerfile"}, inputs...)...)
 	if err != nil {
 		t.Fatalf("--emit dockerfile: %v\n%s", err, stderr)
 	}
@@ -775,7 +770,7 @@ func TestEmittedDockerfileBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries := e.addedLayer(img)
+	entries := e.addedLayer(t, img)
 	if lib := entries[libdir+"libcuda.so."+driverA]; lib == nil {
 		t.Errorf("the Dockerfile's layer has no libcuda.so.%s", driverA)
 	}
@@ -793,7 +788,7 @@ func TestEmittedDockerfileBuilds(t *testing.T) {
 	}
 
 	llbTar := filepath.Join(t.TempDir(), "llb.tar")
-	e.mustBuild(append(inputs, "--output", "type=docker,dest="+llbTar)...)
+	e.mustBuild(t, append(inputs, "--output", "type=docker,dest="+llbTar)...)
 	llbImg, err := tarball.ImageFromPath(llbTar, nil)
 	if err != nil {
 		t.Fatal(err)

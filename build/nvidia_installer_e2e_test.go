@@ -37,14 +37,12 @@ func TestBuildWithNVIDIAsInstaller(t *testing.T) {
 				dest := filepath.Join(t.TempDir(), "image.tar")
 				args := append([]string{"build", "--driver-file", run, "--allow-unverified", "--base", e.base,
 					"--output", "type=oci,dest=" + dest}, extra...)
-				_, stderr, err := e.gpuimg(args...)
+				_, stderr, err := e.gpuimg(t, args...)
 				if err != nil {
 					t.Fatalf("gpuimg %s: %v\n%s", strings.Join(args, " "), err, tailLines(stderr, 60))
 				}
 				img := ociTarImage(t, dest)
-				ce := *e
-				ce.t = t
-				return img, ce.addedLayer(img), stderr
+				return img, e.addedLayer(t, img), stderr
 			}
 			full, fullLayer, _ := build()
 			checkNVIDIAInstall(t, fullLayer, release, true)
@@ -187,7 +185,7 @@ func TestBuildRefusesWhatNVIDIAsInstallerRefuses(t *testing.T) {
 			}
 			outDir := filepath.Join(t.TempDir(), "out")
 			dest := filepath.Join(outDir, "image.tar")
-			stdout, stderr, err := e.gpuimg("build", "--driver-file", run, "--allow-unverified", "--base", e.base, "--output", "type=oci,dest="+dest)
+			stdout, stderr, err := e.gpuimg(t, "build", "--driver-file", run, "--allow-unverified", "--base", e.base, "--output", "type=oci,dest="+dest)
 			if err == nil {
 				t.Fatalf("the build succeeded:\n%s", stdout)
 			}

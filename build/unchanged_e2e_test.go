@@ -20,7 +20,7 @@ func TestUnchangedRebuildWithPush(t *testing.T) {
 	dest := t.TempDir() + "/driver.tar"
 	first, second := testenv.Registry(t), testenv.Registry(t)
 	build := func(reg string) string {
-		return e.mustBuild("--driver-file", runA, "--sha256", sumA, "--base", e.base,
+		return e.mustBuild(t, "--driver-file", runA, "--sha256", sumA, "--base", e.base,
 			"-t", "gpuimg-e2e:{driver}", "--output", "type=docker,dest="+dest,
 			"--output", "type=image,name="+reg+"/nvidia:{driver},push=true")
 	}

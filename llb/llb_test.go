@@ -76,110 +76,153 @@ func (d decoded) input(op *pb.Op, i int) *pb.Op {
 	return d.ops[digest.Digest(op.Inputs[i].Digest)]
 }
 
-func TestInstallStepIsIsolated(t *testing.T) {
+// installStep is the decoded graph of the test spec and its one exec.
+type installStep struct {
+	spec   Spec
+	d      decoded
+	op     *pb.Op
+	mounts map[string]*pb.Mount
+	made   map[string]*pb.FileActionMkFile // the tools mount's files
+}
+
+func decodeInstallStep(t *testing.T) installStep {
+	t.Helper()
 	spec := testSpec(t, "580.159.04")
-	plan, err := Build(spec)
+	graph, err := Build(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := decode(t, plan.Result, spec.Platform)
+	d := decode(t, graph.Result, spec.Platform)
 	execs := d.execs()
 	if len(execs) != 1 {
 		t.Fatalf("want exactly one exec (the install step), got %d", len(execs))
 	}
-	op := execs[0]
-	ex := op.GetExec()
-	if got := ex.Meta.Args; len(got) != 2 || got[0] != "/bin/sh" || got[1] != ToolsDir+"/"+InstallScriptName {
-		t.Errorf("args = %q", got)
+	s := installStep{spec: spec, d: d, op: execs[0], mounts: map[string]*pb.Mount{}, made: map[string]*pb.FileActionMkFile{}}
+	for _, m := range s.op.GetExec().Mounts {
+		s.mounts[m.Dest] = m
 	}
-	if ex.Network != pb.NetMode_NONE {
-		t.Errorf("network = %v, want none", ex.Network)
+	if tools := s.mounts[ToolsDir]; tools != nil {
+		if files := d.input(s.op, int(tools.Input)).GetFile(); files != nil {
+			for _, a := range files.Actions {
+				if mk := a.GetMkfile(); mk != nil {
+					s.made[strings.TrimPrefix(mk.Path, "/")] = mk
+				}
+			}
+		}
 	}
+	return s
+}
+
+// The install step, one property per subtest.
+func TestInstallStepIsIsolated(t *testing.T) {
+	s := decodeInstallStep(t)
+	ex := s.op.GetExec()
 	env := strings.Join(ex.Meta.Env, "\n")
-	if !strings.Contains(env, "PATH="+ToolsDir+":") || !strings.Contains(env, "TMPDIR="+TmpDir) {
-		t.Errorf("env lacks the stub PATH or TMPDIR:\n%s", env)
-	}
-	if strings.Contains(env, "SETUP_NOCHECK") {
-		t.Error("an unverified .run must keep the stub's own integrity check")
-	}
-	if op.Platform == nil || op.Platform.Architecture != "amd64" {
-		t.Errorf("exec platform = %v", op.Platform)
-	}
-	mounts := map[string]*pb.Mount{}
-	for _, m := range ex.Mounts {
-		mounts[m.Dest] = m
-	}
-	root := mounts["/"]
-	if root == nil || root.Readonly || root.Output < 0 {
-		t.Fatalf("root mount missing or not writable: %+v", root)
-	}
-	tmp := mounts[TmpDir]
-	if tmp == nil || tmp.MountType != pb.MountType_TMPFS || tmp.TmpfsOpt == nil || tmp.TmpfsOpt.Size < 1<<30 {
-		t.Errorf("%s must be a large tmpfs (the payload unpacks there): %+v", TmpDir, tmp)
-	}
-	drv := mounts[DriverDir]
-	if drv == nil || !drv.Readonly || drv.Output != int64(pb.SkipOutput) {
-		t.Fatalf("%s must be a read-only mount with no output: %+v", DriverDir, drv)
-	}
-	http := d.input(op, int(drv.Input)).GetSource()
-	if http == nil || http.Identifier != spec.Driver.URLs[0] {
-		t.Fatalf("driver mount source = %+v, want %s", http, spec.Driver.URLs[0])
-	}
-	if http.Attrs["http.checksum"] != "sha256:"+testSHA || http.Attrs["http.filename"] != spec.Driver.FileName() {
-		t.Errorf("http source attrs = %v", http.Attrs)
-	}
-	tools := mounts[ToolsDir]
-	if tools == nil || !tools.Readonly || tools.Output != int64(pb.SkipOutput) {
-		t.Fatalf("%s must be a read-only mount with no output: %+v", ToolsDir, tools)
-	}
-	files := d.input(op, int(tools.Input)).GetFile()
-	if files == nil {
-		t.Fatalf("tools mount is not a file op")
-	}
-	made := map[string]*pb.FileActionMkFile{}
-	for _, a := range files.Actions {
-		if mk := a.GetMkfile(); mk != nil {
-			made[strings.TrimPrefix(mk.Path, "/")] = mk
+	script := s.made[InstallScriptName].GetData()
+	t.Run("runs the install script", func(t *testing.T) {
+		if got := ex.Meta.Args; len(got) != 2 || got[0] != "/bin/sh" || got[1] != ToolsDir+"/"+InstallScriptName {
+			t.Errorf("args = %q", got)
 		}
-	}
-	for _, name := range []string{"modprobe", "rmmod", "lsmod", "depmod", "insmod"} {
-		mk := made[name]
-		if mk == nil || mk.Mode&0o111 == 0 || string(mk.Data) != StubScript {
-			t.Errorf("stub %s missing, not executable or not a no-op: %+v", name, mk)
+	})
+	t.Run("has no network", func(t *testing.T) {
+		if ex.Network != pb.NetMode_NONE {
+			t.Errorf("network = %v, want none", ex.Network)
 		}
-	}
-	for _, real := range []string{"ldconfig", "grep", "tail", "dmesg"} {
-		if made[real] != nil {
-			t.Errorf("%s must stay real, not stubbed", real)
+	})
+	t.Run("finds the stubs first and temp space on the tmpfs", func(t *testing.T) {
+		if !strings.Contains(env, "PATH="+ToolsDir+":") || !strings.Contains(env, "TMPDIR="+TmpDir) {
+			t.Errorf("env lacks the stub PATH or TMPDIR:\n%s", env)
 		}
-	}
-	script := made[InstallScriptName]
-	if script == nil || !bytes.Contains(script.Data, []byte("sh "+DriverDir+"/"+spec.Driver.FileName()+" --silent --no-kernel-module")) {
-		t.Fatalf("install script does not run the .run with the flag set:\n%s", script.GetData())
-	}
-	if !bytes.Contains(script.Data, []byte("--log-file-name="+InstallerLog)) || !bytes.Contains(script.Data, []byte("tail -n 40 "+InstallerLog)) {
-		t.Errorf("install script must log to the tmpfs and print the log's tail on failure:\n%s", script.Data)
-	}
-	if !bytes.Contains(script.Data, []byte("[ -e /etc/vulkan/icd.d/nvidia_icd.json ]")) || !bytes.Contains(script.Data, []byte("/etc/OpenCL/vendors/nvidia.icd ] || {")) {
-		t.Errorf("a full install must assert the ICD files:\n%s", script.Data)
-	}
-	if !bytes.Contains(script.Data, []byte("ld-musl")) {
-		t.Errorf("install script does not refuse musl bases:\n%s", script.Data)
-	}
-	// The base is an image source pinned by digest, for the platform.
-	base := d.sources()["docker-image://"+spec.Base.Ref]
-	if base == nil {
-		t.Fatalf("no image source %s among %v", spec.Base.Ref, keys(d.sources()))
-	}
+	})
+	t.Run("keeps an unverified .run's own check", func(t *testing.T) {
+		if strings.Contains(env, "SETUP_NOCHECK") {
+			t.Error("an unverified .run must keep the stub's own integrity check")
+		}
+	})
+	t.Run("runs for the platform", func(t *testing.T) {
+		if s.op.Platform == nil || s.op.Platform.Architecture != "amd64" {
+			t.Errorf("exec platform = %v", s.op.Platform)
+		}
+	})
+	t.Run("writes only the root", func(t *testing.T) {
+		if root := s.mounts["/"]; root == nil || root.Readonly || root.Output < 0 {
+			t.Errorf("root mount missing or not writable: %+v", root)
+		}
+	})
+	t.Run("unpacks on a large tmpfs", func(t *testing.T) {
+		tmp := s.mounts[TmpDir]
+		if tmp == nil || tmp.MountType != pb.MountType_TMPFS || tmp.TmpfsOpt == nil || tmp.TmpfsOpt.Size < 1<<30 {
+			t.Errorf("%s must be a large tmpfs (the payload unpacks there): %+v", TmpDir, tmp)
+		}
+	})
+	t.Run("mounts the .run read-only, pinned by checksum", func(t *testing.T) {
+		drv := s.mounts[DriverDir]
+		if drv == nil || !drv.Readonly || drv.Output != int64(pb.SkipOutput) {
+			t.Fatalf("%s must be a read-only mount with no output: %+v", DriverDir, drv)
+		}
+		http := s.d.input(s.op, int(drv.Input)).GetSource()
+		if http == nil || http.Identifier != s.spec.Driver.URLs[0] {
+			t.Fatalf("driver mount source = %+v, want %s", http, s.spec.Driver.URLs[0])
+		}
+		if http.Attrs["http.checksum"] != "sha256:"+testSHA || http.Attrs["http.filename"] != s.spec.Driver.FileName() {
+			t.Errorf("http source attrs = %v", http.Attrs)
+		}
+	})
+	t.Run("mounts the tools read-only", func(t *testing.T) {
+		tools := s.mounts[ToolsDir]
+		if tools == nil || !tools.Readonly || tools.Output != int64(pb.SkipOutput) {
+			t.Errorf("%s must be a read-only mount with no output: %+v", ToolsDir, tools)
+		}
+	})
+	t.Run("stubs the module utilities", func(t *testing.T) {
+		for _, name := range []string{"modprobe", "rmmod", "lsmod", "depmod", "insmod"} {
+			mk := s.made[name]
+			if mk == nil || mk.Mode&0o111 == 0 || string(mk.Data) != StubScript {
+				t.Errorf("stub %s missing, not executable or not a no-op: %+v", name, mk)
+			}
+		}
+	})
+	t.Run("keeps the other tools real", func(t *testing.T) {
+		for _, real := range []string{"ldconfig", "grep", "tail", "dmesg"} {
+			if s.made[real] != nil {
+				t.Errorf("%s must stay real, not stubbed", real)
+			}
+		}
+	})
+	t.Run("runs the .run with the flag set", func(t *testing.T) {
+		if !bytes.Contains(script, []byte("sh "+DriverDir+"/"+s.spec.Driver.FileName()+" --silent --no-kernel-module")) {
+			t.Errorf("install script does not run the .run with the flag set:\n%s", script)
+		}
+	})
+	t.Run("logs to the tmpfs and shows the tail on failure", func(t *testing.T) {
+		if !bytes.Contains(script, []byte("--log-file-name="+InstallerLog)) || !bytes.Contains(script, []byte("tail -n 40 "+InstallerLog)) {
+			t.Errorf("install script must log to the tmpfs and print the log's tail on failure:\n%s", script)
+		}
+	})
+	t.Run("asserts the ICD files of a full install", func(t *testing.T) {
+		if !bytes.Contains(script, []byte("[ -e /etc/vulkan/icd.d/nvidia_icd.json ]")) || !bytes.Contains(script, []byte("/etc/OpenCL/vendors/nvidia.icd ] || {")) {
+			t.Errorf("a full install must assert the ICD files:\n%s", script)
+		}
+	})
+	t.Run("refuses musl bases", func(t *testing.T) {
+		if !bytes.Contains(script, []byte("ld-musl")) {
+			t.Errorf("install script does not refuse musl bases:\n%s", script)
+		}
+	})
+	t.Run("installs into the pinned base", func(t *testing.T) {
+		if base := s.d.sources()["docker-image://"+s.spec.Base.Ref]; base == nil {
+			t.Errorf("no image source %s among %v", s.spec.Base.Ref, keys(s.d.sources()))
+		}
+	})
 }
 
 func TestResultIsBasePlusOneDiff(t *testing.T) {
 	spec := testSpec(t, "580.159.04")
-	plan, err := Build(spec)
+	graph, err := Build(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := decode(t, plan.Result, spec.Platform)
+	d := decode(t, graph.Result, spec.Platform)
 	var merge *pb.Op
 	for _, op := range d.ops {
 		if op.GetMerge() != nil {
@@ -211,11 +254,11 @@ func TestLocalAndLayoutSources(t *testing.T) {
 	spec := testSpec(t, "450.102.04")
 	spec.Driver.Path, spec.Driver.URLs = "/cache/sha256/"+testSHA+"/NVIDIA-Linux-x86_64-450.102.04.run", nil
 	spec.Base = Base{Ref: "gpuimg/base@sha256:" + strings.Repeat("cd", 32), OCIStoreID: "gpuimg-base"}
-	plan, err := Build(spec)
+	graph, err := Build(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcs := decode(t, plan.Result, spec.Platform).sources()
+	srcs := decode(t, graph.Result, spec.Platform).sources()
 	local := srcs["local://driver-"+testSHA[:16]]
 	if local == nil || !strings.Contains(local.Attrs["local.includepattern"], spec.Driver.FileName()) {
 		t.Errorf("local source = %+v", local)
@@ -262,11 +305,11 @@ func TestDeterministic(t *testing.T) {
 	spec.Prune = []string{"b", "a"}
 	var first [][]byte
 	for i := 0; i < 50; i++ {
-		plan, err := Build(spec)
+		graph, err := Build(spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		def, err := plan.Result.Marshal(context.Background(), bk.Platform(spec.Platform))
+		def, err := graph.Result.Marshal(context.Background(), bk.Platform(spec.Platform))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -312,11 +355,11 @@ func keys[V any](m map[string]V) []string {
 func TestVerifiedSkipsTheStubsSelfCheck(t *testing.T) {
 	spec := testSpec(t, "580.159.04")
 	spec.Driver.VerifiedBy = drivers.VerifiedByCatalog
-	plan, err := Build(spec)
+	graph, err := Build(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	execs := decode(t, plan.Result, spec.Platform).execs()
+	execs := decode(t, graph.Result, spec.Platform).execs()
 	if len(execs) != 1 || !slices.Contains(execs[0].GetExec().Meta.Env, "SETUP_NOCHECK=1") {
 		t.Errorf("a sha256-verified .run needs no second CRC/MD5 pass: env %v", execs[0].GetExec().Meta.Env)
 	}
