@@ -496,18 +496,7 @@ func TestBuildWithoutNetwork(t *testing.T) {
 	if strings.TrimSpace(stdout) != dir {
 		t.Errorf("stdout = %q, want %s", stdout, dir)
 	}
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil || len(im.Manifests) != 1 {
-		t.Fatalf("layout index: %v %+v", err, im)
-	}
-	fromDir, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fromDir := onlyLayoutImage(t, dir)
 	if digestOf(t, fromDir) != digestOf(t, img) {
 		t.Errorf("the layout holds %s, the tarball %s", digestOf(t, fromDir), digestOf(t, img))
 	}
@@ -547,13 +536,19 @@ func ociTarImage(t *testing.T, path string) v1.Image {
 			t.Fatal(err)
 		}
 	}
+	return onlyLayoutImage(t, dir)
+}
+
+// onlyLayoutImage is the one image of the OCI layout in dir.
+func onlyLayoutImage(t *testing.T, dir string) v1.Image {
+	t.Helper()
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil || len(im.Manifests) != 1 {
-		t.Fatalf("OCI tarball index: %v %+v", err, im)
+		t.Fatalf("layout index of %s: %v %+v", dir, err, im)
 	}
 	img, err := idx.Image(im.Manifests[0].Digest)
 	if err != nil {

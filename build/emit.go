@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/gpuimg/gpuimg/llb"
@@ -63,13 +64,8 @@ func (b *Builder) dockerfile(spec llb.Spec) ([]byte, error) {
 		return nil, fmt.Errorf("--emit dockerfile needs a registry --base (a Dockerfile cannot name an OCI layout): push the base or use its registry name")
 	}
 	labels := llb.Labels(spec)
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var lines []string
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		lines = append(lines, k+"="+strconv.Quote(labels[k]))
 	}
 	text, err := templates.Render("Dockerfile.tmpl", dockerfileData{

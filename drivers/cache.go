@@ -3,10 +3,11 @@ package drivers
 import (
 	"errors"
 	"fmt"
-	"github.com/gpuimg/gpuimg/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/gpuimg/gpuimg/internal/atomicfile"
 )
 
 // The cache is content-addressed: a package lives at

@@ -10,9 +10,10 @@ package host
 import (
 	"errors"
 	"fmt"
-	"github.com/gpuimg/gpuimg/internal/shell"
 	"os"
 	"path/filepath"
+
+	"github.com/gpuimg/gpuimg/internal/shell"
 )
 
 // Host is everything the launcher needs to know about one machine.

@@ -3,13 +3,14 @@ package host
 import (
 	"errors"
 	"fmt"
-	"github.com/gpuimg/gpuimg/internal/atomicfile"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gpuimg/gpuimg/internal/atomicfile"
 )
 
 // ErrNeedsRoot is wrapped when init-devices would change /dev without root.

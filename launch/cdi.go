@@ -2,7 +2,6 @@ package launch
 
 import (
 	"fmt"
-	"github.com/gpuimg/gpuimg/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +13,7 @@ import (
 	cdispec "tags.cncf.io/container-device-interface/specs-go"
 
 	"github.com/gpuimg/gpuimg/host"
+	"github.com/gpuimg/gpuimg/internal/atomicfile"
 )
 
 // CDIKind is gpuimg's own CDI vendor/class, so its spec never clashes with

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/gpuimg/gpuimg/llb"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/gpuimg/gpuimg/host/hosttest"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/launch"
+	"github.com/gpuimg/gpuimg/llb"
 )
 
 // The container prints its character devices as "path major:minor" (hex, as

@@ -3,11 +3,12 @@ package launch
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/gpuimg/gpuimg/internal/shell"
 	"strconv"
 	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/gpuimg/gpuimg/internal/shell"
 )
 
 // Runtimes whose `run` takes --device, --group-add and -e the docker way.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gpuimg/gpuimg/llb"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/gpuimg/gpuimg/host/hosttest"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/launch"
+	"github.com/gpuimg/gpuimg/llb"
 )
 
 func TestFlagsGolden(t *testing.T) {

@@ -3,7 +3,6 @@ package launch_test
 import (
 	"archive/tar"
 	"context"
-	"github.com/gpuimg/gpuimg/llb"
 	"io"
 	"io/fs"
 	"log"
@@ -24,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/gpuimg/gpuimg/launch"
+	"github.com/gpuimg/gpuimg/llb"
 )
 
 func labelledImage(t *testing.T, version string) v1.Image {

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gpuimg/gpuimg/internal/shell"
-	"github.com/gpuimg/gpuimg/llb"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
 
 	"github.com/gpuimg/gpuimg/host"
+	"github.com/gpuimg/gpuimg/internal/shell"
+	"github.com/gpuimg/gpuimg/llb"
 )
 
 // ErrDriverMismatch is wrapped when an image's driver is not the host's.
