@@ -82,9 +82,9 @@ func (f *fetcher) noChecksumError() error {
 		others = append(others, "--arch "+p.Arch+" --variant "+p.Variant)
 	}
 	if len(others) > 0 {
-		return fmt.Errorf("%s is not in the catalog, but driver %s is with %s: use one of those, or pass --sha256 HEX for this file", f.file, v, strings.Join(others, " or "))
+		return noChecksum{fmt.Errorf("%s is not in the catalog, but driver %s is with %s: use one of those, or pass --sha256 HEX for this file", f.file, v, strings.Join(others, " or "))}
 	}
-	return fmt.Errorf("%w: %s is not in the catalog and no checksum is available for it (no .sha256sum beside it on the mirror): pass --sha256 HEX from a source you trust", errNoChecksum, f.file)
+	return noChecksum{fmt.Errorf("%s is not in the catalog and no checksum is available for it (no .sha256sum beside it on the mirror): pass --sha256 HEX from a source you trust", f.file)}
 }
 
 func (f *fetcher) lock(ctx context.Context) (func(), error) {

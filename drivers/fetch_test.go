@@ -395,7 +395,7 @@ func TestFetchChecksumSources(t *testing.T) {
 	opts := testOptions(s, "998.10.01", "", cache)
 
 	_, err := fetchRun(context.Background(), opts)
-	if err == nil || !strings.Contains(err.Error(), "not in the catalog and no checksum") || !strings.Contains(err.Error(), "--allow-unverified") {
+	if err == nil || !strings.Contains(err.Error(), "not in the catalog and no checksum") || !errors.Is(err, ErrUnverifiable) {
 		t.Fatalf("no checksum: err = %v", err)
 	}
 	if blobs, _ := cacheFiles(t, cache); len(blobs) != 0 {

@@ -269,8 +269,18 @@ func (p pin) note() string {
 	return "no known checksum"
 }
 
-// errNoChecksum marks a package no checksum is known for.
-var errNoChecksum = errors.New("no checksum known")
+// noChecksum is the refusal of a package no checksum is known for.
+type noChecksum struct{ error }
+
+// ErrUnverifiable marks a refusal that Want.AllowUnverified would have let
+// through: no checksum is known, or a local file does not match it. The
+// commands that have --allow-unverified say so.
+var ErrUnverifiable = errors.New("unverifiable driver package")
+
+// unverifiableError is a refusal that is also ErrUnverifiable.
+type unverifiableError struct{ error }
+
+func (e unverifiableError) Unwrap() []error { return []error{e.error, ErrUnverifiable} }
 
 // judge compares the sha256 a file has with the pin: the catalog package
 // it is, when the catalog vouches, and the origin of the checksum.
@@ -287,18 +297,18 @@ func (p pin) judge(w Want, name, got string) (Package, string, error) {
 	case len(p.catalog) > 0:
 		return pkg, "", fmt.Errorf("%w: %s has sha256 %s, but the catalog's %s %s package has %s: the file is damaged or not NVIDIA's; fetch or copy it again", ErrChecksumMismatch, name, got, w.Version, w.Arch, p.catalogSums())
 	}
-	return pkg, "", fmt.Errorf("%w: %s holds driver %s (%s), which gpuimg's catalog lacks, so it cannot be verified: pass its published --sha256 HEX from a source you trust", errNoChecksum, name, w.Version, w.Arch)
+	return pkg, "", noChecksum{fmt.Errorf("%s holds driver %s (%s), which gpuimg's catalog lacks, so it cannot be verified: pass its published --sha256 HEX from a source you trust", name, w.Version, w.Arch)}
 }
 
 // allowUnverified turns a verification failure into warnings when the user
 // accepted unverified packages (and the failure is one they may accept).
 func (w Want) allowUnverified(err error, local bool) ([]string, error) {
-	mayAccept := errors.Is(err, errNoChecksum) || (local && errors.Is(err, ErrChecksumMismatch))
+	mayAccept := errors.As(err, new(noChecksum)) || (local && errors.Is(err, ErrChecksumMismatch))
 	if !mayAccept {
 		return nil, err
 	}
 	if !w.AllowUnverified {
-		return nil, fmt.Errorf("%w (or pass --allow-unverified to use it anyway, labelled unverified)", err)
+		return nil, unverifiableError{err}
 	}
 	return []string{err.Error(), "using an UNVERIFIED driver package because of --allow-unverified; an image built from it is labelled io.gpuimg.driver.verified=false"}, nil
 }
@@ -309,9 +319,12 @@ func (w Want) judgeCached(r Resolved, warnings []string) (Resolved, []string, er
 	if r.Verified() {
 		return r, warnings, nil
 	}
-	err := fmt.Errorf("%w: driver %s (%s): the cached %s was stored unverified and no checksum is known for it now: pass --sha256 HEX from a source you trust", errNoChecksum, w.Version, w.Arch, r.Path)
-	more, err := w.allowUnverified(err, true)
-	return r, append(warnings, more...), err
+	refusal := noChecksum{fmt.Errorf("driver %s (%s): the cached %s was stored unverified and no checksum is known for it now: pass --sha256 HEX from a source you trust", w.Version, w.Arch, r.Path)}
+	more, err := w.allowUnverified(refusal, true)
+	if err != nil {
+		return Resolved{}, warnings, err
+	}
+	return r, append(warnings, more...), nil
 }
 
 // resolveFile checks a local .run: its header must be the version and arch

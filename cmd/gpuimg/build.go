@@ -82,7 +82,7 @@ func runBuild(cmd *cobra.Command, o build.Options, asJSON bool) error {
 	b, warnings, err := build.Prepare(cmd.Context(), o)
 	printWarnings(cmd, warnings)
 	if err != nil {
-		return err
+		return withAllowUnverifiedHint(err)
 	}
 	if o.Emit != "" {
 		text, err := b.Emit(cmd.Context())

@@ -97,7 +97,7 @@ func resolveAndPrintPath(cmd *cobra.Command, w drivers.Want) error {
 	res, warnings, err := drivers.Resolve(cmd.Context(), w)
 	printWarnings(cmd, warnings)
 	if err != nil {
-		return err
+		return withAllowUnverifiedHint(err)
 	}
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), res.Path)
 	return err

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/gpuimg/gpuimg/drivers"
 )
 
 func main() {
@@ -30,6 +32,15 @@ func printWarnings(cmd *cobra.Command, warnings []string) {
 	for _, w := range warnings {
 		fmt.Fprintln(cmd.ErrOrStderr(), "gpuimg: warning: "+w)
 	}
+}
+
+// withAllowUnverifiedHint adds, to a refusal --allow-unverified would have
+// let through, that it would (for the commands that have the flag).
+func withAllowUnverifiedHint(err error) error {
+	if errors.Is(err, drivers.ErrUnverifiable) {
+		return fmt.Errorf("%w (or pass --allow-unverified to use it anyway, labelled unverified)", err)
+	}
+	return err
 }
 
 // exitCoder lets a package choose the process exit status (e.g. 130 on Ctrl-C,
