@@ -155,7 +155,7 @@ type naming struct {
 
 // naming decides the platform groups and checks that names and destinations
 // tell every image apart.
-func (o Options) naming(plats []ocispecs.Platform, drivers int) (naming, error) {
+func (o Options) naming(plats []ocispecs.Platform, versions int) (naming, error) {
 	outputs, err := o.outputSpecs()
 	if err != nil {
 		return naming{}, err
@@ -178,7 +178,7 @@ func (o Options) naming(plats []ocispecs.Platform, drivers int) (naming, error) 
 			}
 		}
 	}
-	if drivers > 1 {
+	if versions > 1 {
 		if err := needsPlaceholder("{driver}", tags, outputs); err != nil {
 			return naming{}, err
 		}

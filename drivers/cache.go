@@ -154,7 +154,7 @@ func FindCached(cacheDir string, v Version, arch, variant string) (Resolved, err
 // findCached looks file up in the cache: by the pinned checksum when there
 // is one, else by name. A hit's header must still name the package.
 func findCached(dir, file string, p pin) (Resolved, bool) {
-	r := Resolved{Source: VerifiedByCache, SHA256: p.sha256, VerifiedBy: p.by}
+	r := Resolved{Source: "cache", SHA256: p.sha256, VerifiedBy: p.by}
 	if p.sha256 != "" {
 		path, ok := cachedBySHA(dir, p.sha256, file, p.size)
 		if !ok {
