@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gpuimg/gpuimg/build"
+	"github.com/gpuimg/gpuimg/imagebuild"
 	"github.com/spf13/cobra"
 )
 
 func newBuildCmd() *cobra.Command {
-	var o build.Options
+	var o imagebuild.Options
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "build --driver VERSION[,VERSION...] [flags]",
@@ -20,7 +20,7 @@ func newBuildCmd() *cobra.Command {
 --no-kernel-module, as BuildKit LLB on a real BuildKit (--addr, BUILDKIT_HOST, or
 unix:///run/buildkit/buildkitd.sock). The image is the base plus exactly one layer.
 
-The base defaults to ` + build.DefaultBase + `; oci-layout://DIR[:TAG|@DIGEST] builds from an
+The base defaults to ` + imagebuild.DefaultBase + `; oci-layout://DIR[:TAG|@DIGEST] builds from an
 OCI layout with no registry. Outputs use BuildKit's --output syntax; without
 --output or --push, a docker tarball nvidia-driver-<driver>.tar is written.
 -t and dest= accept {driver} and {arch}, so one command builds a fleet matrix.
@@ -45,8 +45,8 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Drivers, "driver", nil, "driver version(s) to build, e.g. 450.102.04 or 470.256.02,535.261.03")
-	f.StringVar(&o.Base, "base", build.DefaultBase, "base image: a registry reference, or oci-layout://DIR[:TAG|@DIGEST]")
-	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "image name; {driver} and {arch} (x86_64, aarch64) are replaced (default "+build.DefaultTag+")")
+	f.StringVar(&o.Base, "base", imagebuild.DefaultBase, "base image: a registry reference, or oci-layout://DIR[:TAG|@DIGEST]")
+	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "image name; {driver} and {arch} (x86_64, aarch64) are replaced (default "+imagebuild.DefaultTag+")")
 	f.StringArrayVarP(&o.Outputs, "output", "o", nil, "BuildKit output: type=image,name=REF,push=true | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false]")
 	f.BoolVar(&o.Push, "push", false, "push the tagged images (type=image,push=true)")
 	f.StringSliceVar(&o.Platforms, "platform", nil, "target platform(s): linux/amd64, linux/arm64 (default linux/amd64)")
@@ -58,7 +58,7 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f.BoolVar(&o.AllowUnverified, "allow-unverified", false, "build even if the .run's checksum is missing or wrong (loud warning; the image is labelled unverified)")
 	f.BoolVar(&o.Offline, "offline", false, "never download: use --driver-file or the cache directory")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "gpuimg's driver cache (default $XDG_CACHE_HOME/gpuimg/drivers)")
-	f.StringVar(&o.Addr, "addr", "", "BuildKit address (default $BUILDKIT_HOST, else "+build.DefaultAddr+"); tcp://, unix://, docker-container://, kube-pod://, ssh://")
+	f.StringVar(&o.Addr, "addr", "", "BuildKit address (default $BUILDKIT_HOST, else "+imagebuild.DefaultAddr+"); tcp://, unix://, docker-container://, kube-pod://, ssh://")
 	f.StringVar(&o.TLSCACert, "tlscacert", "", "CA certificate of a tcp:// builder")
 	f.StringVar(&o.TLSCert, "tlscert", "", "client certificate for a tcp:// builder (mutual TLS)")
 	f.StringVar(&o.TLSKey, "tlskey", "", "client key for a tcp:// builder (mutual TLS)")
@@ -78,8 +78,8 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 
 // runBuild is `gpuimg build`: Prepare decides everything (warnings first,
 // before a long build), then Emit or Build; the images built go to stdout.
-func runBuild(cmd *cobra.Command, o build.Options, asJSON bool) error {
-	b, warnings, err := build.Prepare(cmd.Context(), o)
+func runBuild(cmd *cobra.Command, o imagebuild.Options, asJSON bool) error {
+	b, warnings, err := imagebuild.Prepare(cmd.Context(), o)
 	printWarnings(cmd, warnings)
 	if err != nil {
 		return withAllowUnverifiedHint(err)

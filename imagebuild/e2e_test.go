@@ -1,4 +1,4 @@
-package build_test
+package imagebuild_test
 
 import (
 	"archive/tar"
@@ -29,8 +29,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/gpuimg/gpuimg/build"
 	"github.com/gpuimg/gpuimg/drivers"
+	"github.com/gpuimg/gpuimg/imagebuild"
 	"github.com/gpuimg/gpuimg/internal/standin"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/moby/buildkit/client"
@@ -311,7 +311,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		args := []string{"--driver", driverA + "," + driverB, "--cache-dir", cache, "--allow-unverified", "--offline",
 			"--base", baseRef, "-t", reg + "/nvidia:{driver}", "--push", "--json"}
 		stdout := e.mustBuild(t, append(args, "--cache-to", "type=local,dest="+buildCache+",mode=max")...)
-		var summary build.Summary
+		var summary imagebuild.Summary
 		if err := json.Unmarshal([]byte(stdout), &summary); err != nil {
 			t.Fatalf("--json output: %v\n%s", err, stdout)
 		}
@@ -365,7 +365,7 @@ func TestBuildEndToEnd(t *testing.T) {
 			}
 		}
 		stdout = e.mustBuild(t, append(append([]string{}, args...), tlsArgs...)...)
-		var again build.Summary
+		var again imagebuild.Summary
 		if err := json.Unmarshal([]byte(stdout), &again); err != nil {
 			t.Fatal(err)
 		}

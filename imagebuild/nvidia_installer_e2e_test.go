@@ -1,4 +1,4 @@
-package build_test
+package imagebuild_test
 
 import (
 	"archive/tar"

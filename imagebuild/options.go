@@ -1,11 +1,11 @@
-// Package build runs `gpuimg build`. Prepare checks every input and
+// Package imagebuild runs `gpuimg build`. Prepare checks every input and
 // resolves the driver packages (drivers.Resolve decides whether each is
 // trusted) into a Builder; Builder.Build plans each image with package llb
 // and solves them on BuildKit (local socket, BUILDKIT_HOST, or a remote
 // builder through BuildKit's connection helpers), exporting in BuildKit's own
 // --output syntax; Builder.Emit prints the equivalent instead. Results and
 // warnings are returned, never printed: the command renders them.
-package build
+package imagebuild
 
 import (
 	"time"
