@@ -100,22 +100,6 @@ func FileSHA256(path string) (string, int64, error) {
 // ErrChecksumMismatch marks a file whose sha256 is not the expected one.
 var ErrChecksumMismatch = errors.New("sha256 mismatch")
 
-// VerifyFile checks that the file at path has the sha256 sha256hex.
-func VerifyFile(path, sha256hex string) error {
-	want, err := NormalizeSHA256(sha256hex)
-	if err != nil {
-		return err
-	}
-	got, _, err := FileSHA256(path)
-	if err != nil {
-		return err
-	}
-	if got != want {
-		return fmt.Errorf("%w: %s has sha256 %s, want %s: the file is damaged or not the package you meant; fetch it again", ErrChecksumMismatch, path, got, want)
-	}
-	return nil
-}
-
 // NormalizeSHA256 validates a sha256 given by a user (any case, optional
 // "sha256:" prefix) and returns it in lowercase hex.
 func NormalizeSHA256(s string) (string, error) {

@@ -31,7 +31,7 @@ const defaultConnectTimeout = 5 * time.Second
 
 // Address returns the builder address: --addr, else BUILDKIT_HOST, else the
 // default socket.
-func (o *Options) Address() string {
+func (o Options) Address() string {
 	if o.Addr != "" {
 		return o.Addr
 	}
@@ -51,7 +51,7 @@ type builderInfo struct {
 
 // connect dials the builder and proves it answers (ListWorkers) within the
 // connect timeout; it returns what the workers can run and keep.
-func (o *Options) connect(ctx context.Context) (*client.Client, builderInfo, error) {
+func (o Options) connect(ctx context.Context) (*client.Client, builderInfo, error) {
 	addr := o.Address()
 	var opts []client.ClientOpt
 	if o.TLSCACert != "" {
