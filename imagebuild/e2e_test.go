@@ -98,19 +98,7 @@ func (e *e2e) mustBuild(t *testing.T, args ...string) string {
 // baseLayers returns the base image's layer diff IDs.
 func (e *e2e) baseLayers(t *testing.T) []v1.Hash {
 	t.Helper()
-	idx, err := layout.ImageIndexFromPath(e.baseDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := img.ConfigFile()
+	cfg, err := baseImage(t, e.baseDir).ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,22 +633,8 @@ func withArch(t *testing.T, baseDir, arch string) string {
 	return writeLayout(t, img)
 }
 
-func baseImage(t *testing.T, baseDir string) v1.Image {
-	t.Helper()
-	idx, err := layout.ImageIndexFromPath(baseDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := idx.Image(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
+// baseImage is the test base (make base writes one image into its layout).
+func baseImage(t *testing.T, baseDir string) v1.Image { return onlyLayoutImage(t, baseDir) }
 
 func writeLayout(t *testing.T, img v1.Image) string {
 	t.Helper()
