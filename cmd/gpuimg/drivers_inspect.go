@@ -27,6 +27,7 @@ the cache (fetch it first).`,
 			if err != nil {
 				return err
 			}
+			printWarnings(cmd, runInfoWarnings(info))
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), info)
 			}

@@ -282,3 +282,20 @@ func TestDriversFetchInterruptedThenResumed(t *testing.T) {
 		t.Errorf("the partial file is still there after success: %v", err)
 	}
 }
+
+// What inspect finds odd goes to stderr in the one warning style; the
+// report on stdout stays data.
+func TestDriversInspectWarnsOnStderr(t *testing.T) {
+	run, err := driverstest.Write(t.TempDir(), driverstest.Run{Version: "998.10.01",
+		Manifest: driverstest.DefaultManifest("998.10.02", "x86_64"), Files: driverstest.DefaultFiles("998.10.02")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := gpuimg(t, nil, "drivers", "inspect", run)
+	if code != 0 || !strings.Contains(out, "driver      998.10.01") || strings.Contains(out, "warning") {
+		t.Errorf("exit %d, stdout %q", code, out)
+	}
+	if !strings.Contains(errOut, "gpuimg: warning: "+run+": the header says 998.10.01 but .manifest says 998.10.02") {
+		t.Errorf("stderr %q", errOut)
+	}
+}

@@ -78,12 +78,6 @@ func writeRunInfo(w io.Writer, info drivers.Info) error {
 	if len(info.Missing) > 0 {
 		fmt.Fprintf(w, "\nlisted in .manifest but absent from the payload: %s\n", strings.Join(info.Missing, " "))
 	}
-	for _, warning := range info.ManifestWarnings {
-		fmt.Fprintf(w, "\nwarning: .manifest %s\n", warning)
-	}
-	if info.ManifestVersion != info.Version {
-		fmt.Fprintf(w, "\nwarning: the header says %s but .manifest says %s\n", info.Version, info.ManifestVersion)
-	}
 	return nil
 }
 
@@ -95,3 +89,15 @@ func orDash(s string) string {
 }
 
 func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+// runInfoWarnings are what an Inspect report warns about, for stderr.
+func runInfoWarnings(info drivers.Info) []string {
+	var warnings []string
+	if info.ManifestVersion != info.Version {
+		warnings = append(warnings, fmt.Sprintf("%s: the header says %s but .manifest says %s", info.Path, info.Version, info.ManifestVersion))
+	}
+	for _, w := range info.ManifestWarnings {
+		warnings = append(warnings, info.Path+": .manifest "+w)
+	}
+	return warnings
+}
