@@ -476,3 +476,18 @@ func emit(t *testing.T, o Options) []byte {
 	}
 	return out
 }
+
+// The builder's workers decide: a platform none of them runs is refused
+// before anything is solved, with the QEMU fix; one they run is not.
+func TestCheckPlatformsRefuses(t *testing.T) {
+	amd64 := ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	arm64 := ocispecs.Platform{OS: "linux", Architecture: "arm64"}
+	b := &Builder{images: []*image{{targets: []target{{platform: amd64}, {platform: arm64}}}}}
+	err := b.checkPlatforms("unix:///b.sock", []ocispecs.Platform{amd64})
+	if err == nil || !strings.Contains(err.Error(), "cannot run linux/arm64 programs (it runs linux/amd64)") || !strings.Contains(err.Error(), "binfmt --install arm64") {
+		t.Errorf("amd64-only builder: %v", err)
+	}
+	if err := b.checkPlatforms("unix:///b.sock", []ocispecs.Platform{amd64, arm64}); err != nil {
+		t.Errorf("a builder that runs both: %v", err)
+	}
+}
