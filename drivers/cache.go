@@ -11,15 +11,17 @@ import (
 )
 
 // The cache is content-addressed: a package lives at
-// <dir>/sha256/<hex>/<file> and is never rewritten in place; names/<file> is
-// a symlink to it so a version whose checksum the catalog lacks can still be
-// found offline (its checksum was checked when it was stored), and
-// unverified/<file> one to a package accepted with --allow-unverified.
-// Downloads grow in partial/, under a lock in locks/.
+// <dir>/sha256/<hex>/<file> and is never rewritten in place. A symlink by
+// file name points at it, so a version whose checksum the catalog lacks can
+// still be found offline: verified/<file> when its checksum was checked as it
+// was stored, unverified/<file> when --allow-unverified let it in. names/<file>
+// links, which gpuimg wrote before it kept that apart, are read as
+// unverified. Downloads grow in partial/, under a lock in locks/.
 const (
 	cacheBlobs      = "sha256"
-	cacheNames      = "names"
+	cacheVerified   = "verified"
 	cacheUnverified = "unverified"
+	cacheLegacy     = "names"
 	cachePartials   = "partial"
 	cacheLocks      = "locks"
 )
@@ -50,7 +52,7 @@ func cacheDirOrDefault(dir string) (string, error) {
 
 // prepareCache creates the cache's directories, explaining an unwritable one.
 func prepareCache(dir string) error {
-	for _, sub := range []string{cacheBlobs, cacheNames, cacheUnverified, cacheLocks} {
+	for _, sub := range []string{cacheBlobs, cacheVerified, cacheUnverified, cacheLocks} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return unwritableCache(dir, err)
 		}
@@ -78,7 +80,7 @@ func cachedBySHA(dir, sha, file string, size int64) (string, bool) {
 	return p, true
 }
 
-// cachedByName follows index/<file> (names or unverified) to a cached
+// cachedByName follows index/<file> (verified, unverified or names) to a cached
 // package and returns its path and sha256 (the directory it lives in).
 func cachedByName(dir, index, file string) (path, sha string, ok bool) {
 	p, err := filepath.EvalSymlinks(filepath.Join(dir, index, file))
@@ -95,8 +97,17 @@ func cachedByName(dir, index, file string) (path, sha string, ok bool) {
 	return p, sha, true
 }
 
+// cachedUnverified finds a copy stored unverified, or by an older gpuimg
+// that did not record whether it was verified.
+func cachedUnverified(dir, file string) (path, sha string, ok bool) {
+	if path, sha, ok = cachedByName(dir, cacheUnverified, file); ok {
+		return path, sha, ok
+	}
+	return cachedByName(dir, cacheLegacy, file)
+}
+
 // storeBlob moves a checked temporary file into the cache and points
-// names/<file> (unverified/<file> when it was not verified) at it. Both
+// verified/<file> (unverified/<file> when it was not verified) at it. Both
 // steps are renames, so a reader sees the whole file or none.
 func storeBlob(dir, tmp, sha, file string, verified bool) (string, error) {
 	final := blobPath(dir, sha, file)
@@ -109,7 +120,7 @@ func storeBlob(dir, tmp, sha, file string, verified bool) (string, error) {
 	if err := os.Rename(tmp, final); err != nil {
 		return "", fmt.Errorf("move the verified package into the cache: %w", err)
 	}
-	index := cacheNames
+	index := cacheVerified
 	if !verified {
 		index = cacheUnverified
 	}
@@ -161,9 +172,9 @@ func findCached(dir, file string, p pin) (Resolved, bool) {
 			return Resolved{}, false
 		}
 		r.Path = path
-	} else if path, sha, ok := cachedByName(dir, cacheNames, file); ok {
+	} else if path, sha, ok := cachedByName(dir, cacheVerified, file); ok {
 		r.Path, r.SHA256, r.VerifiedBy = path, sha, VerifiedByCache
-	} else if path, sha, ok := cachedByName(dir, cacheUnverified, file); ok {
+	} else if path, sha, ok := cachedUnverified(dir, file); ok {
 		r.Path, r.SHA256, r.VerifiedBy = path, sha, ""
 	} else {
 		return Resolved{}, false

@@ -3,6 +3,8 @@ package drivers
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -94,6 +96,20 @@ func TestResolveTrustsTheCacheAsStored(t *testing.T) {
 	}
 	if found, err := FindCached(cache, MustParseVersion("998.20.01"), ArchX86_64, ""); err != nil || found.Path != r.Path || found.Verified() {
 		t.Errorf("FindCached of the unverified copy: %+v, %v", found, err)
+	}
+
+	// A link an older gpuimg wrote in names/ does not say whether the copy
+	// was verified: it is treated as unverified.
+	file := RunFileName(MustParseVersion("998.10.01"), ArchX86_64, VariantFull)
+	if err := os.MkdirAll(filepath.Join(cache, "names"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(cache, "verified", file), filepath.Join(cache, "names", file)); err != nil {
+		t.Fatal(err)
+	}
+	legacy := Want{Version: MustParseVersion("998.10.01"), Arch: ArchX86_64, CacheDir: cache, Offline: true}
+	if _, _, err := Resolve(context.Background(), legacy); !errors.Is(err, ErrUnverifiable) {
+		t.Errorf("a copy an older gpuimg linked in names/: err = %v", err)
 	}
 }
 
