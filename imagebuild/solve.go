@@ -436,6 +436,8 @@ func (t *logTap) explain(driver drivers.Version, err error) error {
 		what = "the base image cannot take the driver"
 	case llb.ExitMissingICDs:
 		what = "the install is incomplete"
+	case llb.ExitNothingInstalled:
+		what = "the NVIDIA installer installed no driver library"
 	}
 	return &InstallError{Driver: driver.String(), Reason: what, Output: strings.Join(out, "\n"), ExitStatus: code}
 }
