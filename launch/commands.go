@@ -27,13 +27,11 @@ func Flags(ctx context.Context, h host.Host, opts FlagsOptions) (out string, war
 		return "", nil, err
 	}
 	if opts.Image != "" {
-		img, err := ReadImage(ctx, opts.Image, opts.Runtime)
+		_, w, err := CheckImage(ctx, opts.Image, opts.Runtime, h.Driver.Version, opts.Force)
 		if err != nil {
 			return "", nil, err
 		}
-		if warnings, err = CheckDriver(img, h.Driver.Version, opts.Force); err != nil {
-			return "", warnings, err
-		}
+		warnings = append(warnings, w...)
 	}
 	warnings = append(warnings, plan.Warnings...)
 	out, err = plan.Render(opts.Format, opts.Runtime)

@@ -27,6 +27,20 @@ var busyboxApplets = []string{"sh", "ls", "find", "stat", "cat", "env", "id", "s
 // given labels, and returns its path.
 func busyboxImage(t *testing.T, tag string, labels map[string]string) string {
 	t.Helper()
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "image.tar")
+	if err := tarball.WriteToFile(path, ref, busybox(t, labels)); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// busybox is the one-layer busybox image with the given labels.
+func busybox(t *testing.T, labels map[string]string) v1.Image {
+	t.Helper()
 	bb, err := os.ReadFile(busyboxPath)
 	if err != nil {
 		testenv.SkipOrFail(t, "%s not found (Debian's busybox-static; `make deps` installs it)", busyboxPath)
@@ -66,9 +80,5 @@ func busyboxImage(t *testing.T, tag string, labels map[string]string) string {
 	cfg.RootFS.DiffIDs = []v1.Hash{diffID}
 	img, err = mutate.ConfigFile(img, cfg)
 	must(err)
-	ref, err := name.NewTag(tag)
-	must(err)
-	path := filepath.Join(t.TempDir(), "image.tar")
-	must(tarball.WriteToFile(path, ref, img))
-	return path
+	return img
 }

@@ -38,6 +38,32 @@ func CheckDriver(img Image, hostVersion string, force bool) (warnings []string, 
 	return nil, fmt.Errorf("%w: %s: build a matching image with `gpuimg build --driver %s`, or pass --force", ErrDriverMismatch, msg, hostVersion)
 }
 
+// CheckImage resolves a {driver} template in ref, reads the image's labels and
+// checks its driver label against the host's. The returned image's Ref is the
+// resolved reference to launch. With force, an unreadable image or another
+// driver is a warning; without it, an error naming the fix (for a template
+// whose image does not exist: the tag looked for and the build that makes it).
+func CheckImage(ctx context.Context, ref, runtime, hostVersion string, force bool) (Image, []string, error) {
+	resolved, templated, err := ResolveImageRef(ref, hostVersion)
+	if err != nil {
+		return Image{}, nil, err
+	}
+	var img Image
+	if _, statErr := os.Stat(resolved); templated && statErr != nil && looksLikePath(resolved) {
+		err = missingImageError(ref, resolved, hostVersion, statErr)
+	} else if img, err = ReadImage(ctx, resolved, runtime); err != nil && templated {
+		err = missingImageError(ref, resolved, hostVersion, err)
+	}
+	if err != nil {
+		if !force {
+			return Image{}, nil, err
+		}
+		return Image{Ref: resolved}, []string{fmt.Sprintf("%v (--force: launching without checking the driver)", err)}, nil
+	}
+	warnings, err := CheckDriver(img, hostVersion, force)
+	return img, warnings, err
+}
+
 // forbiddenRuntimeArgs need nvidia-container-toolkit, which gpuimg replaces.
 var forbiddenRuntimeArgs = []string{"--gpus", "--runtime=nvidia"}
 
@@ -85,19 +111,11 @@ func RunCommand(ctx context.Context, h host.Host, opts RunOptions) (argv, warnin
 	if err != nil {
 		return nil, nil, err
 	}
-	img, err := ReadImage(ctx, opts.Image, opts.Runtime)
+	img, w, err := CheckImage(ctx, opts.Image, opts.Runtime, h.Driver.Version, opts.Force)
 	if err != nil {
-		if !opts.Force {
-			return nil, nil, err
-		}
-		warnings = append(warnings, fmt.Sprintf("%v (--force: launching without checking the driver)", err))
-	} else {
-		w, err := CheckDriver(img, h.Driver.Version, opts.Force)
-		if err != nil {
-			return nil, nil, err
-		}
-		warnings = append(warnings, w...)
+		return nil, nil, err
 	}
+	warnings = append(warnings, w...)
 	warnings = append(warnings, plan.Warnings...)
 	args, err := plan.Args(opts.Runtime)
 	if err != nil {
@@ -105,7 +123,7 @@ func RunCommand(ctx context.Context, h host.Host, opts RunOptions) (argv, warnin
 	}
 	argv = append([]string{opts.Runtime, "run"}, args...)
 	argv = append(argv, opts.RuntimeArgs...)
-	argv = append(argv, opts.Image)
+	argv = append(argv, img.Ref)
 	argv = append(argv, opts.Cmd...)
 	return argv, warnings, nil
 }

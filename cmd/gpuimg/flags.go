@@ -18,7 +18,9 @@ func newFlagsCmd() *cobra.Command {
 GPUs through device nodes: --device for /dev/nvidiactl, each selected /dev/nvidia<minor>,
 /dev/nvidia-uvm(-tools) for compute, /dev/nvidia-modeset for display, MIG caps, and
 --group-add for nodes that are 0660 to a group. Never --gpus (it needs the toolkit).
-With IMAGE, its io.gpuimg.driver.version label is checked against the host driver.
+With IMAGE, its io.gpuimg.driver.version label is checked against the host driver;
+{driver} in IMAGE (a registry or local reference, or a tarball/OCI layout path such
+as ./images/{driver}) is replaced by the host's driver version first.
 
   docker run $(gpuimg flags --gpus 0,2) myimg:580.159.04 nvidia-smi`,
 		Args: cobra.MaximumNArgs(1),

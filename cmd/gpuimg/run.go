@@ -21,7 +21,12 @@ refuse when it differs from the host driver (unless --force), then run
 '<runtime> run <device flags> [RUNTIME-ARGS] IMAGE [COMMAND]'. Runtime arguments go after
 '--' the way you would type them after 'docker run', or one by one with --runtime-arg.
 
+{driver} in IMAGE is replaced by the host's loaded driver version, so one command line
+runs a fleet built with 'gpuimg build -t REPO:{driver}' on every host; a host whose
+driver has no image is refused before anything starts, with the build that makes it.
+
   gpuimg run --gpus 0 myimg:580.159.04 nvidia-smi
+  gpuimg run reg.example.com/nvidia:{driver} nvidia-smi
   gpuimg run --gpus 0,1 -- --rm -it -v /data:/data myimg:580.159.04 python train.py
   gpuimg run --dry-run myimg:580.159.04`,
 		Args: cobra.MinimumNArgs(1),
