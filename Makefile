@@ -52,6 +52,7 @@ fuzz: ## run each fuzz target briefly
 	$(GO) test -run='^$$' -fuzz=FuzzParseProcVersion -fuzztime=$(FUZZTIME) ./host
 	$(GO) test -run='^$$' -fuzz=FuzzNormalizeBusID -fuzztime=$(FUZZTIME) ./host
 	$(GO) test -run='^$$' -fuzz=FuzzSelect -fuzztime=$(FUZZTIME) ./launch
+	$(GO) test -run='^$$' -fuzz=FuzzResolveImageRef -fuzztime=$(FUZZTIME) ./launch
 
 bench: deps build buildkitd base ## gpuimg vs the classic Dockerfile recipe: table, bench/results/, BENCHMARKS.md (BENCH_RUNS=1: quick)
 	@hack/bench.sh

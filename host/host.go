@@ -53,6 +53,13 @@ type Driver struct {
 	ProcVersion string `json:"procVersion,omitempty"`
 	// Module is "open" or "proprietary", from the /proc version line.
 	Module string `json:"module,omitempty"`
+	// Installed is the nvidia module on disk for the running kernel (nil
+	// when the root has no proc/sys/kernel/osrelease). When its version
+	// differs from Version, an upgrade is pending (see UpgradePending).
+	Installed *InstalledModule `json:"installed,omitempty"`
+	// PendingUpgrade is the version the host runs after a reboot, when it
+	// differs from the loaded one.
+	PendingUpgrade string `json:"pendingUpgrade,omitempty"`
 }
 
 // GPU is one entry of /proc/driver/nvidia/gpus.

@@ -63,6 +63,13 @@ func ReadWith(root string, devices Devices) (Host, error) {
 	if err := r.readDriver(&h); err != nil {
 		return Host{}, err
 	}
+	if err := r.readInstalledModule(&h); err != nil {
+		return Host{}, err
+	}
+	if h.UpgradePending() {
+		h.Driver.PendingUpgrade = h.Driver.Installed.Version
+		h.Warnings = append(h.Warnings, h.UpgradeMessage())
+	}
 	if h.Majors, err = r.readMajors(); err != nil {
 		return Host{}, err
 	}

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gpuimg/gpuimg/host/hosttest"
+	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/launch"
 )
 
@@ -58,4 +60,17 @@ func FuzzResolveImageRef(f *testing.F) {
 			t.Fatalf("%q resolved to %q, still templated", ref, got)
 		}
 	})
+}
+
+// `gpuimg run` (dry run) tells of a pending driver upgrade with the build to
+// make now.
+func TestRunWarnsOfPendingUpgrade(t *testing.T) {
+	testenv.RequireRoot(t) // the binary reads real nodes: mknod
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "h200-580.159.04"), true)
+	hosttest.WriteFile(t, root, "/proc/sys/kernel/osrelease", []byte("6.8.0-60-generic\n"))
+	hosttest.WriteModule(t, root, "/lib/modules/6.8.0-60-generic/updates/dkms/nvidia.ko.zst", "580.165.01")
+	r := gpuimg(t, nil, "run", "--root", root, "--dry-run", "--force", "img:1")
+	if want := "after a reboot this host runs 580.165.01; build it now: gpuimg build --driver 580.165.01"; r.code != 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("exit %d; stderr lacks %q:\n%s", r.code, want, r.stderr)
+	}
 }

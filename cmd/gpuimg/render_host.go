@@ -36,6 +36,12 @@ func writeHostDriver(w io.Writer, h host.Host) {
 		fmt.Fprintf(tw, "driver:\t%s (%s kernel module)\n", orDash(h.Driver.Version), orDash(h.Driver.Module))
 		fmt.Fprintf(tw, "  %s:\t%s\n", host.SysVersionPath, orDash(h.Driver.SysVersion))
 		fmt.Fprintf(tw, "  %s:\t%s\n", host.ProcVersionPath, orDash(h.Driver.ProcVersion))
+		if m := h.Driver.Installed; m != nil {
+			fmt.Fprintf(tw, "  installed for kernel %s:\t%s\n", m.Kernel, installedText(m))
+		}
+		if h.UpgradePending() {
+			fmt.Fprintf(tw, "pending upgrade:\tafter a reboot this host runs %s; build it now: gpuimg build --driver %s\n", h.Driver.PendingUpgrade, h.Driver.PendingUpgrade)
+		}
 	}
 	majors := []string{}
 	if h.Majors.Frontend != 0 {
@@ -52,6 +58,17 @@ func writeHostDriver(w io.Writer, h host.Host) {
 	fmt.Fprintf(tw, "majors (/proc/devices):\t%s\n", orDash(strings.Join(majors, " ")))
 	fmt.Fprintf(tw, "device files (params):\tuid %d gid %d mode %04o\n", h.Params.DeviceFileUID, h.Params.DeviceFileGID, h.Params.DeviceFileMode)
 	tw.Flush()
+}
+
+// installedText describes the module on disk for the running kernel.
+func installedText(m *host.InstalledModule) string {
+	switch {
+	case m.Path == "":
+		return "no nvidia module found (reinstall the driver for this kernel, or it will not load after a reboot)"
+	case m.Error != "":
+		return fmt.Sprintf("%s is unreadable: %s", m.Path, m.Error)
+	}
+	return fmt.Sprintf("%s (%s)", m.Version, m.Path)
 }
 
 func writeHostGPUs(w io.Writer, h host.Host) {
