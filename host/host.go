@@ -35,6 +35,8 @@ type Host struct {
 	Toolkit []string `json:"toolkit"`
 	// Runtimes lists the container runtimes found on PATH.
 	Runtimes []Runtime `json:"runtimes"`
+	// PersistencedSocket: nvidia-persistenced's socket exists (it is running).
+	PersistencedSocket bool `json:"persistencedSocket"`
 	// Warnings are inconsistencies worth telling the user (on stderr).
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -93,6 +95,9 @@ type Params struct {
 	DeviceFileGID     int         `json:"deviceFileGid"`
 	DeviceFileMode    os.FileMode `json:"deviceFileMode"`
 	ModifyDeviceFiles bool        `json:"modifyDeviceFiles"`
+	// ImexChannelCount is how many IMEX channels the driver offers (its
+	// ImexChannelCount parameter; 0 when params does not say).
+	ImexChannelCount int `json:"imexChannelCount,omitempty"`
 }
 
 // NodeKind says what a device node is for.
@@ -107,7 +112,21 @@ const (
 	KindModeset  NodeKind = "modeset"   // /dev/nvidia-modeset
 	KindCap      NodeKind = "cap"       // /dev/nvidia-caps/nvidia-cap<minor>
 	KindDRI      NodeKind = "dri"       // /dev/dri/card*, renderD*
+	// Listed only where present: made by nvidia-modprobe, fabric manager or
+	// the administrator, never expected on every host.
+	KindIMEX     NodeKind = "imex-channel" // /dev/nvidia-caps-imex-channels/channel<N>
+	KindNVSwitch NodeKind = "nvswitch"     // /dev/nvidia-nvswitchctl, /dev/nvidia-nvswitch<N>
+	KindNVLink   NodeKind = "nvlink"       // /dev/nvidia-nvlink
 )
+
+// Paths of the opt-in nodes and sockets.
+const (
+	IMEXChannelDir     = "/dev/nvidia-caps-imex-channels"
+	PersistencedSocket = "/run/nvidia-persistenced/socket"
+)
+
+// IMEXChannelPath is the node of IMEX channel n.
+func IMEXChannelPath(n int) string { return fmt.Sprintf("%s/channel%d", IMEXChannelDir, n) }
 
 // Node is one device node: what the driver says it should be (Major, Minor)
 // and what the host has (Exists, Mode, UID, GID, actual numbers).
@@ -162,6 +181,17 @@ type MIGDevice struct {
 	// access files.
 	GICapMinor int `json:"giCapMinor"`
 	CICapMinor int `json:"ciCapMinor"`
+}
+
+// IMEXChannels lists the IMEX channels whose nodes exist, in order.
+func (h Host) IMEXChannels() []int {
+	var chans []int
+	for _, n := range h.Nodes {
+		if n.Kind == KindIMEX && n.Exists {
+			chans = append(chans, n.Minor)
+		}
+	}
+	return chans
 }
 
 // Name is the "<gpu>:<mig>" selector naming this device.

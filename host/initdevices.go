@@ -57,8 +57,10 @@ func (a Action) String() string {
 // exists with its /dev/char link: /dev/nvidiactl and /dev/nvidia<minor>
 // (major from /proc/devices, minors from information), /dev/nvidia-uvm and
 // -tools, the caps of existing MIG devices, and the links of all of them.
-// It is pure: it reads only h. An empty plan means there is nothing to do.
-func PlanInitDevices(h Host) ([]Action, error) {
+// IMEX channels are made only when asked for (imexChannels), since a channel
+// grants access to memory other nodes export. It is pure: it reads only h.
+// An empty plan means there is nothing to do.
+func PlanInitDevices(h Host, imexChannels ...int) ([]Action, error) {
 	if err := h.RequireDriver(); err != nil {
 		return nil, err
 	}
@@ -101,7 +103,8 @@ func PlanInitDevices(h Host) ([]Action, error) {
 			actions = append(actions, Action{Kind: ActionSymlink, Path: n.CharLinkPath(), Target: rel})
 		}
 	}
-	return actions, nil
+	imex, err := planIMEXChannels(h, imexChannels)
+	return append(actions, imex...), err
 }
 
 // ApplyInitDevices carries out the actions under root. Each node and link is
@@ -159,6 +162,8 @@ type InitOptions struct {
 	// LoadModules runs `modprobe nvidia` and `modprobe nvidia-uvm` first
 	// (only on the real host, --root /).
 	LoadModules bool
+	// IMEXChannels are the IMEX channel nodes to make (--imex-channels).
+	IMEXChannels []int
 }
 
 // InitDevices loads the modules when asked, reads the host, and creates the
@@ -186,7 +191,7 @@ func InitDevices(opts InitOptions) ([]Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	actions, err := PlanInitDevices(h)
+	actions, err := PlanInitDevices(h, opts.IMEXChannels...)
 	if err != nil {
 		return nil, err
 	}

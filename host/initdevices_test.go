@@ -148,18 +148,19 @@ func TestInitDevicesErrors(t *testing.T) {
 // The printed script does what init-devices does: same nodes, same links.
 func TestInitDevicesScriptMatchesCommand(t *testing.T) {
 	testenv.RequireRoot(t)
-	script, err := templates.Render("init-devices.sh.tmpl", struct {
-		LoadModules bool
-		Gpuimg      string
-	}{false, "gpuimg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fx := range []string{"8gpu-550.127.05", "video-0660-550.54.15", "no-uvm-550.54.15", "mig-535.183.01"} {
+	for _, c := range []struct {
+		fx   string
+		imex []int
+	}{{"8gpu-550.127.05", nil}, {"video-0660-550.54.15", nil}, {"no-uvm-550.54.15", nil}, {"mig-535.183.01", nil}, {"hgx-imex-570.124.06", []int{0, 3}}} {
+		fx := c.fx
 		t.Run(fx, func(t *testing.T) {
+			script, err := templates.Render("init-devices.sh.tmpl", templates.InitDevices{Gpuimg: "gpuimg", IMEXChannels: c.imex})
+			if err != nil {
+				t.Fatal(err)
+			}
 			byGo := hosttest.ScratchRoot(t, testenv.HostFixture(t, fx), false)
 			byScript := hosttest.ScratchRoot(t, testenv.HostFixture(t, fx), false)
-			if _, err := host.InitDevices(host.InitOptions{Root: byGo}); err != nil {
+			if _, err := host.InitDevices(host.InitOptions{Root: byGo, IMEXChannels: c.imex}); err != nil {
 				t.Fatal(err)
 			}
 			for run := 0; run < 2; run++ {

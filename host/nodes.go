@@ -98,6 +98,11 @@ func (r reader) readNodes(h *Host) error {
 		return err
 	}
 	want = append(want, caps...)
+	optional, err := r.optionalNodes(h)
+	if err != nil {
+		return err
+	}
+	want = append(want, optional...)
 	for _, g := range h.GPUs {
 		dri, err := r.driNodes(g)
 		if err != nil {
@@ -158,15 +163,12 @@ func (r reader) capNodes(h *Host) ([]Node, error) {
 		minors[m.GICapMinor] = true
 		minors[m.CICapMinor] = true
 	}
-	present, err := r.devices.Names("/dev/nvidia-caps")
+	present, err := r.presentNumbered("/dev/nvidia-caps", capNodeName)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range present {
-		if m := capNodeName.FindStringSubmatch(name); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			minors[n] = true
-		}
+	for _, n := range present {
+		minors[n] = true
 	}
 	sorted := make([]int, 0, len(minors))
 	for n := range minors {
@@ -181,6 +183,67 @@ func (r reader) capNodes(h *Host) ([]Node, error) {
 		})
 	}
 	return nodes, nil
+}
+
+var (
+	imexNodeName     = regexp.MustCompile(`^channel(\d+)$`)
+	nvswitchNodeName = regexp.MustCompile(`^nvidia-nvswitch(\d+)$`)
+	nvswitchCtlName  = regexp.MustCompile(`^nvidia-nvswitch(ctl)$`)
+	nvlinkNodeName   = regexp.MustCompile(`^nvidia-nvlink()$`)
+)
+
+// optionalNodes lists the IMEX channel, NVSwitch and NVLink nodes that are
+// present: hosts without those fabrics have none, and nothing expects them.
+func (r reader) optionalNodes(h *Host) ([]Node, error) {
+	var nodes []Node
+	for _, o := range []struct {
+		dir   string
+		re    *regexp.Regexp
+		kind  NodeKind
+		major int
+		path  func(n int) string
+	}{
+		{IMEXChannelDir, imexNodeName, KindIMEX, h.Majors.ImexChannels, IMEXChannelPath},
+		{"/dev", nvswitchCtlName, KindNVSwitch, h.Majors.NVSwitch, func(int) string { return "/dev/nvidia-nvswitchctl" }},
+		{"/dev", nvswitchNodeName, KindNVSwitch, h.Majors.NVSwitch, func(n int) string { return fmt.Sprintf("/dev/nvidia-nvswitch%d", n) }},
+		{"/dev", nvlinkNodeName, KindNVLink, h.Majors.NVLink, func(int) string { return "/dev/nvidia-nvlink" }},
+	} {
+		present, err := r.presentNumbered(o.dir, o.re)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range present {
+			nodes = append(nodes, Node{Path: o.path(n), Kind: o.kind, GPUMinor: -1, Major: o.major, Minor: n})
+		}
+	}
+	return nodes, nil
+}
+
+// presentNumbered returns the numbers of the nodes in dir whose names match
+// re, sorted; an empty capture (nvidia-nvlink) is minor 0 and "ctl" is the
+// control minor 255.
+func (r reader) presentNumbered(dir string, re *regexp.Regexp) ([]int, error) {
+	names, err := r.devices.Names(dir)
+	if err != nil {
+		return nil, err
+	}
+	var nums []int
+	for _, name := range names {
+		m := re.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		switch n, err := strconv.Atoi(m[1]); {
+		case m[1] == "":
+			nums = append(nums, 0)
+		case m[1] == "ctl":
+			nums = append(nums, ControlMinor)
+		case err == nil:
+			nums = append(nums, n)
+		}
+	}
+	sort.Ints(nums)
+	return nums, nil
 }
 
 // driNodes lists a GPU's DRM nodes from sysfs (present only with nvidia-drm).

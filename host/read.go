@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // The driver's version files, read under the root.
@@ -83,6 +85,9 @@ func ReadWith(root string, devices Devices) (Host, error) {
 		return Host{}, err
 	}
 	if err := r.readNodes(&h); err != nil {
+		return Host{}, err
+	}
+	if h.PersistencedSocket, err = r.isSocket(PersistencedSocket); err != nil {
 		return Host{}, err
 	}
 	h.Toolkit, h.Runtimes = r.readTools()
@@ -261,6 +266,9 @@ func (r reader) readParams() (Params, error) {
 	if v, err := strconv.Atoi(kv["ModifyDeviceFiles"]); err == nil {
 		p.ModifyDeviceFiles = v != 0
 	}
+	if v, err := strconv.Atoi(kv["ImexChannelCount"]); err == nil && v > 0 {
+		p.ImexChannelCount = v
+	}
 	return p, nil
 }
 
@@ -411,6 +419,18 @@ func (r reader) readMIG(gpus []GPU) ([]MIGDevice, error) {
 		}
 	}
 	return devices, nil
+}
+
+// isSocket reports whether a unix socket is at path under the root.
+func (r reader) isSocket(path string) (bool, error) {
+	st, err := os.Lstat(r.path(path))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("stat %s: %w", r.path(path), err)
+	}
+	return st.Mode().Type() == fs.ModeSocket, nil
 }
 
 // numberedDirs returns the numbers of entries matching re ("gi3" → 3), sorted.

@@ -10,10 +10,7 @@ import (
 )
 
 func TestTemplatesGolden(t *testing.T) {
-	data := struct {
-		LoadModules bool
-		Gpuimg      string
-	}{true, "/usr/local/bin/gpuimg"}
+	data := templates.InitDevices{LoadModules: true, Gpuimg: "/usr/local/bin/gpuimg", IMEXChannels: []int{0, 1}, IMEXArg: "0,1"}
 	for _, name := range []string{"init-devices.sh.tmpl", "nvidia-devices.service.tmpl"} {
 		out, err := templates.Render(name, data)
 		if err != nil {

@@ -24,3 +24,14 @@ func Render(name string, data any) (string, error) {
 	}
 	return buf.String(), nil
 }
+
+// InitDevices is the data of init-devices.sh.tmpl and nvidia-devices.service.tmpl.
+type InitDevices struct {
+	LoadModules bool
+	// Gpuimg is the binary the systemd unit runs.
+	Gpuimg string
+	// IMEXChannels are the IMEX channels to make; IMEXArg is the same list
+	// as --imex-channels takes it ("0,1").
+	IMEXChannels []int
+	IMEXArg      string
+}

@@ -148,6 +148,19 @@ func writeHostAdvice(w io.Writer, h host.Host) {
 		runtimes = append(runtimes, r.Name+" ("+r.Path+")")
 	}
 	fmt.Fprintf(w, "container runtimes on PATH: %s\n", orDash(strings.Join(runtimes, ", ")))
+	if h.Majors.ImexChannels != 0 {
+		chans := []string{}
+		for _, c := range h.IMEXChannels() {
+			chans = append(chans, fmt.Sprint(c))
+		}
+		fmt.Fprintf(w, "IMEX channels: %s made (driver offers %d; pass with flags --imex-channels, make with init-devices --imex-channels)\n",
+			orDash(strings.Join(chans, ",")), h.Params.ImexChannelCount)
+	}
+	if h.PersistencedSocket {
+		fmt.Fprintf(w, "nvidia-persistenced: running (%s; pass it with --persistenced)\n", host.PersistencedSocket)
+	} else if h.Driver.Loaded {
+		fmt.Fprintf(w, "nvidia-persistenced: not running (no %s)\n", host.PersistencedSocket)
+	}
 	var missing, noLink []string
 	for _, n := range h.Nodes {
 		switch {

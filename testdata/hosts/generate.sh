@@ -154,3 +154,20 @@ printf '/dev/nvidiactl\tc\t195\t255\t666\t0\t0\n/dev/nvidia0\tc\t195\t0\t666\t0\
 r=no-driver; reset $r
 proc_devices $r "" "" ""
 printf '# path\ttype\tmajor\tminor\tmode\n' >$r/dev-nodes.tsv
+
+# 9. An HGX-style host: NVSwitch and NVLink nodes, IMEX channels 0 and 1 made
+# (of the driver's 2048), majors as on the real H200 host (239, 240, 242).
+r=hgx-imex-570.124.06; reset $r
+version $r 570.124.06 open
+printf 'ModifyDeviceFiles: 1\nDeviceFileUID: 0\nDeviceFileGID: 0\nDeviceFileMode: 438\nImexChannelCount: 2048\nCreateImexChannel0: 0\n' >$r/proc/driver/nvidia/params
+proc_devices $r nvidia 238 241 "239 nvidia-nvswitch" "240 nvidia-nvlink" "242 nvidia-caps-imex-channels"
+gpu $r 0000:19:00.0 0 GPU-a0000000-1111-2222-3333-444444444440 "NVIDIA H100 80GB HBM3"
+gpu $r 0000:3b:00.0 1 GPU-a0000001-1111-2222-3333-444444444441 "NVIDIA H100 80GB HBM3"
+{
+  printf '/dev/nvidiactl\tc\t195\t255\t666\t0\t0\n/dev/nvidia0\tc\t195\t0\t666\t0\t0\n/dev/nvidia1\tc\t195\t1\t666\t0\t0\n'
+  printf '/dev/nvidia-uvm\tc\t238\t0\t666\t0\t0\n/dev/nvidia-uvm-tools\tc\t238\t1\t666\t0\t0\n'
+  printf '/dev/nvidia-nvswitchctl\tc\t239\t255\t666\t0\t0\n/dev/nvidia-nvswitch0\tc\t239\t0\t666\t0\t0\n/dev/nvidia-nvswitch1\tc\t239\t1\t666\t0\t0\n'
+  printf '/dev/nvidia-nvlink\tc\t240\t0\t666\t0\t0\n/dev/nvidia-caps-imex-channels\td\t0\t0\t755\t0\t0\n'
+  printf '/dev/nvidia-caps-imex-channels/channel0\tc\t242\t0\t666\t0\t0\n/dev/nvidia-caps-imex-channels/channel1\tc\t242\t1\t666\t0\t0\n'
+} | nodes $r
+links $r

@@ -2,7 +2,7 @@
 # Creates the NVIDIA device nodes and /dev/char links that containers started
 # with `gpuimg run` / `gpuimg flags` (plain --device, no nvidia-container-toolkit)
 # need. Written by `gpuimg host init-devices --print-script`; equivalent to
-# `gpuimg host init-devices --load-modules`. Majors are read from /proc/devices and
+# `gpuimg host init-devices --load-modules --imex-channels 0,1`. Majors are read from /proc/devices and
 # minors from /proc/driver/nvidia/gpus/*/information and the MIG capability files at run time, so the script
 # stays right across reboots and driver upgrades. Idempotent; needs root.
 # GPUIMG_ROOT (default empty) prefixes every path, for trying it on a scratch tree.
@@ -57,3 +57,10 @@ for access in "$R"/proc/driver/nvidia/capabilities/gpu*/mig/gi*/access "$R"/proc
   minor=$(awk -F': *' '$1 == "DeviceFileMinor" {print $2}' "$access")
   node "/dev/nvidia-caps/nvidia-cap$minor" "$caps" "$minor" 444 0:0
 done
+
+# IMEX channels asked for with --imex-channels (never all: each grants access
+# to memory other nodes export).
+imex=$(major nvidia-caps-imex-channels)
+[ -n "$imex" ] || { echo "init-devices: no nvidia-caps-imex-channels in /proc/devices: the loaded driver offers no IMEX channels" >&2; exit 1; }
+node /dev/nvidia-caps-imex-channels/channel0 "$imex" 0 666 0:0
+node /dev/nvidia-caps-imex-channels/channel1 "$imex" 1 666 0:0
