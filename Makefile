@@ -51,6 +51,8 @@ fuzz: ## run each fuzz target briefly
 	$(GO) test -run='^$$' -fuzz=FuzzParseManifest -fuzztime=$(FUZZTIME) ./drivers
 	$(GO) test -run='^$$' -fuzz=FuzzParseProcVersion -fuzztime=$(FUZZTIME) ./host
 	$(GO) test -run='^$$' -fuzz=FuzzNormalizeBusID -fuzztime=$(FUZZTIME) ./host
+	$(GO) test -run='^$$' -fuzz=FuzzParseIMEXChannels -fuzztime=$(FUZZTIME) ./host
+	$(GO) test -run='^$$' -fuzz=FuzzParseNvidiaSMIList -fuzztime=$(FUZZTIME) ./host
 	$(GO) test -run='^$$' -fuzz=FuzzSelect -fuzztime=$(FUZZTIME) ./launch
 	$(GO) test -run='^$$' -fuzz=FuzzResolveImageRef -fuzztime=$(FUZZTIME) ./launch
 

@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/gpuimg/gpuimg/host"
@@ -26,6 +27,30 @@ func FuzzNormalizeBusID(f *testing.F) {
 		n := host.NormalizeBusID(s)
 		if n != "" && host.NormalizeBusID(n) != n {
 			t.Fatalf("%q → %q is not a fixed point", s, n)
+		}
+	})
+}
+
+// Whatever nvidia-smi prints, the parser returns GPUs with MIG devices or an
+// error, never a MIG device without its GPU or a panic.
+func FuzzParseNvidiaSMIList(f *testing.F) {
+	f.Add("GPU 0: NVIDIA A100 (UUID: GPU-1)\n  MIG 1g.5gb Device 0: (UUID: MIG-2)\n")
+	f.Add("No devices found.\n")
+	f.Add("  MIG 1g.5gb Device 0: (UUID: MIG-2)\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		gpus, err := host.ParseNvidiaSMIList(text)
+		if err != nil {
+			return
+		}
+		for _, g := range gpus {
+			if !strings.HasPrefix(g.UUID, "GPU-") {
+				t.Fatalf("%q: GPU UUID %q", text, g.UUID)
+			}
+			for _, m := range g.MIG {
+				if !strings.HasPrefix(m.UUID, "MIG-") || m.Device < 0 {
+					t.Fatalf("%q: MIG %+v", text, m)
+				}
+			}
 		}
 	})
 }

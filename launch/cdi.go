@@ -21,7 +21,8 @@ import (
 const CDIKind = "gpuimg.dev/gpu"
 
 // CDISpec builds a device-only CDI spec: one device per NVML index, one per
-// GPU UUID, one per MIG device (<gpu>:<mig>) and "all"; the control and uvm
+// GPU UUID, one per MIG device (<gpu>:<mig>), "all", and one per IMEX channel
+// node that exists (imex-channel-<N>); the control and uvm
 // nodes and NVIDIA_VISIBLE_DEVICES=void as spec-wide edits. It mounts no
 // host libraries: the driver userspace is in the image. Major, minor and
 // mode are left to the runtime's stat at injection, so the spec stays right
@@ -78,6 +79,12 @@ func CDISpec(h host.Host) (*cdispec.Spec, error) {
 		}})
 	}
 	spec.Devices = append(spec.Devices, cdispec.Device{Name: "all", ContainerEdits: cdispec.ContainerEdits{DeviceNodes: allNodes}})
+	// IMEX channels that exist, asked for beside a GPU: --device gpuimg.dev/gpu=imex-channel-0.
+	for _, c := range h.IMEXChannels() {
+		spec.Devices = append(spec.Devices, cdispec.Device{Name: fmt.Sprintf("imex-channel-%d", c), ContainerEdits: cdispec.ContainerEdits{
+			DeviceNodes: []*cdispec.DeviceNode{node(host.IMEXChannelPath(c))},
+		}})
+	}
 	spec.ContainerEdits = cdispec.ContainerEdits{
 		DeviceNodes: []*cdispec.DeviceNode{node("/dev/nvidiactl"), node("/dev/nvidia-uvm"), node("/dev/nvidia-uvm-tools")},
 		Env:         []string{"NVIDIA_VISIBLE_DEVICES=void"},

@@ -27,11 +27,14 @@ func Flags(ctx context.Context, h host.Host, opts FlagsOptions) (out string, war
 		return "", nil, err
 	}
 	if opts.Image != "" {
-		_, w, err := CheckImage(ctx, opts.Image, opts.Runtime, h.Driver.Version, opts.Force)
+		img, w, err := CheckImage(ctx, opts.Image, opts.Runtime, h.Driver.Version, opts.Force)
 		if err != nil {
 			return "", nil, err
 		}
 		warnings = append(warnings, w...)
+		if plan, err = planForImage(h, opts.Plan, plan, img); err != nil {
+			return "", warnings, err
+		}
 	}
 	warnings = append(warnings, plan.Warnings...)
 	out, err = plan.Render(opts.Format, opts.Runtime)

@@ -48,6 +48,9 @@ func (p Plan) Args(runtime string) ([]string, error) {
 	for _, gid := range p.GroupAdd {
 		args = append(args, "--group-add", strconv.Itoa(gid))
 	}
+	for _, m := range p.Mounts {
+		args = append(args, "-v", m.HostPath+":"+m.Path)
+	}
 	for _, e := range p.Env {
 		args = append(args, "-e", e)
 	}
@@ -111,6 +114,12 @@ func (p Plan) Compose() string {
 			fmt.Fprintf(&b, "  - %q\n", strconv.Itoa(gid))
 		}
 	}
+	if len(p.Mounts) > 0 {
+		b.WriteString("volumes:\n")
+		for _, m := range p.Mounts {
+			fmt.Fprintf(&b, "  - %q\n", m.HostPath+":"+m.Path)
+		}
+	}
 	b.WriteString("environment:\n")
 	for _, e := range p.Env {
 		fmt.Fprintf(&b, "  - %q\n", e)
@@ -119,11 +128,12 @@ func (p Plan) Compose() string {
 }
 
 // OCIFragment is the part of a runtime-spec config.json the launcher sets:
-// merge linux.devices, linux.resources.devices and process.env/additionalGids
-// into a runc or crun bundle's config.
+// merge linux.devices, linux.resources.devices, mounts and
+// process.env/additionalGids into a runc or crun bundle's config.
 type OCIFragment struct {
-	Process OCIProcess `json:"process"`
-	Linux   OCILinux   `json:"linux"`
+	Process OCIProcess    `json:"process"`
+	Mounts  []rspec.Mount `json:"mounts,omitempty"`
+	Linux   OCILinux      `json:"linux"`
 }
 
 // OCIProcess holds the environment and groups.
@@ -153,6 +163,9 @@ type OCIResources struct {
 // the bundle must bind /dev itself.
 func (p Plan) OCI() OCIFragment {
 	f := OCIFragment{Process: OCIProcess{Env: p.Env}}
+	for _, m := range p.Mounts {
+		f.Mounts = append(f.Mounts, rspec.Mount{Destination: m.Path, Type: "bind", Source: m.HostPath, Options: []string{"bind", "nosuid", "nodev", "noexec"}})
+	}
 	if p.Privileged {
 		f.Linux.Resources.Devices = []rspec.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 		return f

@@ -34,7 +34,11 @@ func TestFlagsGolden(t *testing.T) {
 		{"h200-privileged", "h200-580.159.04", launch.Options{Privileged: true}, "docker"},
 		{"no-uvm-fallback", "no-uvm-550.54.15", launch.Options{Fallback: launch.FallbackPrivileged}, "docker"},
 		{"no-uvm-utility-only", "no-uvm-550.54.15", launch.Options{Capabilities: []string{"utility"}}, "docker"},
+		{"hgx-imex-0,1", "hgx-imex-570.124.06", launch.Options{GPUs: "1", IMEXChannels: "0,1"}, "docker"},
+		{"hgx-imex-all-nvswitch", "hgx-imex-570.124.06", launch.Options{IMEXChannels: "all", NVSwitch: true}, "podman"},
+		{"mig-uuid", "mig-535.183.01", launch.Options{GPUs: "MIG-11111111-2222-5333-8444-555555555501"}, "docker"},
 	}
+	withStandinSMI(t)
 	for _, c := range cases {
 		for _, format := range launch.Formats {
 			t.Run(c.name+"/"+format, func(t *testing.T) {
@@ -57,7 +61,7 @@ func TestFlagsGolden(t *testing.T) {
 }
 
 func TestCDIGolden(t *testing.T) {
-	for _, fx := range []string{"h200-580.159.04", "8gpu-550.127.05", "mig-535.183.01", "video-0660-550.54.15"} {
+	for _, fx := range []string{"h200-580.159.04", "8gpu-550.127.05", "mig-535.183.01", "video-0660-550.54.15", "hgx-imex-570.124.06"} {
 		t.Run(fx, func(t *testing.T) {
 			root := testenv.HostFixture(t, fx)
 			out := filepath.Join(t.TempDir(), "gpuimg.yaml")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/gpuimg/gpuimg/host"
@@ -36,6 +37,24 @@ type Options struct {
 	Privileged bool
 	// Fallback "privileged" switches to Privileged only when a node is missing.
 	Fallback string
+	// IMEXChannels is the --imex-channels value: "all" (every channel node
+	// that exists) or channel numbers ("0,1"); "" for none.
+	IMEXChannels string
+	// NVSwitch passes the NVSwitch nodes present (fabric manager, NVSwitch
+	// management tools; CUDA itself does not need them).
+	NVSwitch bool
+	// Persistenced binds nvidia-persistenced's socket, so NVML in the
+	// container talks to the host's daemon.
+	Persistenced bool
+	// Modeset passes /dev/nvidia-modeset when it exists: the image carries
+	// graphics or display components (set from its components label).
+	Modeset bool
+}
+
+// Mount is a host path bound into the container.
+type Mount struct {
+	HostPath string `json:"hostPath"`
+	Path     string `json:"path"`
 }
 
 // Device is one node passed to the container.
@@ -65,6 +84,7 @@ type Plan struct {
 	// toolkit host never injects a second driver), CUDA_VISIBLE_DEVICES when
 	// privileged.
 	Env        []string `json:"env"`
+	Mounts     []Mount  `json:"mounts,omitempty"`
 	Privileged bool     `json:"privileged"`
 	// Selected GPUs' UUIDs and MIG device names, for messages.
 	GPUs []string `json:"gpus"`
@@ -95,7 +115,17 @@ func NewPlan(h host.Host, opts Options) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	extra, err := optInNodes(h, opts)
+	if err != nil {
+		return Plan{}, err
+	}
 	var p Plan
+	if opts.Persistenced {
+		if !h.PersistencedSocket {
+			return Plan{}, fmt.Errorf("--persistenced: no socket at %s under %s: start the daemon (`systemctl start nvidia-persistenced`) or drop --persistenced", host.PersistencedSocket, h.Root)
+		}
+		p.Mounts = append(p.Mounts, Mount{HostPath: h.HostPath(host.PersistencedSocket), Path: host.PersistencedSocket})
+	}
 	for _, g := range sel.GPUs {
 		p.GPUs = append(p.GPUs, g.UUID)
 	}
@@ -107,6 +137,14 @@ func NewPlan(h host.Host, opts Options) (Plan, error) {
 	}
 
 	needed, missing := neededNodes(h, sel, caps)
+	needed = append(needed, extra...)
+	if opts.Modeset && !slices.Contains(caps, "display") {
+		if n, ok := h.Node("/dev/nvidia-modeset"); ok && n.Exists {
+			needed = append(needed, n)
+		} else {
+			p.Warnings = append(p.Warnings, "the image has graphics/display components but /dev/nvidia-modeset is missing (nvidia-modeset not loaded): display output will fail; load it with `sudo nvidia-modprobe -m`")
+		}
+	}
 	if len(missing) > 0 {
 		if opts.Fallback == FallbackPrivileged {
 			return privilegedPlan(sel, p, fmt.Sprintf("falling back to --privileged because %s missing", strings.Join(missing, ", ")))
@@ -234,6 +272,31 @@ func neededNodes(h host.Host, sel Selection, caps []string) (needed []host.Node,
 		}
 	}
 	return needed, missing
+}
+
+// optInNodes are the IMEX channel and NVSwitch nodes the options ask for; a
+// channel that does not exist is refused with the command that makes it.
+func optInNodes(h host.Host, opts Options) ([]host.Node, error) {
+	all, channels, err := host.ParseIMEXChannels(opts.IMEXChannels)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := h.IMEXChannelNodes(all, channels)
+	if err != nil {
+		return nil, err
+	}
+	if opts.NVSwitch {
+		found := false
+		for _, n := range h.Nodes {
+			if n.Kind == host.KindNVSwitch && n.Exists {
+				nodes, found = append(nodes, n), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("--nvswitch: this host (under %s) has no /dev/nvidia-nvswitch* nodes: it has no NVSwitch, or `sudo nvidia-modprobe -s` has not made them", h.Root)
+		}
+	}
+	return nodes, nil
 }
 
 // privilegedPlan exposes every device and keeps CUDA to the selection by UUID.

@@ -64,6 +64,27 @@ func CheckImage(ctx context.Context, ref, runtime, hostVersion string, force boo
 	return img, warnings, err
 }
 
+// WantsModeset reports whether the image carries graphics or display
+// components, whose libraries open /dev/nvidia-modeset.
+func (img Image) WantsModeset() bool {
+	for _, c := range strings.Split(img.Labels[llb.LabelDriverComponents], ",") {
+		if c = strings.TrimSpace(c); c == "graphics" || c == "display" {
+			return true
+		}
+	}
+	return false
+}
+
+// planForImage redoes the plan with /dev/nvidia-modeset when the image's
+// components want it (the plan was first made, and checked, without the image).
+func planForImage(h host.Host, opts Options, plan Plan, img Image) (Plan, error) {
+	if !img.WantsModeset() || opts.Modeset {
+		return plan, nil
+	}
+	opts.Modeset = true
+	return NewPlan(h, opts)
+}
+
 // forbiddenRuntimeArgs need nvidia-container-toolkit, which gpuimg replaces.
 var forbiddenRuntimeArgs = []string{"--gpus", "--runtime=nvidia"}
 
@@ -116,6 +137,9 @@ func RunCommand(ctx context.Context, h host.Host, opts RunOptions) (argv, warnin
 		return nil, nil, err
 	}
 	warnings = append(warnings, w...)
+	if plan, err = planForImage(h, opts.Plan, plan, img); err != nil {
+		return nil, nil, err
+	}
 	warnings = append(warnings, plan.Warnings...)
 	args, err := plan.Args(opts.Runtime)
 	if err != nil {

@@ -7,8 +7,10 @@
 package launch
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +34,9 @@ type Selection struct {
 // GPU-<uuid> (case-insensitive), a PCI bus id (any padding), a decimal NVML
 // index (PCI bus order, not the device minor), MIG-<uuid>, and
 // <gpu>:<mig> (GPU index : MIG device index as `gpuimg host` lists them).
+// MIG UUIDs are known only to NVML: the old form MIG-GPU-<uuid>/<gi>/<ci>
+// names its GI and CI, and the new one is mapped through `nvidia-smi -L`
+// when nvidia-smi is on PATH.
 func Select(h host.Host, selector string) (Selection, error) {
 	selector = strings.TrimSpace(selector)
 	if selector == "" {
@@ -41,6 +46,7 @@ func Select(h host.Host, selector string) (Selection, error) {
 		return Selection{}, fmt.Errorf("%w: %q: the host under %s has no GPUs in /proc/driver/nvidia/gpus (is the driver loaded? see `gpuimg host`)", ErrSelector, selector, h.Root)
 	}
 	var sel Selection
+	var smi *smiList // `nvidia-smi -L`, run at most once and only for MIG UUIDs
 	seenGPU := map[int]bool{}
 	seenMIG := map[string]bool{}
 	addGPU := func(g host.GPU) {
@@ -65,7 +71,14 @@ func Select(h host.Host, selector string) (Selection, error) {
 			}
 			addGPU(g)
 		case hasPrefixFold(item, "MIG-"):
-			return Selection{}, fmt.Errorf("%w: %s: MIG UUIDs are known only to NVML, which gpuimg does not load; select the MIG device as <gpu>:<mig> instead (%s)", ErrSelector, item, listMIG(h))
+			m, err := migByUUID(h, item, &smi)
+			if err != nil {
+				return Selection{}, err
+			}
+			if !seenMIG[m.Name()] {
+				seenMIG[m.Name()] = true
+				sel.MIG = append(sel.MIG, m)
+			}
 		case host.NormalizeBusID(item) != "":
 			bus := host.NormalizeBusID(item)
 			g, ok := gpuByBus(h, bus)
@@ -156,4 +169,57 @@ func listMIG(h host.Host) string {
 	}
 	sort.Strings(names)
 	return "MIG devices: " + strings.Join(names, ", ")
+}
+
+// smiList is `nvidia-smi -L` parsed, or why it could not be had.
+type smiList struct {
+	gpus []host.SMIGPU
+	err  error
+}
+
+var oldMIGUUID = regexp.MustCompile(`^(?i:MIG-)(GPU-[0-9A-Fa-f-]+)/(\d+)/(\d+)$`)
+
+// migByUUID maps a MIG UUID to the host's MIG device: the R450 form
+// MIG-GPU-<uuid>/<gi>/<ci> directly, the later MIG-<uuid> through the
+// "Device N" of `nvidia-smi -L` on the GPU with the same UUID.
+func migByUUID(h host.Host, uuid string, smi **smiList) (host.MIGDevice, error) {
+	if m := oldMIGUUID.FindStringSubmatch(uuid); m != nil {
+		g, ok := gpuByUUID(h, m[1])
+		gi, _ := strconv.Atoi(m[2])
+		ci, _ := strconv.Atoi(m[3])
+		for _, d := range h.MIG {
+			if ok && d.GPUIndex == g.Index && d.GI == gi && d.CI == ci {
+				return d, nil
+			}
+		}
+		return host.MIGDevice{}, fmt.Errorf("%w: no MIG device %s on this host (%s)", ErrSelector, uuid, listMIG(h))
+	}
+	if *smi == nil {
+		gpus, err := host.NvidiaSMIList(context.Background())
+		*smi = &smiList{gpus, err}
+	}
+	if err := (*smi).err; err != nil {
+		return host.MIGDevice{}, fmt.Errorf("%w: %s: MIG UUIDs are known only to NVML, and `nvidia-smi -L` could not map it (%v): select the MIG device as <gpu>:<mig> instead (%s)", ErrSelector, uuid, err, listMIG(h))
+	}
+	var known []string
+	for _, sg := range (*smi).gpus {
+		for _, sm := range sg.MIG {
+			known = append(known, sm.UUID)
+			if !strings.EqualFold(sm.UUID, uuid) {
+				continue
+			}
+			g, ok := gpuByUUID(h, sg.UUID)
+			if !ok {
+				return host.MIGDevice{}, fmt.Errorf("%w: nvidia-smi puts %s on GPU %s, which the host under %s does not have (%s)", ErrSelector, uuid, sg.UUID, h.Root, listGPUs(h))
+			}
+			if d, ok := migByName(h, fmt.Sprintf("%d:%d", g.Index, sm.Device)); ok {
+				return d, nil
+			}
+			return host.MIGDevice{}, fmt.Errorf("%w: nvidia-smi lists %s as device %d of GPU %d, but no such MIG device has access capabilities under %s (%s)", ErrSelector, uuid, sm.Device, g.Index, h.Root, listMIG(h))
+		}
+	}
+	if len(known) == 0 {
+		known = []string{"none"}
+	}
+	return host.MIGDevice{}, fmt.Errorf("%w: no MIG device %s: nvidia-smi -L lists %s", ErrSelector, uuid, strings.Join(known, ", "))
 }
