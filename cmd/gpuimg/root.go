@@ -13,7 +13,9 @@ installed with --no-kernel-module) matched exactly to a host's kernel driver, on
 and launches them with nothing but device nodes: no nvidia-container-toolkit on the host.
 
   gpuimg build --driver 450.102.04
-  gpuimg run myimg:450.102.04 -- nvidia-smi`,
+  gpuimg doctor
+  gpuimg run myimg:450.102.04 -- nvidia-smi
+  gpuimg run reg.example.com/nvidia:{driver} -- nvidia-smi`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		DisableAutoGenTag: true,
@@ -22,6 +24,7 @@ and launches them with nothing but device nodes: no nvidia-container-toolkit on 
 	root.AddCommand(
 		newBuildCmd(),
 		newHostCmd(),
+		newDoctorCmd(),
 		newFlagsCmd(),
 		newRunCmd(),
 		newCDICmd(),
