@@ -5,7 +5,7 @@ export GPUIMG_BUILDKITD ?= $(CURDIR)/bin/buildkitd
 export GPUIMG_TEST_BASE ?= $(CACHE)/base/debian-bookworm
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build buildkitd base fixtures demo test test-unit lint fuzz bench clean
+.PHONY: help deps build buildkitd base trixie fixtures demo test test-unit lint fuzz bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ buildkitd: ## build the buildkitd pinned in go.mod (rebuilt only when the pin mo
 base: deps ## make the Debian base image (debootstrap into an OCI layout, cached)
 	@hack/mkbase.sh $(GPUIMG_TEST_BASE)
 
+trixie: deps ## make the Debian 13 root the tests run Docker 26, containerd 1.7 and podman 5.4 from (cached)
+	@hack/mktrixie.sh $(CACHE)/trixie >/dev/null
+
 FIXTURE_VERSION ?= 580.159.04
 fixtures: ## generate the stand-in driver packages (tiny and realistic) into the cache
 	@GPUIMG_CACHE=$(CACHE) $(GO) run ./internal/standin/cmd/mkstandin -version $(FIXTURE_VERSION) -scale tiny
@@ -40,7 +43,7 @@ lint: ## gofmt and go vet
 test-unit: ## unit tests only (no daemons)
 	$(GO) test -short ./...
 
-test: deps lint buildkitd base ## every test: unit, end to end (buildkitd, dockerd, podman, registry), brief fuzzing
+test: deps lint buildkitd base trixie ## every test: unit, end to end (buildkitd, dockerd, podman, registry), brief fuzzing
 	$(GO) test -count=1 -p 2 -timeout 45m ./...
 	@$(MAKE) --no-print-directory fuzz
 

@@ -45,8 +45,15 @@ func (p Plan) Args(runtime string) ([]string, error) {
 		}
 		args = append(args, "--device", spec)
 	}
-	for _, gid := range p.GroupAdd {
-		args = append(args, "--group-add", strconv.Itoa(gid))
+	switch {
+	case len(p.GroupAdd) > 0 && p.Rootless && runtime == "podman":
+		// A rootless user cannot add host groups, but keeps its own
+		// (the nodes' group must be one of them); crun only.
+		args = append(args, "--group-add", "keep-groups")
+	default:
+		for _, gid := range p.GroupAdd {
+			args = append(args, "--group-add", strconv.Itoa(gid))
+		}
 	}
 	for _, m := range p.Mounts {
 		args = append(args, "-v", m.HostPath+":"+m.Path)

@@ -37,6 +37,7 @@ func TestFlagsGolden(t *testing.T) {
 		{"hgx-imex-0,1", "hgx-imex-570.124.06", launch.Options{GPUs: "1", IMEXChannels: "0,1"}, "docker"},
 		{"hgx-imex-all-nvswitch", "hgx-imex-570.124.06", launch.Options{IMEXChannels: "all", NVSwitch: true}, "podman"},
 		{"mig-uuid", "mig-535.183.01", launch.Options{GPUs: "MIG-11111111-2222-5333-8444-555555555501"}, "docker"},
+		{"video-rootless-podman", "video-0660-550.54.15", launch.Options{Rootless: true}, "podman"},
 	}
 	withStandinSMI(t)
 	for _, c := range cases {

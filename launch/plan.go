@@ -49,6 +49,9 @@ type Options struct {
 	// Modeset passes /dev/nvidia-modeset when it exists: the image carries
 	// graphics or display components (set from its components label).
 	Modeset bool
+	// Rootless: the engine runs as an unprivileged user, who cannot add host
+	// groups to a container; podman keeps the user's own (keep-groups).
+	Rootless bool
 }
 
 // Mount is a host path bound into the container.
@@ -86,6 +89,8 @@ type Plan struct {
 	Env        []string `json:"env"`
 	Mounts     []Mount  `json:"mounts,omitempty"`
 	Privileged bool     `json:"privileged"`
+	// Rootless: groups are kept from the user (podman --group-add keep-groups).
+	Rootless bool `json:"rootless,omitempty"`
 	// Selected GPUs' UUIDs and MIG device names, for messages.
 	GPUs []string `json:"gpus"`
 	MIG  []string `json:"mig,omitempty"`
@@ -170,6 +175,7 @@ func NewPlan(h host.Host, opts Options) (Plan, error) {
 		}
 	}
 	p.GroupAdd = sortedKeys(groups)
+	p.Rootless = opts.Rootless
 	p.Env = []string{"NVIDIA_VISIBLE_DEVICES=void"}
 	if len(p.CharLinksMissing) > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("no /dev/char link for %s: under systemd's cgroup driver `systemctl daemon-reload` revokes these nodes in running containers (\"Failed to initialize NVML: Unknown Error\"); create the links with `%s`",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -59,6 +60,7 @@ func addPlanFlags(cmd *cobra.Command, plan *launch.Options, root, runtime *strin
 	cmd.Flags().StringSliceVar(&plan.Capabilities, "capabilities", launch.DefaultCapabilities, "compute, utility, graphics, video, display (or all)")
 	cmd.Flags().BoolVar(&plan.Privileged, "privileged", false, "give every host device (--privileged) and pin CUDA_VISIBLE_DEVICES by UUID; warns")
 	cmd.Flags().StringVar(&plan.Fallback, "fallback", "", `"privileged": fall back to --privileged when a node is missing`)
+	cmd.Flags().BoolVar(&plan.Rootless, "rootless", os.Geteuid() != 0, "the engine runs rootless: podman gets --group-add keep-groups (crun) for group-only nodes (default: true unless run as root)")
 	cmd.Flags().StringVar(root, "root", "/", "read the host under this directory (device paths are mapped under it)")
 	cmd.Flags().StringVar(runtime, "runtime", "docker", "docker, podman or nerdctl")
 }

@@ -28,6 +28,8 @@ type DockerDaemon struct {
 	Host string
 	// Dir holds the socket, the data and exec roots and the daemon's log.
 	Dir string
+	// client makes a docker client command built with the daemon.
+	client func(args ...string) *exec.Cmd
 }
 
 // Dockerd starts a private dockerd (which starts its own containerd), waits
@@ -41,24 +43,55 @@ func Dockerd(t testing.TB) *DockerDaemon {
 			SkipOrFail(t, "%s not found (Debian's docker.io; `make deps` installs it)", bin)
 		}
 	}
+	d := newDockerDaemon(t)
+	d.client = func(args ...string) *exec.Cmd { return exec.Command(dockerBinary, args...) }
+	startDockerd(t, d, exec.Command(dockerdBinary, d.daemonArgs()...))
+	return d
+}
+
+// Dockerd starts the trixie root's dockerd (26.1) the way Dockerd starts
+// this machine's, with extra daemon arguments (e.g. --config-file); its Run
+// uses the root's docker client, which speaks CDI device names. unshare and
+// the entry script exec, so the process started is dockerd itself.
+func (tr *Trixie) Dockerd(t testing.TB, extraArgs ...string) *DockerDaemon {
+	t.Helper()
+	d := newDockerDaemon(t)
+	d.client = func(args ...string) *exec.Cmd { return tr.Command(append([]string{dockerBinary}, args...)...) }
+	startDockerd(t, d, tr.Command(append([]string{dockerdBinary}, append(d.daemonArgs(), extraArgs...)...)...))
+	return d
+}
+
+func newDockerDaemon(t testing.TB) *DockerDaemon {
+	t.Helper()
 	// A short directory outside t.TempDir(): unix socket paths are limited to
 	// 108 bytes and containerd nests its own sockets under the exec root.
 	dir, err := os.MkdirTemp("", "gpuimg-dockerd-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &DockerDaemon{Host: "unix://" + filepath.Join(dir, "docker.sock"), Dir: dir}
+	return &DockerDaemon{Host: "unix://" + filepath.Join(dir, "docker.sock"), Dir: dir}
+}
+
+// daemonArgs keep the daemon to its own directory: no iptables, no bridge.
+func (d *DockerDaemon) daemonArgs() []string {
+	return []string{
+		"--iptables=false", "--ip-masq=false", "--bridge=none",
+		"--data-root", filepath.Join(d.Dir, "data"),
+		"--exec-root", filepath.Join(d.Dir, "exec"),
+		"--host", d.Host,
+		"--pidfile", filepath.Join(d.Dir, "dockerd.pid"),
+	}
+}
+
+// startDockerd starts cmd (a dockerd), stops it when the test ends, and
+// waits until it answers.
+func startDockerd(t testing.TB, d *DockerDaemon, cmd *exec.Cmd) {
+	t.Helper()
+	dir := d.Dir
 	logFile, err := os.Create(filepath.Join(dir, "dockerd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(dockerdBinary,
-		"--iptables=false", "--ip-masq=false", "--bridge=none",
-		"--data-root", filepath.Join(dir, "data"),
-		"--exec-root", filepath.Join(dir, "exec"),
-		"--host", d.Host,
-		"--pidfile", filepath.Join(dir, "dockerd.pid"),
-	)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// Its own process group, so a Ctrl-C on `go test` does not race the cleanup.
@@ -90,10 +123,11 @@ func Dockerd(t testing.TB) *DockerDaemon {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := exec.CommandContext(ctx, dockerBinary, "-H", d.Host, "version", "--format", "{{.Server.Version}}").Run()
+		c := d.client("-H", d.Host, "version", "--format", "{{.Server.Version}}")
+		err := exec.CommandContext(ctx, c.Path, c.Args[1:]...).Run()
 		cancel()
 		if err == nil {
-			return d
+			return
 		}
 		select {
 		case werr := <-exited:
@@ -108,11 +142,11 @@ func Dockerd(t testing.TB) *DockerDaemon {
 	}
 }
 
-// Run runs /usr/bin/docker -H Host with args and returns what it printed.
+// Run runs the daemon's docker client with -H Host and args and returns what it printed.
 func (d *DockerDaemon) Run(t testing.TB, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	cmd := exec.Command(dockerBinary, append([]string{"-H", d.Host}, args...)...)
+	cmd := d.client(append([]string{"-H", d.Host}, args...)...)
 	cmd.Stdout = &out
 	cmd.Stderr = &errOut
 	err = cmd.Run()

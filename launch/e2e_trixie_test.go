@@ -1,0 +1,108 @@
+package launch_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gpuimg/gpuimg/host/hosttest"
+	"github.com/gpuimg/gpuimg/internal/testenv"
+	"github.com/gpuimg/gpuimg/launch"
+	"github.com/gpuimg/gpuimg/llb"
+)
+
+// sharedDir is a directory every user can reach (t.TempDir's parent is 0700).
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gpuimg-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Docker 26 (Debian 13) takes `gpuimg cdi generate`'s spec with CDI enabled
+// in daemon.json, and runs the --privileged fallback for real (20.10 cannot
+// here: it asks for capabilities this machine does not grant).
+func TestDocker26CDIAndPrivilegedFallback(t *testing.T) {
+	testenv.SkipIfShort(t, "Docker 26 from the trixie root")
+	tr := testenv.TrixieRoot(t)
+	specDir := sharedDir(t)
+	cfg := filepath.Join(t.TempDir(), "daemon.json")
+	conf, _ := json.Marshal(map[string]any{"features": map[string]bool{"cdi": true}, "cdi-spec-dirs": []string{specDir}})
+	if err := os.WriteFile(cfg, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := tr.Dockerd(t, "--config-file", cfg)
+	if v, _, err := d.Run(t, "version", "--format", "{{.Server.Version}}"); err != nil || !strings.HasPrefix(v, "26.") {
+		t.Fatalf("the trixie dockerd is %q (%v), want 26.x", v, err)
+	}
+	const driver = "550.127.05"
+	img := "gpuimg-e2e/busybox:" + driver
+	d.Load(t, busyboxImage(t, img, map[string]string{llb.LabelDriverVersion: driver}))
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "8gpu-550.127.05"), true)
+	if r := gpuimg(t, nil, "cdi", "generate", "--root", root, "--output", filepath.Join(specDir, "gpuimg.yaml")); r.code != 0 {
+		t.Fatalf("cdi generate: exit %d\n%s", r.code, r.stderr)
+	}
+	base, stderr, err := d.Run(t, "run", "--rm", "--network", "none", img, "sh", "-c", probe)
+	if err != nil {
+		t.Fatalf("baseline: %v\n%s", err, stderr)
+	}
+	baseline := devices(t, base)
+
+	for _, c := range []struct {
+		device string
+		opts   launch.Options
+	}{
+		{launch.CDIKind + "=1", launch.Options{GPUs: "1"}},
+		{launch.CDIKind + "=GPU-00000004-1111-2222-3333-444444444444", launch.Options{GPUs: "4"}},
+		{launch.CDIKind + "=all", launch.Options{GPUs: "all"}},
+	} {
+		t.Run(c.device, func(t *testing.T) {
+			out, stderr, err := d.Run(t, "run", "--rm", "--network", "none", "--device", c.device, img, "sh", "-c", probe)
+			if err != nil {
+				t.Fatalf("docker run --device %s: %v\n%s", c.device, err, stderr)
+			}
+			got, want := added(baseline, devices(t, out)), expectedNodes(t, root, c.opts)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("container got\n%s\nwant exactly\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if !strings.Contains(out, "NVIDIA_VISIBLE_DEVICES=void") {
+				t.Errorf("spec env not applied:\n%s", out)
+			}
+		})
+	}
+
+	// gpuimg run drives Docker 26 itself: device nodes, then the fallback.
+	env := []string{"DOCKER_HOST=" + d.Host, "PATH=" + tr.Wrapper(t, "docker", "/usr/bin/docker") + ":/usr/bin:/bin"}
+	r := gpuimgEnv(t, env, "run", "--root", root, "--gpus", "2", "--", "--rm", "--network", "none", img, "sh", "-c", probe)
+	if got := added(baseline, devices(t, r.stdout)); r.code != 0 || strings.Join(got, "\n") != strings.Join(expectedNodes(t, root, launch.Options{GPUs: "2"}), "\n") {
+		t.Errorf("gpuimg run --gpus 2 on Docker 26: exit %d, nodes %v\n%s", r.code, got, r.stderr)
+	}
+	noUVM := hosttest.ScratchRoot(t, testenv.HostFixture(t, "no-uvm-550.54.15"), true)
+	d.Load(t, busyboxImage(t, "gpuimg-e2e/busybox:550.54.15", map[string]string{llb.LabelDriverVersion: "550.54.15"}))
+	r = gpuimgEnv(t, env, "run", "--root", noUVM, "--fallback", "privileged", "--", "--rm", "--network", "none", "gpuimg-e2e/busybox:550.54.15", "sh", "-c", probe)
+	if r.code != 0 {
+		t.Fatalf("privileged fallback on Docker 26: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, s := range []string{"falling back to --privileged because /dev/nvidia-uvm", "EVERY host device"} {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
+		}
+	}
+	if !strings.Contains(r.stdout, "CUDA_VISIBLE_DEVICES=GPU-77777777-6666-5555-4444-333333333333\n") {
+		t.Errorf("CUDA_VISIBLE_DEVICES not pinned:\n%s", r.stdout)
+	}
+	// Privileged: the host's own /dev (more than a plain container's), none
+	// of the scratch root's nodes.
+	if priv := devices(t, r.stdout); len(priv) <= len(baseline) || priv["/dev/nvidia0"] != "" {
+		t.Errorf("privileged container sees %d devices (plain: %d): %v", len(priv), len(baseline), fmt.Sprint(priv))
+	}
+}
