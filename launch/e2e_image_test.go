@@ -20,7 +20,7 @@ import (
 // Debian's busybox-static: one static binary, so the test image needs no base.
 const busyboxPath = "/bin/busybox"
 
-var busyboxApplets = []string{"sh", "ls", "find", "stat", "cat", "env", "id", "sort", "wc", "true"}
+var busyboxApplets = []string{"sh", "ls", "find", "stat", "cat", "env", "id", "sort", "wc", "true", "sleep"}
 
 // busyboxImage writes a docker-format tarball (what dockerd 20.10 and podman
 // load) of a one-layer image holding a static busybox, tagged tag, with the

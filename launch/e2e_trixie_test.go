@@ -7,6 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/gpuimg/gpuimg/host/hosttest"
 	"github.com/gpuimg/gpuimg/internal/testenv"
@@ -105,4 +111,107 @@ func TestDocker26CDIAndPrivilegedFallback(t *testing.T) {
 	if priv := devices(t, r.stdout); len(priv) <= len(baseline) || priv["/dev/nvidia0"] != "" {
 		t.Errorf("privileged container sees %d devices (plain: %d): %v", len(priv), len(baseline), fmt.Sprint(priv))
 	}
+}
+
+// The CRI plugin of containerd 1.7 with CDI enabled, the layer kubelet talks
+// to: crictl starts a pod sandbox (a locally built pause image) and a
+// container asking for a gpuimg.dev/gpu device; the container sees exactly
+// that GPU's nodes and the control and uvm nodes.
+func TestContainerdCRIWithCDI(t *testing.T) {
+	testenv.SkipIfShort(t, "containerd 1.7 from the trixie root")
+	tr := testenv.TrixieRoot(t)
+	specDir := sharedDir(t)
+	const pause = "localhost/gpuimg-e2e/pause:1"
+	cri := tr.Containerd(t, specDir, pause)
+	const driver = "550.127.05"
+	img := "localhost/gpuimg-e2e/busybox:" + driver
+	cri.Import(t, busyboxImage(t, img, map[string]string{llb.LabelDriverVersion: driver}))
+	cri.Import(t, pauseImage(t, pause))
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "8gpu-550.127.05"), true)
+	if r := gpuimg(t, nil, "cdi", "generate", "--root", root, "--output", filepath.Join(specDir, "gpuimg.yaml")); r.code != 0 {
+		t.Fatalf("cdi generate: exit %d\n%s", r.code, r.stderr)
+	}
+	dir := t.TempDir()
+	podConfig := writeJSON(t, dir, "pod.json", map[string]any{
+		"metadata":      map[string]any{"name": "gpuimg-e2e", "namespace": "default", "uid": "gpuimg-e2e", "attempt": 0},
+		"log_directory": dir,
+		// The node's network: no CNI plugin is needed.
+		"linux": map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}},
+	})
+	pod, stderr, err := cri.Crictl("runp", podConfig)
+	if err != nil {
+		t.Fatalf("crictl runp: %v\n%s\n%s", err, stderr, cri.Log())
+	}
+	run := func(name string, annotations map[string]string) string {
+		t.Helper()
+		ctr := writeJSON(t, dir, name+".json", map[string]any{
+			"metadata": map[string]any{"name": name}, "image": map[string]any{"image": img},
+			"command": []string{"sh", "-c", probe}, "log_path": name + ".log", "annotations": annotations,
+		})
+		id, stderr, err := cri.Crictl("create", pod, ctr, podConfig)
+		if err != nil {
+			t.Fatalf("crictl create %s: %v\n%s\n%s", name, err, stderr, cri.Log())
+		}
+		if _, stderr, err := cri.Crictl("start", id); err != nil {
+			t.Fatalf("crictl start %s: %v\n%s", name, err, stderr)
+		}
+		for i := 0; ; i++ {
+			state, _, _ := cri.Crictl("inspect", "--output", "go-template", "--template", "{{.status.state}}", id)
+			if state == "CONTAINER_EXITED" {
+				break
+			}
+			if i == 300 {
+				t.Fatalf("container %s still %q after a minute", name, state)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		out, stderr, err := cri.Crictl("logs", id)
+		if err != nil {
+			t.Fatalf("crictl logs %s: %v\n%s", name, err, stderr)
+		}
+		return out
+	}
+	baseline := devices(t, run("baseline", nil))
+	out := run("gpu1", map[string]string{"cdi.k8s.io/gpuimg": launch.CDIKind + "=1"})
+	got, want := added(baseline, devices(t, out)), expectedNodes(t, root, launch.Options{GPUs: "1"})
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("CRI container got\n%s\nwant exactly\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !strings.Contains(out, "NVIDIA_VISIBLE_DEVICES=void") {
+		t.Errorf("spec env not applied:\n%s", out)
+	}
+}
+
+// pauseImage is the pod sandbox image: busybox waiting for its signal.
+func pauseImage(t *testing.T, tag string) string {
+	t.Helper()
+	img, err := mutate.Config(busybox(t, nil), v1.Config{
+		Env:        []string{"PATH=/bin"},
+		Entrypoint: []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pause.tar")
+	if err := tarball.WriteToFile(path, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func writeJSON(t *testing.T, dir, file string, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, file)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
