@@ -215,3 +215,56 @@ func writeJSON(t *testing.T, dir, file string, v any) string {
 	}
 	return path
 }
+
+// Rootless podman 5 as an unprivileged user in group video: what `gpuimg
+// flags --runtime podman --rootless` prints (--group-add keep-groups, with
+// podman's default crun) lets the container open 0660 root:video nodes;
+// without it the same container is refused.
+func TestRootlessPodmanKeepGroups(t *testing.T) {
+	testenv.SkipIfShort(t, "rootless podman from the trixie root")
+	tr := testenv.TrixieRoot(t)
+	p := tr.RootlessPodman(t)
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "video-0660-550.54.15"), true)
+	// The user must reach the scratch root's nodes.
+	for dir := root; dir != filepath.Clean(os.TempDir()); dir = filepath.Dir(dir) {
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := gpuimg(t, nil, "flags", "--runtime", "podman", "--rootless", "--root", root)
+	if r.code != 0 || !strings.Contains(r.stdout, "--group-add keep-groups") {
+		t.Fatalf("flags --rootless: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	flags := strings.Fields(r.stdout)
+	const img = "localhost/gpuimg-e2e/busybox:550.54.15"
+	tarPath := filepath.Join(p.Dir, "image.tar")
+	copyFile(t, busyboxImage(t, img, map[string]string{llb.LabelDriverVersion: "550.54.15"}), tarPath)
+	if out, stderr, err := p.Run("load", "-i", tarPath); err != nil {
+		t.Fatalf("rootless podman load: %v\n%s%s", err, out, stderr)
+	}
+	// Opening a node with no driver behind it fails with ENXIO once the
+	// permission check passed, with EACCES when it did not.
+	const open = "{ cat /dev/nvidiactl; cat /dev/nvidia0; ls /dev/nvidia-uvm; } 2>&1"
+	run := func(args []string) string {
+		out, stderr, err := p.Run(append(append([]string{"run", "--rm", "--network", "none"}, args...), img, "sh", "-c", open)...)
+		if err != nil {
+			t.Fatalf("rootless podman run %v: %v\n%s%s", args, err, out, stderr)
+		}
+		return out
+	}
+	out := run(flags)
+	if strings.Count(out, "No such device or address") != 2 || strings.Contains(out, "Permission denied") || !strings.Contains(out, "/dev/nvidia-uvm") {
+		t.Errorf("with gpuimg's flags the nodes are not usable:\n%s", out)
+	}
+	var withoutGroups []string
+	for i := 0; i < len(flags); i++ {
+		if flags[i] == "--group-add" {
+			i++
+			continue
+		}
+		withoutGroups = append(withoutGroups, flags[i])
+	}
+	if out := run(withoutGroups); strings.Count(out, "Permission denied") != 2 {
+		t.Errorf("without keep-groups the 0660 nodes should be refused:\n%s", out)
+	}
+}

@@ -28,9 +28,10 @@ var (
 )
 
 // trixieEnter enters the root in a private mount namespace: this machine's
-// /dev, /sys, /proc and temporary directory (where tests keep sockets, specs
-// and scratch roots) bound in, a fresh /run, then pivot_root (a chroot
-// cannot create user namespaces, which rootless podman needs).
+// /dev, /sys (without the cgroup2 hierarchy of a hybrid layout), /proc and
+// temporary directory (where tests keep sockets, specs and scratch roots)
+// bound in, a fresh /run, then pivot_root (a chroot cannot create user
+// namespaces, which rootless podman needs).
 const trixieEnter = `set -e
 PATH=/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 R=$1 TMP=$2; shift 2
@@ -41,6 +42,8 @@ mount -t proc proc "$R/proc"
 mkdir -p "$R$TMP"
 mount --rbind "$TMP" "$R$TMP"
 mount -t tmpfs -o mode=755 tmpfs "$R/run"
+# cgroup v1 only: crun (rootless podman) refuses the hybrid v1+v2 layout.
+umount -l "$R/sys/fs/cgroup/unified" 2>/dev/null || true
 cd "$R"
 pivot_root . .oldroot
 umount -l /.oldroot
