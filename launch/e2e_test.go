@@ -274,6 +274,17 @@ func TestPodmanConsumesTheCDISpec(t *testing.T) {
 		t.Fatalf("baseline: %v\n%s", err, stderr)
 	}
 	baseline := devices(t, base)
+	checkCDIDevices(t, root, baseline, func(device string) (string, string, error) {
+		return p.Run(t, append(append([]string{"run", "--rm", "--device", device}, testenv.PodmanRunArgs...), img, "sh", "-c", probe)...)
+	})
+}
+
+// checkCDIDevices runs the probe with gpuimg.dev/gpu devices by index, UUID
+// and "all" (run(device) starts the container) on the 8-GPU scratch root:
+// each container gets exactly the plan's nodes beyond baseline, and the
+// spec's environment.
+func checkCDIDevices(t *testing.T, root string, baseline map[string]string, run func(device string) (stdout, stderr string, err error)) {
+	t.Helper()
 	for _, c := range []struct {
 		device string
 		opts   launch.Options
@@ -283,13 +294,11 @@ func TestPodmanConsumesTheCDISpec(t *testing.T) {
 		{launch.CDIKind + "=all", launch.Options{GPUs: "all"}},
 	} {
 		t.Run(c.device, func(t *testing.T) {
-			args := append(append([]string{"run", "--rm", "--device", c.device}, testenv.PodmanRunArgs...), img, "sh", "-c", probe)
-			out, stderr, err := p.Run(t, args...)
+			out, stderr, err := run(c.device)
 			if err != nil {
-				t.Fatalf("podman run --device %s: %v\n%s", c.device, err, stderr)
+				t.Fatalf("run --device %s: %v\n%s", c.device, err, stderr)
 			}
-			got := added(baseline, devices(t, out))
-			want := expectedNodes(t, root, c.opts)
+			got, want := added(baseline, devices(t, out)), expectedNodes(t, root, c.opts)
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
 				t.Errorf("container got\n%s\nwant exactly\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}

@@ -63,28 +63,9 @@ func TestDocker26CDIAndPrivilegedFallback(t *testing.T) {
 	}
 	baseline := devices(t, base)
 
-	for _, c := range []struct {
-		device string
-		opts   launch.Options
-	}{
-		{launch.CDIKind + "=1", launch.Options{GPUs: "1"}},
-		{launch.CDIKind + "=GPU-00000004-1111-2222-3333-444444444444", launch.Options{GPUs: "4"}},
-		{launch.CDIKind + "=all", launch.Options{GPUs: "all"}},
-	} {
-		t.Run(c.device, func(t *testing.T) {
-			out, stderr, err := d.Run(t, "run", "--rm", "--network", "none", "--device", c.device, img, "sh", "-c", probe)
-			if err != nil {
-				t.Fatalf("docker run --device %s: %v\n%s", c.device, err, stderr)
-			}
-			got, want := added(baseline, devices(t, out)), expectedNodes(t, root, c.opts)
-			if strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Errorf("container got\n%s\nwant exactly\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-			}
-			if !strings.Contains(out, "NVIDIA_VISIBLE_DEVICES=void") {
-				t.Errorf("spec env not applied:\n%s", out)
-			}
-		})
-	}
+	checkCDIDevices(t, root, baseline, func(device string) (string, string, error) {
+		return d.Run(t, "run", "--rm", "--network", "none", "--device", device, img, "sh", "-c", probe)
+	})
 
 	// gpuimg run drives Docker 26 itself: device nodes, then the fallback.
 	env := []string{"DOCKER_HOST=" + d.Host, "PATH=" + tr.Wrapper(t, "docker", "/usr/bin/docker") + ":/usr/bin:/bin"}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -52,55 +51,18 @@ state = %q
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logFile, err := os.Create(filepath.Join(dir, "containerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := tr.Command("/usr/bin/containerd", "--config", filepath.Join(dir, "config.toml"))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start containerd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		// Pods first (their shims outlive containerd), then the daemon.
+	stopPods := func() {
+		// Pods first: their shims outlive containerd.
 		if out, _, err := c.Crictl("pods", "-q"); err == nil {
 			for _, id := range strings.Fields(out) {
 				_, _, _ = c.Crictl("stopp", id)
 				_, _, _ = c.Crictl("rmp", "-f", id)
 			}
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
-		unmountBelow(dir)
-		if err := os.RemoveAll(dir); err != nil {
-			t.Logf("removing containerd dir: %v", err)
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, _, err := c.Crictl("version"); err == nil {
-			return c
-		}
-		select {
-		case werr := <-exited:
-			exited <- werr
-			t.Fatalf("containerd exited during startup (%v); log:\n%s", werr, readTail(filepath.Join(dir, "containerd.log")))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not answer on %s within 60s; log:\n%s", c.Socket, readTail(filepath.Join(dir, "containerd.log")))
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
+	ready := func() error { _, _, err := c.Crictl("version"); return err }
+	startDaemon(t, "containerd", dir, tr.Command("/usr/bin/containerd", "--config", filepath.Join(dir, "config.toml")), ready, stopPods)
+	return c
 }
 
 // Crictl runs crictl against this containerd.

@@ -83,63 +83,16 @@ func (d *DockerDaemon) daemonArgs() []string {
 	}
 }
 
-// startDockerd starts cmd (a dockerd), stops it when the test ends, and
-// waits until it answers.
+// startDockerd starts cmd (a dockerd) and waits until it answers.
 func startDockerd(t testing.TB, d *DockerDaemon, cmd *exec.Cmd) {
 	t.Helper()
-	dir := d.Dir
-	logFile, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	// Its own process group, so a Ctrl-C on `go test` does not race the cleanup.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		os.RemoveAll(dir)
-		t.Fatalf("start dockerd: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
-		// dockerd unmounts its overlay layers on a clean stop; whatever is
-		// still mounted below dir (a killed daemon) is detached before removal.
-		unmountBelow(dir)
-		if err := os.RemoveAll(dir); err != nil {
-			t.Logf("removing dockerd dir: %v", err)
-		}
-	})
-
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	ready := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
 		c := d.client("-H", d.Host, "version", "--format", "{{.Server.Version}}")
-		err := exec.CommandContext(ctx, c.Path, c.Args[1:]...).Run()
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case werr := <-exited:
-			exited <- werr // let the cleanup see it too
-			t.Fatalf("dockerd exited during startup (%v); log:\n%s", werr, readTail(filepath.Join(dir, "dockerd.log")))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dockerd did not answer on %s within 60s; log:\n%s", d.Host, readTail(filepath.Join(dir, "dockerd.log")))
-		}
-		time.Sleep(200 * time.Millisecond)
+		return exec.CommandContext(ctx, c.Path, c.Args[1:]...).Run()
 	}
+	startDaemon(t, "dockerd", d.Dir, cmd, ready, nil)
 }
 
 // Run runs the daemon's docker client with -H Host and args and returns what it printed.
