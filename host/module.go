@@ -148,8 +148,10 @@ func ModuleVersion(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	var r io.Reader = f
+	var r io.Reader
 	switch {
+	case strings.HasSuffix(path, ".ko"):
+		return modinfoVersion(f) // uncompressed: read only the sections
 	case strings.HasSuffix(path, ".xz"):
 		if r, err = xz.NewReader(f); err != nil {
 			return "", fmt.Errorf("xz: %w", err)
@@ -161,17 +163,19 @@ func ModuleVersion(path string) (string, error) {
 		}
 		defer zr.Close()
 		r = zr
+	default:
+		return "", fmt.Errorf("not a kernel module name (want .ko, .ko.xz or .ko.zst)")
 	}
 	// debug/elf needs random access; a module is tens of MB at most.
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return "", fmt.Errorf("decompress: %w", err)
 	}
-	return modinfoVersion(data)
+	return modinfoVersion(bytes.NewReader(data))
 }
 
-func modinfoVersion(data []byte) (string, error) {
-	ef, err := elf.NewFile(bytes.NewReader(data))
+func modinfoVersion(r io.ReaderAt) (string, error) {
+	ef, err := elf.NewFile(r)
 	if err != nil {
 		return "", fmt.Errorf("not an ELF kernel module: %w", err)
 	}

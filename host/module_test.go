@@ -55,6 +55,7 @@ func TestModuleVersionBadInput(t *testing.T) {
 	hosttest.WriteFile(t, root, "truncated.ko.zst", []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00})
 	elf := hosttest.ModuleELF("version=550.127.05")
 	hosttest.WriteFile(t, root, "cut.ko", elf[:len(elf)-20])
+	hosttest.WriteFile(t, root, "nvidia.o", elf)
 	for name, says := range map[string]string{
 		"not-elf.ko":       "not an ELF kernel module",
 		"no-version.ko":    "no version= field",
@@ -63,6 +64,7 @@ func TestModuleVersionBadInput(t *testing.T) {
 		"truncated.ko.zst": "decompress",
 		"cut.ko":           "not an ELF kernel module",
 		"absent.ko":        "no such file",
+		"nvidia.o":         "not a kernel module name",
 	} {
 		v, err := host.ModuleVersion(filepath.Join(root, name))
 		if err == nil || !strings.Contains(err.Error(), says) {
