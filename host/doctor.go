@@ -193,8 +193,13 @@ func diagnoseRuntimes(h Host, runtimes []RuntimeInfo, add addFunc) {
 	for _, rt := range runtimes {
 		version := orUnknown(rt.Version)
 		switch {
+		case rt.CDI && rt.Name == "containerd":
+			add("runtime "+rt.Name, StatusOK, "", "%s %s (%s): the CRI plugin takes CDI: `gpuimg cdi generate -o /etc/cdi/gpuimg.yaml`, then the pod annotation cdi.k8s.io/gpuimg: gpuimg.dev/gpu=0", rt.Name, version, rt.Path)
 		case rt.CDI:
 			add("runtime "+rt.Name, StatusOK, "", "%s %s (%s): CDI works: `gpuimg cdi generate -o /etc/cdi/gpuimg.yaml`, then --device gpuimg.dev/gpu=0", rt.Name, version, rt.Path)
+		case strings.Contains(rt.CDINote, "enable_cdi"):
+			add("runtime "+rt.Name, StatusInfo, `sudo sed -i '/^\[plugins."io.containerd.grpc.v1.cri"\]/a\  enable_cdi = true\n  cdi_spec_dirs = ["/etc/cdi", "/var/run/cdi"]' /etc/containerd/config.toml && sudo systemctl restart containerd`,
+				"%s %s (%s): %s", rt.Name, version, rt.Path, rt.CDINote)
 		case strings.Contains(rt.CDINote, "daemon.json"):
 			add("runtime "+rt.Name, StatusInfo, enableDockerCDI(reader{root: h.Root}),
 				"%s %s (%s): plain --device works; %s", rt.Name, version, rt.Path, rt.CDINote)

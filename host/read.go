@@ -460,7 +460,7 @@ var toolkitBinaries = []string{
 	"nvidia-container-cli", "nvidia-ctk",
 }
 
-var runtimeBinaries = []string{"docker", "podman", "nerdctl", "runc", "crun"}
+var runtimeBinaries = []string{"docker", "podman", "nerdctl", "containerd", "runc", "crun"}
 
 // readTools looks for toolkit and runtime binaries in $PATH's directories
 // under the root.

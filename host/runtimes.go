@@ -28,9 +28,10 @@ type RuntimeInfo struct {
 
 // dpkgPackages are the Debian/Ubuntu packages that ship each engine.
 var dpkgPackages = map[string][]string{
-	"docker":  {"docker-ce", "docker.io", "moby-engine"},
-	"podman":  {"podman"},
-	"nerdctl": {"nerdctl"},
+	"docker":     {"docker-ce", "docker.io", "moby-engine"},
+	"podman":     {"podman"},
+	"nerdctl":    {"nerdctl"},
+	"containerd": {"containerd", "containerd.io"},
 }
 
 // ProbeRuntimes finds each engine's version: from <root>/var/lib/dpkg/status,
@@ -128,7 +129,8 @@ func atLeast(v string, want ...int) bool {
 
 // cdiSupport applies REFERENCE 6.3: Docker from 25.0 with features.cdi in
 // daemon.json (default on from 28.2), podman from 4.1 (CDI spec 0.3+),
-// nerdctl from 2.0.
+// nerdctl from 2.0, containerd's CRI plugin from 1.7 with enable_cdi
+// (default on from 2.0).
 func cdiSupport(r reader, info RuntimeInfo) (bool, string) {
 	if info.Version == "" {
 		return false, "version unknown"
@@ -155,6 +157,16 @@ func cdiSupport(r reader, info RuntimeInfo) (bool, string) {
 			return true, ""
 		}
 		return false, "nerdctl " + info.Version + " is older than 2.0: use `gpuimg run --runtime nerdctl`"
+	case "containerd":
+		switch {
+		case atLeast(info.Version, 2):
+			return true, ""
+		case !atLeast(info.Version, 1, 7):
+			return false, "containerd " + info.Version + " has no CDI (1.7 or newer): Kubernetes pods get the nodes only through a device plugin"
+		case containerdCDIEnabled(r):
+			return true, ""
+		}
+		return false, "containerd " + info.Version + ` needs enable_cdi = true (and cdi_spec_dirs) under [plugins."io.containerd.grpc.v1.cri"] in /etc/containerd/config.toml (then restart containerd)`
 	}
 	return false, ""
 }
@@ -178,6 +190,14 @@ func readDockerConfig(r reader) (DockerDaemonConfig, bool) {
 func dockerCDIEnabled(r reader) bool {
 	cfg, ok := readDockerConfig(r)
 	return ok && cfg.Features["cdi"]
+}
+
+var enableCDILine = regexp.MustCompile(`(?m)^\s*enable_cdi\s*=\s*true\b`)
+
+// containerdCDIEnabled: the CRI plugin's enable_cdi is set in config.toml.
+func containerdCDIEnabled(r reader) bool {
+	text, _, _ := r.readOptional("/etc/containerd/config.toml")
+	return enableCDILine.MatchString(text)
 }
 
 // toolkitHooks are files through which the toolkit joins every container.

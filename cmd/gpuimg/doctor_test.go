@@ -71,6 +71,12 @@ func TestDoctorGolden(t *testing.T) {
 	hosttest.WriteFile(t, upgrade, "/proc/sys/kernel/osrelease", []byte("6.8.0-60-generic\n"))
 	hosttest.WriteModule(t, upgrade, "/lib/modules/6.8.0-60-generic/updates/dkms/nvidia.ko.zst", "550.144.03")
 	roots["upgrade-toolkit-docker25"] = upgrade
+	// A Kubernetes node: containerd 1.7 without CDI, and one with it.
+	k8s, k8sCDI := hostRoot(t, "h200-580.159.04"), hostRoot(t, "h200-580.159.04")
+	engine(t, k8s, "containerd", "containerd", "1.7.24~ds1-6+deb13u1")
+	engine(t, k8sCDI, "containerd", "containerd.io", "1.7.27-1")
+	hosttest.WriteFile(t, k8sCDI, "/etc/containerd/config.toml", []byte("version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  enable_cdi = true\n"))
+	roots["containerd17"], roots["containerd17-cdi"] = k8s, k8sCDI
 	// Cannot run: uvm not loaded and Docker 20.10 only.
 	noUVM := hostRoot(t, "no-uvm-550.54.15")
 	hosttest.WriteFile(t, noUVM, "/proc/devices", []byte("Character devices:\n195 nvidia\n"))
