@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -18,6 +19,8 @@ type RootlessPodman struct {
 	tr *Trixie
 	// Dir is a directory the user can read (put image tarballs here).
 	Dir string
+	// xdg is bound on /run/user/<uid> in every call.
+	xdg string
 	env []string
 }
 
@@ -28,12 +31,22 @@ func (tr *Trixie) RootlessPodman(t testing.TB) *RootlessPodman {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The runtime directory, bound on /run/user/<uid> in each call, outlives
+	// the calls (a fresh one would start a pause process per call); the one
+	// pause process that keeps the user namespace is ended with the test.
+	xdg := filepath.Join(dir, "xdg")
 	t.Cleanup(func() {
+		if pid, err := os.ReadFile(filepath.Join(xdg, "libpod", "tmp", "pause.pid")); err == nil {
+			var n int
+			if _, err := fmt.Sscan(string(pid), &n); err == nil && n > 1 {
+				_ = syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
 		unmountBelow(dir)
 		os.RemoveAll(dir)
 	})
-	for _, d := range []string{dir, filepath.Join(dir, "store"), filepath.Join(dir, "run")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	for _, d := range []string{dir, filepath.Join(dir, "store"), filepath.Join(dir, "run"), xdg} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chown(d, RootlessUID, RootlessUID); err != nil {
@@ -49,7 +62,7 @@ func (tr *Trixie) RootlessPodman(t testing.TB) *RootlessPodman {
 			t.Fatal(err)
 		}
 	}
-	return &RootlessPodman{tr: tr, Dir: dir, env: []string{
+	return &RootlessPodman{tr: tr, Dir: dir, xdg: xdg, env: []string{
 		"HOME=/home/gpuimg-rootless", fmt.Sprintf("XDG_RUNTIME_DIR=/run/user/%d", RootlessUID),
 		"CONTAINERS_STORAGE_CONF=" + storage, "CONTAINERS_CONF=" + engine, "PODMAN_IGNORE_CGROUPSV1_WARNING=1",
 	}}
@@ -58,7 +71,8 @@ func (tr *Trixie) RootlessPodman(t testing.TB) *RootlessPodman {
 // Run runs podman with args as the unprivileged user.
 func (p *RootlessPodman) Run(args ...string) (stdout, stderr string, err error) {
 	uid := fmt.Sprint(RootlessUID)
-	setup := "mkdir -p /run/user/" + uid + " && chown " + uid + ":" + uid + " /run/user/" + uid +
+	run := "/run/user/" + uid
+	setup := "mkdir -p " + run + " && mount --bind " + p.xdg + " " + run +
 		` && exec setpriv --reuid=` + uid + ` --regid=` + uid + ` --init-groups env "$@"`
 	argv := append([]string{"/bin/sh", "-c", setup, "sh"}, p.env...)
 	argv = append(argv, append([]string{"/usr/bin/podman"}, args...)...)
