@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gpuimg/gpuimg/host"
 	"github.com/gpuimg/gpuimg/host/hosttest"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 )
@@ -24,16 +25,9 @@ func TestHostReportGolden(t *testing.T) {
 		}
 		t.Run(e.Name(), func(t *testing.T) {
 			root := testenv.HostFixture(t, e.Name())
-			h := hosttest.Read(t, root)
-			var text, js bytes.Buffer
-			if err := writeHostReport(&text, h); err != nil {
-				t.Fatal(err)
-			}
-			if err := writeHostJSON(&js, h); err != nil {
-				t.Fatal(err)
-			}
-			testenv.Golden(t, "host/"+e.Name()+".txt", root, text.String())
-			testenv.Golden(t, "host/"+e.Name()+".json", root, js.String())
+			text, js := renderHost(t, hosttest.Read(t, root))
+			testenv.Golden(t, "host/"+e.Name()+".txt", root, text)
+			testenv.Golden(t, "host/"+e.Name()+".json", root, js)
 		})
 	}
 }
@@ -68,16 +62,23 @@ func TestHostReportPendingUpgradeGolden(t *testing.T) {
 	for name, root := range map[string]string{"upgrade-pending": pending, "module-unreadable": unreadable, "module-missing": missing} {
 		t.Run(name, func(t *testing.T) {
 			h := hosttest.Read(t, root)
-			var text, js bytes.Buffer
-			if err := writeHostReport(&text, h); err != nil {
-				t.Fatal(err)
-			}
-			if err := writeHostJSON(&js, h); err != nil {
-				t.Fatal(err)
-			}
+			text, js := renderHost(t, h)
 			warnings := "--- warnings\n" + strings.Join(h.Warnings, "\n") + "\n"
-			testenv.Golden(t, "host/"+name+".txt", root, text.String()+warnings)
-			testenv.Golden(t, "host/"+name+".json", root, js.String())
+			testenv.Golden(t, "host/"+name+".txt", root, text+warnings)
+			testenv.Golden(t, "host/"+name+".json", root, js)
 		})
 	}
+}
+
+// renderHost is `gpuimg host` and `gpuimg host --json` for h.
+func renderHost(t *testing.T, h host.Host) (text, js string) {
+	t.Helper()
+	var tb, jb bytes.Buffer
+	if err := writeHostReport(&tb, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeHostJSON(&jb, h); err != nil {
+		t.Fatal(err)
+	}
+	return tb.String(), jb.String()
 }
