@@ -1,6 +1,11 @@
 # gpuimg — `make demo` runs the main job, `make test` runs every test (CI calls it).
 GO       ?= go
-CACHE    ?= $(CURDIR)/.cache
+# Slow set-up (the debootstrap bases, the trixie root, generated stand-in
+# packages) is cached outside the clone, keyed by its inputs, so a fresh
+# clone (CI's) reuses what an earlier one made.
+HOME     ?= /root
+CACHE    ?= $(HOME)/.cache/gpuimg-dev
+export GPUIMG_CACHE ?= $(CACHE)
 export GPUIMG_BUILDKITD ?= $(CURDIR)/bin/buildkitd
 export GPUIMG_TEST_BASE ?= $(CACHE)/base/debian-bookworm
 

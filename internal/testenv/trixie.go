@@ -51,8 +51,8 @@ exec "$@"
 `
 
 // TrixieRoot returns the trixie root: $GPUIMG_TRIXIE_ROOT, or the one
-// hack/mktrixie.sh makes (cached under .cache/trixie; `make test` makes it
-// first). It needs root; without the root it skips, or fails under CI.
+// hack/mktrixie.sh makes (cached under $GPUIMG_CACHE/trixie, else the
+// repository's .cache/trixie; `make test` makes it first). It needs root; without the root it skips, or fails under CI.
 func TrixieRoot(t testing.TB) *Trixie {
 	t.Helper()
 	RequireRoot(t)
@@ -62,7 +62,11 @@ func TrixieRoot(t testing.TB) *Trixie {
 		}
 		repo := RepoRoot(t)
 		var stdout, stderr bytes.Buffer
-		cmd := exec.Command(filepath.Join(repo, "hack", "mktrixie.sh"), filepath.Join(repo, ".cache", "trixie"))
+		cache := os.Getenv("GPUIMG_CACHE")
+		if cache == "" {
+			cache = filepath.Join(repo, ".cache")
+		}
+		cmd := exec.Command(filepath.Join(repo, "hack", "mktrixie.sh"), filepath.Join(cache, "trixie"))
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
 			trixieErr = fmt.Errorf("hack/mktrixie.sh: %v\n%s", err, stderr.String())
