@@ -12,14 +12,20 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 dest=$(mkdir -p "${1:-$repo/.gpu-e2e}" && cd "${1:-$repo/.gpu-e2e}" && pwd)
 installer=${NVIDIA_INSTALLER:-$repo/../shared/fixtures/nvidia-installer/580.119.02/nvidia-installer}
 buildkitd=${BUILDKITD_BIN:-$repo/bin/buildkitd}
+for f in "$buildkitd" "$installer"; do
+  [ -x "$f" ] || { echo "gpu-e2e-pack: $f not found: build it (make buildkitd) or set BUILDKITD_BIN / NVIDIA_INSTALLER" >&2; exit 1; }
+done
 rm -rf "$dest/bin" "$dest/debs" "$dest/hack"
 mkdir -p "$dest/bin" "$dest/debs" "$dest/hack" "$dest/tmp"
 cd "$repo"
 for cmd in cmd/gpuimg internal/cmd/mkbase internal/cmd/mkrealrun; do
   CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$dest/tmp/$(basename "$cmd")" "./$cmd"
 done
-cp "$buildkitd" "$dest/tmp/buildkitd" && strip "$dest/tmp/buildkitd" 2>/dev/null || true
+cp "$buildkitd" "$dest/tmp/buildkitd"
+strip "$dest/tmp/buildkitd" 2>/dev/null || true
+# NVIDIA's libGLX_nvidia.so.0 (also the Vulkan ICD) links libX11 and libXext even headless.
 (cd "$dest/debs" && apt-get download libegl1 libglvnd0 libopengl0 libgles2 libvulkan1 \
+  libx11-6 libxext6 libxcb1 libxau6 libxdmcp6 libbsd0 libmd0 \
   libegl-dev libgl-dev libvulkan-dev runc busybox-static >/dev/null)
 tmp=$(mktemp -d)
 dpkg -x "$dest"/debs/runc_*.deb "$tmp" && dpkg -x "$dest"/debs/busybox-static_*.deb "$tmp"

@@ -23,7 +23,8 @@
 #   BUILDKITD  buildkitd binary (runc must be on PATH for it)   MKREALRUN  internal/cmd/mkrealrun binary
 #   NVIDIA_INSTALLER  NVIDIA's nvidia-installer to put in the .run (../shared/fixtures/nvidia-installer)
 #   DEBS     directory of Debian packages: the loaders (libegl1 libglvnd0 libopengl0 libvulkan1 ...)
-#            go into the base, their -dev packages' headers compile the graphics self-test
+#            and the X client libraries NVIDIA's Vulkan ICD links (libx11-6 libxext6 and theirs) go
+#            into the base; the -dev packages' headers compile the graphics self-test
 #   DRIVER_ROOT  the host's driver directory mkrealrun searches (default: the parent of DRIVER_LIBDIR)
 # Build the Go pieces on any x86_64 machine (hack/gpu-e2e-pack.sh packs all of it for a GPU host):
 #   CGO_ENABLED=0 go build -o .gpu/gpuimg ./cmd/gpuimg
@@ -143,7 +144,7 @@ spec, path, frag_path, extra, with_nodes, *args = sys.argv[1:]
 cfg = json.load(open(spec))  # always from runc's pristine spec, so "without" really has no GPU nodes
 cfg["process"]["terminal"] = False
 cfg["process"]["args"] = args
-cfg["process"]["env"] = ["PATH=/usr/bin:/bin", "HOME=/tmp"]
+cfg["process"]["env"] = ["PATH=/usr/bin:/bin", "HOME=/tmp", "VK_LOADER_DEBUG=error,warn"]
 cfg["root"]["readonly"] = False  # EGL/Vulkan write shader caches under $HOME
 for node in extra.split():  # nodes beyond gpuimg's, to find out which ones graphics needs
     st = os.stat(node)
@@ -226,6 +227,10 @@ minimal_root() {
   # Ubuntu's ldconfig is a wrapper around ldconfig.real.
   [ -e /sbin/ldconfig.real ] && cp -L /sbin/ldconfig.real "$root/usr/sbin/"
   [ -e /bin/bash ] && cp -L /bin/bash "$root/usr/bin/bash"
+  # The whole C library (glibc's and libgcc's shared objects), as any glibc distribution base has:
+  # the driver's libraries load libpthread, libdl, librt and libm that no base program needs.
+  { dpkg -L libc6 libgcc-s1 2>/dev/null || ls /usr/lib/x86_64-linux-gnu/lib{c,m,dl,pthread,rt,resolv,util,anl,mvec,nss_files,nss_dns,gcc_s}.so.*; } |
+    grep -E '^/(usr/)?lib/x86_64-linux-gnu/[^/]+\.so[.0-9]*$' | while read -r so; do cp -L "$so" "$root/usr/lib/x86_64-linux-gnu/"; done
   for f in "$root"/usr/bin/* "$root"/usr/sbin/*; do
     LD_LIBRARY_PATH=$root/usr/lib/x86_64-linux-gnu ldd "$f" 2>/dev/null | awk '/=> \//{print $3} /^\t\/lib/{print $1}'
   done | sort -u | while read -r so; do
@@ -236,6 +241,7 @@ minimal_root() {
     esac
   done
   ldconfig -r "$root"
+  rm -f "$root/var/cache/ldconfig/aux-cache"  # gpuimg's install step drops it: keep the base free of it
 }
 
 # unpack_image LAYOUT ROOTFS LISTING: apply the image's layers (whiteouts honoured); prints what the
@@ -302,13 +308,14 @@ run_image() {
 # graphics_checks: EGL and Vulkan in the full image with gpuimg's nodes; when one fails, again with
 # each further /dev/nvidia* node the host has, to name what graphics needs beyond compute.
 graphics_checks() {
-  local prog rc node more
+  local prog rc node more lib=$bundle/rootfs/usr/lib/x86_64-linux-gnu
+  container no full-ldd-glx /usr/bin/ldd /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0 >/dev/null
   for prog in egl-info vk-info; do
     rc=$(container yes "full-$prog" /usr/bin/$prog)
     check "full image: $prog with gpuimg's nodes (exit $rc): $(grep -E '^(PASS|FAIL)' "$out/full-$prog.txt" | head -1)" grep -q '^PASS' "$out/full-$prog.txt"
     if [ "$rc" -ne 0 ]; then
       more=$(for node in /dev/nvidia-modeset /dev/dri/card* /dev/dri/renderD*; do [ -c "$node" ] && echo "$node"; done)
-      say "    $prog needs more than gpuimg's nodes; the host's other nodes: ${more:-none}"
+      say "    $prog failed with gpuimg's nodes; the host's other GPU nodes: ${more:-none}"
       if [ -n "$more" ]; then
         extra_nodes=$more rc=$(container yes "full-$prog-extra" /usr/bin/$prog)
         extra_nodes=
@@ -318,6 +325,14 @@ graphics_checks() {
     rc=$(container no "full-$prog-without" /usr/bin/$prog)
     check "full image: $prog without the nodes fails (exit $rc): $(grep -E '^(PASS|FAIL)' "$out/full-$prog-without.txt" | head -1)" test "$rc" -ne 0
   done
+  # Control: NVIDIA's Vulkan ICD (libGLX_nvidia.so.0) links libX11 and libXext, which the base
+  # carries for it; hidden, the loader finds no driver although nothing GPU-side changed.
+  if [ -e "$lib/libX11.so.6" ]; then
+    mv "$lib/libX11.so.6" "$lib/libX11.so.6.hidden"
+    rc=$(container yes full-vk-info-no-libx11 /usr/bin/vk-info)
+    mv "$lib/libX11.so.6.hidden" "$lib/libX11.so.6"
+    say "INFO  full image: vk-info with gpuimg's nodes but libX11.so.6 hidden (exit $rc): $(grep -E '^(PASS|FAIL)' "$out/full-vk-info-no-libx11.txt" | head -1)"
+  fi
 }
 
 # graphics_programs: the graphics self-test, compiled here against the carried EGL/GL/Vulkan

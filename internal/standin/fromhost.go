@@ -70,6 +70,10 @@ func GenerateFromHost(dir string, opts HostOptions) (string, HostReport, error) 
 	if err != nil {
 		return "", HostReport{}, err
 	}
+	// NVIDIA's package also ships the Vulkan implicit layer (Optimus); the
+	// generated one has no use for it, a real userspace has it.
+	pkg.entries = append(pkg.entries, entry{file: "nvidia_layers.json", perms: "0644", fileType: "VULKAN_ICD_JSON",
+		pathToken: "implicit_layer.d/", module: "vulkan", manifest: true, kind: kindText})
 	if dir, err = filepath.Abs(dir); err != nil {
 		return "", HostReport{}, fmt.Errorf("package from host: %w", err)
 	}
@@ -94,10 +98,15 @@ func GenerateFromHost(dir string, opts HostOptions) (string, HostReport, error) 
 // elfMachines is the ELF machine of each package architecture's libraries.
 var elfMachines = map[string]elf.Machine{"x86_64": elf.EM_X86_64, "aarch64": elf.EM_AARCH64}
 
+// cpuMachines are the host CPUs whose libraries a driver directory may hold
+// side by side; ELF files for other machines (the GPU's RISC-V GSP
+// firmware) are data to the package.
+var cpuMachines = map[elf.Machine]bool{elf.EM_X86_64: true, elf.EM_386: true, elf.EM_AARCH64: true, elf.EM_ARM: true}
+
 // indexHostFiles maps the base name of every regular file under the search
-// directories to its path (the first directory wins). ELF files built for
-// another machine (a host's 32-bit lib/ beside lib64/ holds the same names)
-// are not indexed but returned apart, so a 64-bit package never takes them.
+// directories to its path (the first directory wins). Libraries built for
+// another CPU (a host's 32-bit lib/ beside lib64/ holds the same names) are
+// not indexed but returned apart, so a 64-bit package never takes them.
 func indexHostFiles(search []string, machine elf.Machine) (index map[string]string, foreign []string, err error) {
 	index = map[string]string{}
 	for _, root := range search {
@@ -111,7 +120,7 @@ func indexHostFiles(search []string, machine elf.Machine) (index map[string]stri
 			if !d.Type().IsRegular() {
 				return nil
 			}
-			if m, isELF := elfMachine(p); isELF && m != machine {
+			if m, isELF := elfMachine(p); isELF && cpuMachines[m] && m != machine {
 				foreign = append(foreign, p)
 			} else if _, seen := index[d.Name()]; !seen {
 				index[d.Name()] = p
