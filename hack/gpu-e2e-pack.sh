@@ -37,5 +37,5 @@ for f in "$dest"/tmp/*; do xz -T0 -9 -c "$f" >"$dest/bin/$(basename "$f").xz"; d
 rm -rf "$dest/tmp"
 cp hack/gpu-e2e.sh "$dest/hack/" && cp -r hack/gpu-e2e "$dest/hack/"
 cp hack/gpu-e2e-device.sh "$dest/run.sh"
-git rev-parse --short HEAD >"$dest/checkout"
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo -dirty)" >"$dest/checkout"
 du -sh "$dest"

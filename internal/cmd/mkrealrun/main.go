@@ -27,43 +27,48 @@ type searchFlag []string
 func (s *searchFlag) String() string     { return strings.Join(*s, ",") }
 func (s *searchFlag) Set(v string) error { *s = append(*s, v); return nil }
 
-func main() {
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is the command with its arguments and outputs; it returns the exit
+// status: 0 done, 1 the package could not be made, 2 bad usage.
+func run(args []string, stdout, stderr io.Writer) int {
 	var opts standin.HostOptions
 	var search searchFlag
 	var out, report string
-	flag.StringVar(&opts.Version, "version", "", "the installed driver's version, e.g. 580.159.04 (required; /sys/module/nvidia/version on the host)")
-	flag.StringVar(&opts.Arch, "arch", "x86_64", "x86_64 or aarch64")
-	flag.StringVar(&opts.Installer, "installer", "", "NVIDIA's nvidia-installer binary to ship in the package (required)")
-	flag.Var(&search, "search", "directory holding the driver's files, searched recursively by name (repeatable; default /usr/local/nvidia)")
-	flag.StringVar(&out, "o", "", "directory to write the .run into (required)")
-	flag.StringVar(&report, "report", "", "also write every package file, its manifest type and its host source (or 'missing') to this TSV")
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fail(2, "unexpected arguments %q: all options are flags (see -h)", flag.Args())
+	flags := flag.NewFlagSet("mkrealrun", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.StringVar(&opts.Version, "version", "", "the installed driver's version, e.g. 580.159.04 (required; /sys/module/nvidia/version on the host)")
+	flags.StringVar(&opts.Arch, "arch", "x86_64", "x86_64 or aarch64")
+	flags.StringVar(&opts.Installer, "installer", "", "NVIDIA's nvidia-installer binary to ship in the package (required)")
+	flags.Var(&search, "search", "directory holding the driver's files, searched recursively by name (repeatable; default /usr/local/nvidia)")
+	flags.StringVar(&out, "o", "", "directory to write the .run into (required)")
+	flags.StringVar(&report, "report", "", "also write every package file, its manifest type and its host source (or 'missing') to this TSV")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "mkrealrun: unexpected arguments %q: all options are flags (see -h)\n", flags.Args())
+		return 2
 	}
 	if out == "" {
-		fail(2, "no output directory: pass -o DIR")
+		fmt.Fprintln(stderr, "mkrealrun: no output directory: pass -o DIR")
+		return 2
 	}
 	opts.Search = search
 	if len(opts.Search) == 0 {
 		opts.Search = []string{"/usr/local/nvidia"}
 	}
-	run, r, err := standin.GenerateFromHost(out, opts)
+	runPath, r, err := standin.GenerateFromHost(out, opts)
+	if err == nil && report != "" {
+		err = writeReportFile(report, r)
+	}
 	if err != nil {
-		fail(1, "%v", err)
+		fmt.Fprintf(stderr, "mkrealrun: %v\n", err)
+		return 1
 	}
-	if report != "" {
-		if err := writeReportFile(report, r); err != nil {
-			fail(1, "%v", err)
-		}
-	}
-	summarize(os.Stderr, r)
-	fmt.Println(run)
-}
-
-func fail(code int, format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "mkrealrun: "+format+"\n", args...)
-	os.Exit(code)
+	summarize(stderr, r)
+	fmt.Fprintln(stdout, runPath)
+	return 0
 }
 
 // summarize prints counts and every left-out name on w.
