@@ -199,7 +199,7 @@ for label, args in [("gpuimg host --json", [gpuimg, "host", "--json"]),
     print(f"TIME  {label}: median {med:.1f} ms (min {lo:.1f}, max {hi:.1f}, 30 runs)")
 PY
 
-# 6. The whole path: a .run made from the host's real userspace, built by gpuimg on BuildKit, run under runc.
+# The whole path (5 above): a .run made from the host's real userspace, built by gpuimg on BuildKit, run under runc.
 whole_path_tools_ok() {
   local missing=
   for v in BUILDKITD MKREALRUN NVIDIA_INSTALLER DEBS; do [ -n "${!v}" ] && [ -e "${!v}" ] || missing="$missing $v"; done
@@ -256,6 +256,8 @@ index = json.load(open(os.path.join(layout, "index.json")))
 manifest = json.load(open(blob(index["manifests"][0]["digest"])))
 config = json.load(open(blob(manifest["config"]["digest"])))
 os.makedirs(root, exist_ok=True)
+def remove(p):
+    shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
 unpacked = files = 0
 for layer in manifest["layers"]:
     unpacked = files = 0
@@ -267,17 +269,15 @@ for layer in manifest["layers"]:
             base, parent = os.path.basename(name), os.path.dirname(name)
             if base == ".wh..wh..opq":
                 for e in os.listdir(os.path.join(root, parent)):
-                    p = os.path.join(root, parent, e)
-                    shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
+                    remove(os.path.join(root, parent, e))
                 continue
             if base.startswith(".wh."):
-                p = os.path.join(root, parent, base[4:])
-                if os.path.lexists(p):
-                    shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
+                if os.path.lexists(os.path.join(root, parent, base[4:])):
+                    remove(os.path.join(root, parent, base[4:]))
                 continue
             p = os.path.join(root, name)
             if os.path.lexists(p) and not (m.isdir() and os.path.isdir(p)):
-                shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
+                remove(p)
             t.extract(m, root, set_attrs=True, numeric_owner=True, filter="fully_trusted")
             if m.isfile():
                 unpacked += m.size
@@ -441,6 +441,7 @@ whole_path() {
     "$GPUIMG" flags --format oci "$work/image-$img" >"$fragment" 2>"$out/flags-$img.stderr"
     rc=$?
     check "$img image: gpuimg flags --format oci IMAGE (exit $rc): nodes $(python3 -c 'import json,sys; print(" ".join(d["path"] for d in json.load(open(sys.argv[1]))["linux"]["devices"]))' "$fragment" 2>/dev/null)" test "$rc" -eq 0
+    [ -s "$out/flags-$img.stderr" ] && sed 's/^/    flags: /' "$out/flags-$img.stderr" | tee -a "$summary"
     run_image "$img"
     if [ "$img" = full ]; then graphics_checks; else
       rc=$(container yes compute-egl-info /usr/bin/egl-info)
