@@ -27,7 +27,7 @@ buildkitd: ## build the buildkitd pinned in go.mod (rebuilt only when the pin mo
 	if [ "$$want" != "$$have" ]; then echo "building buildkitd $$want (a few minutes)"; \
 	  $(GO) build -o bin/buildkitd github.com/moby/buildkit/cmd/buildkitd; fi
 
-base: deps ## make the Debian base image (debootstrap into an OCI layout, cached)
+base: deps ## make the Debian base image, amd64 and arm64 (debootstrap, arm64 under QEMU, into one OCI layout; cached)
 	@hack/mkbase.sh $(GPUIMG_TEST_BASE)
 
 trixie: deps ## make the Debian 13 root the tests run Docker 26, containerd 1.7 and podman 5.4 from (cached)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gpuimg's demo, tests and benchmarks need, when missing.
-# Safe to run again: packages already present are not touched.
+# Safe to run again: packages already present are not touched. Then registers
+# QEMU's arm64 handler with binfmt_misc (hack/binfmt.sh), for arm64 builds here.
 set -euo pipefail
 
 packages=(
@@ -13,20 +14,26 @@ packages=(
   gcc libc6-dev # compiles the stand-in driver's ELF libraries and nvidia-smi
   curl zstd xz-utils # benchmarks compare against curl; payload codecs for fixtures
   busybox-static # a static busybox: the tiny image the launcher end-to-end tests run (no Docker Hub)
+  qemu-user-static binfmt-support # run arm64 programs here: the arm64 base, arm64 builds and tests
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross # cross-compiles the aarch64 stand-in's libraries and tools
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing Debian packages: ${missing[*]}; run 'sudo make deps'" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps: missing Debian packages: ${missing[*]}; run 'sudo make deps'" >&2
-  exit 1
+if [ "$(id -u)" -eq 0 ]; then
+  "$(dirname "$0")/binfmt.sh" setup
+else
+  "$(dirname "$0")/binfmt.sh" check arm64 || true
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

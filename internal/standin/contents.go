@@ -165,6 +165,7 @@ func symlinkType(libType string) string {
 type driverPackage struct {
 	opts    Options
 	entries []entry
+	tools   toolchain // builds the ELF files for opts.Arch
 }
 
 // newPackage lists the package's files for opts (already normalized).
@@ -290,7 +291,8 @@ func (p *driverPackage) addGLVND() {
 		p.entries = append(p.entries, entry{file: l.json, perms: "0644", fileType: "EGL_EXTERNAL_PLATFORM_JSON",
 			module: "egl", manifest: true, kind: kindText, text: []byte(platform)})
 	}
-	if versionAtLeast(p.opts.Version, "470.42.01") {
+	// DLSS for Wine/Proton (the NGX DLLs) ships only in x86_64 packages.
+	if versionAtLeast(p.opts.Version, "470.42.01") && p.opts.Arch == "x86_64" {
 		for _, dll := range []string{"nvngx.dll", "_nvngx.dll"} {
 			p.entries = append(p.entries, entry{file: dll, perms: "0644", fileType: "WINE_LIB", arch: "NATIVE",
 				module: "ngx", manifest: true, kind: kindBlob, size: 4096})

@@ -118,14 +118,46 @@ func (p *driverPackage) cSource(e entry) string {
 // path0 is a file's base name.
 func path0(file string) string { return filepath.Base(file) }
 
-// buildBinaries compiles every ELF entry of p into work/tree/<targetdir>/,
-// padding it to its realistic size when the scale asks for it.
-func buildBinaries(work string, p *driverPackage) error {
-	for _, tool := range []string{"gcc", "objcopy"} {
+// toolchain is the C compiler and objcopy that build arch's ELF files here:
+// the host's own for its architecture, else Debian's cross toolchain.
+type toolchain struct {
+	cc, objcopy string
+	packages    string // the Debian packages that provide them
+}
+
+// hostArch is this machine's architecture in NVIDIA's (and uname's) naming.
+func hostArch() string {
+	return map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]
+}
+
+// goArch is the GOARCH of an NVIDIA architecture name.
+func goArch(arch string) string {
+	return map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[arch]
+}
+
+func toolchainFor(arch string) (toolchain, error) {
+	tc := toolchain{cc: "gcc", objcopy: "objcopy", packages: "gcc and binutils"}
+	if arch != hostArch() {
+		cross := map[string]string{"aarch64": "gcc-aarch64-linux-gnu and libc6-dev-arm64-cross", "x86_64": "gcc-x86-64-linux-gnu and libc6-dev-amd64-cross"}
+		tc = toolchain{cc: arch + "-linux-gnu-gcc", objcopy: arch + "-linux-gnu-objcopy", packages: cross[arch]}
+	}
+	for _, tool := range []string{tc.cc, tc.objcopy} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("stand-in driver: %s not found: install gcc and binutils (`make deps`)", tool)
+			return tc, fmt.Errorf("stand-in driver: %s not found, needed to build the %s libraries on this %s machine: install %s (`make deps`)", tool, arch, hostArch(), tc.packages)
 		}
 	}
+	return tc, nil
+}
+
+// buildBinaries compiles every ELF entry of p for its architecture into
+// work/tree/<targetdir>/, padding it to its realistic size when the scale
+// asks for it.
+func buildBinaries(work string, p *driverPackage) error {
+	tc, err := toolchainFor(p.opts.Arch)
+	if err != nil {
+		return err
+	}
+	p.tools = tc
 	root := filepath.Join(work, "tree", p.opts.targetDir())
 	var nvml entry
 	var rest []entry
@@ -200,17 +232,17 @@ func (p *driverPackage) buildELF(work, root string, e entry) error {
 	if e.flavor == "smi" {
 		args = append(args, "-L"+filepath.Join(work, "link"), "-lnvidia-ml")
 	}
-	cmd := exec.Command("gcc", args...)
+	cmd := exec.Command(p.tools.cc, args...)
 	cmd.Dir = dir
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		if e.compat {
 			return fmt.Errorf("stand-in driver: building the 32-bit %s failed (gcc -m32 needs the i386 assembler support of gcc; or pass NoCompat32): %w\n%s", e.file, err, msg)
 		}
-		return fmt.Errorf("stand-in driver: gcc %s: %w\n%s", e.file, err, msg)
+		return fmt.Errorf("stand-in driver: %s %s: %w\n%s", p.tools.cc, e.file, err, msg)
 	}
 	built := filepath.Join(dir, "out")
 	if p.opts.Scale == ScaleRealistic && e.size > 0 {
-		if err := padELF(dir, built, e.file, e.size); err != nil {
+		if err := padELF(p.tools.objcopy, dir, built, e.file, e.size); err != nil {
 			return err
 		}
 	}
@@ -226,7 +258,7 @@ const padSection = ".nv_standin_pad"
 // padELF grows the ELF file at elfPath to exactly size bytes by adding a
 // section of seeded pseudo-random data (objcopy --add-section), which
 // compresses about like real code. The section is not loaded at run time.
-func padELF(dir, elfPath, seed string, size int64) error {
+func padELF(objcopy, dir, elfPath, seed string, size int64) error {
 	addSection := func(n int64) (int64, error) {
 		data := filepath.Join(dir, "pad")
 		f, err := os.Create(data)
@@ -241,7 +273,7 @@ func padELF(dir, elfPath, seed string, size int64) error {
 			return 0, fmt.Errorf("stand-in driver: %w", err)
 		}
 		padded := elfPath + ".padded"
-		cmd := exec.Command("objcopy", "--add-section", padSection+"="+data,
+		cmd := exec.Command(objcopy, "--add-section", padSection+"="+data,
 			"--set-section-flags", padSection+"=contents,readonly", elfPath, padded)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return 0, fmt.Errorf("stand-in driver: objcopy %s: %w\n%s", seed, err, msg)

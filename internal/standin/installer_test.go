@@ -1,7 +1,6 @@
 package standin
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,51 +96,10 @@ func cachedPackage(t *testing.T, opts Options) string {
 	return run
 }
 
-// debianRoot unpacks the Debian base layout (made by `make base`) into a
-// directory: a real Debian userland with dash, coreutils, gzip and no xz or
-// zstd binary.
-func debianRoot(t *testing.T) string {
-	t.Helper()
-	layout := testenv.BaseLayout(t)
-	var index struct {
-		Manifests []struct{ Digest string } `json:"manifests"`
-	}
-	readJSON(t, filepath.Join(layout, "index.json"), &index)
-	if len(index.Manifests) == 0 {
-		t.Fatalf("%s/index.json lists no manifest", layout)
-	}
-	var manifest struct {
-		Layers []struct{ Digest string } `json:"layers"`
-	}
-	readJSON(t, blobPath(layout, index.Manifests[0].Digest), &manifest)
-	root := t.TempDir()
-	for _, layer := range manifest.Layers {
-		if out, err := exec.Command("tar", "-xf", blobPath(layout, layer.Digest), "-C", root).CombinedOutput(); err != nil {
-			t.Fatalf("unpack base layer %s: %v\n%s", layer.Digest, err, out)
-		}
-	}
-	return root
-}
-
-func blobPath(layout, digest string) string {
-	return filepath.Join(layout, "blobs", strings.Replace(digest, ":", "/", 1))
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
 func TestInstallerOnDebianBase(t *testing.T) {
 	const v = "580.159.04"
 	run := cachedPackage(t, Options{Version: v, Compression: "zstd"})
-	s := newSandbox(t, debianRoot(t))
+	s := newSandbox(t, testenv.BaseRootFS(t, "amd64"))
 	out, code := s.run(map[string]string{"driver.run": run}, `
 for tool in xz zstd; do command -v $tool >/dev/null && echo "base has $tool"; done
 cd /tmp && sh /pkg/driver.run --silent --no-kernel-module --no-nouveau-check --no-nvidia-modprobe --no-rpms --no-backup --no-check-for-alternate-installs

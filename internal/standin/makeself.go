@@ -62,7 +62,7 @@ func writeRun(out *os.File, work string, p *driverPackage) error {
 
 	var decompressor []byte
 	if p.opts.EmbedDecompressor {
-		if decompressor, err = buildDecompressor(work); err != nil {
+		if decompressor, err = buildDecompressor(work, p.opts.Arch); err != nil {
 			return err
 		}
 		if len(decompressor) == 0 || decompressor[len(decompressor)-1] != '\n' {
@@ -148,9 +148,10 @@ func sourceDir() (string, error) {
 	return dir, nil
 }
 
-// buildDecompressor builds cmd/nvunpack as a static binary for the host and
-// returns its bytes. The Go build cache makes repeated builds cheap.
-func buildDecompressor(work string) ([]byte, error) {
+// buildDecompressor builds cmd/nvunpack as a static binary for the package's
+// architecture (it runs where the package is installed) and returns its
+// bytes. The Go build cache makes repeated builds cheap.
+func buildDecompressor(work, arch string) ([]byte, error) {
 	dir, err := sourceDir()
 	if err != nil {
 		return nil, err
@@ -158,7 +159,7 @@ func buildDecompressor(work string) ([]byte, error) {
 	out := filepath.Join(work, "nvunpack")
 	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, "./cmd/nvunpack")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goArch(arch))
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("stand-in driver: build the embedded decompressor (go build ./internal/standin/cmd/nvunpack): %w\n%s", err, msg)
 	}

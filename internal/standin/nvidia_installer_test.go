@@ -30,7 +30,7 @@ var debianXFlags = []string{"--x-library-path=/usr/lib/x86_64-linux-gnu", "--x-m
 func TestStandinInstallerMatchesNVIDIAs(t *testing.T) {
 	testenv.SkipIfShort(t, "NVIDIA's installer in a chroot")
 	testenv.NVIDIAInstaller(t, manifesttypes.Releases()[0]) // skip before unpacking the base
-	root := debianRoot(t)
+	root := testenv.BaseRootFS(t, "amd64")
 	compute, err := llb.ParseComponents("compute")
 	if err != nil {
 		t.Fatal(err)

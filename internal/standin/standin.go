@@ -12,7 +12,7 @@ import (
 // Options select the stand-in package to generate.
 type Options struct {
 	Version           string // e.g. "580.159.04" (2 or 3 parts); required
-	Arch              string // "x86_64" (default) or "aarch64" (header/manifest/tree names only; binaries are built for the host)
+	Arch              string // "x86_64" (default) or "aarch64": names, manifest, and every ELF file and the embedded decompressor built for it (cross-compiled on another host)
 	Compression       string // "gzip" (default), "xz" (no integrity check, like NVIDIA's), "zstd"
 	Scale             string // "tiny" (default: each file a few KiB, whole .run well under 1 MB) or "realistic" (real sizes from the TSV, ~675 MB unpacked)
 	EmbedDecompressor bool   // add the skip_decompress/size_decompress section; forced on for xz/zstd so the stub can extract anywhere

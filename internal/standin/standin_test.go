@@ -225,7 +225,7 @@ func TestGenerateEachCompression(t *testing.T) {
 			if out, code := stub(t, dir, run, nil, "-x", "--target", target); code != 0 {
 				t.Fatalf("-x --target: exit %d\n%s", code, out)
 			}
-			checkExtractedTree(t, target, version)
+			checkExtractedTree(t, target, version, "x86_64")
 
 			// -x without --target extracts NVIDIA-Linux-<arch>-<v>/ into the current directory.
 			if out, code := stub(t, dir, run, nil, "-x"); code != 0 {
@@ -238,9 +238,9 @@ func TestGenerateEachCompression(t *testing.T) {
 	}
 }
 
-// checkExtractedTree checks the ELF files, SONAMEs and exports of an
-// extracted package.
-func checkExtractedTree(t *testing.T, root, version string) {
+// checkExtractedTree checks the ELF files (machine, class), SONAMEs and
+// exports of an extracted package for arch.
+func checkExtractedTree(t *testing.T, root, version, arch string) {
 	t.Helper()
 	manifest, err := os.ReadFile(filepath.Join(root, ".manifest"))
 	if err != nil {
@@ -262,10 +262,20 @@ func checkExtractedTree(t *testing.T, root, version string) {
 		"32/libcuda.so." + version:               {"libcuda.so.1", []string{"cuDriverGetVersion"}},
 		"libnvidia-ptxjitcompiler.so." + version: {"libnvidia-ptxjitcompiler.so.1", nil},
 	} {
+		if strings.HasPrefix(lib, "32/") && arch != "x86_64" {
+			continue // only x86_64 packages carry 32-bit libraries
+		}
 		f, err := elf.Open(filepath.Join(root, lib))
 		if err != nil {
 			t.Errorf("%s: %v", lib, err)
 			continue
+		}
+		wantMachine := elfMachines[arch]
+		if strings.HasPrefix(lib, "32/") {
+			wantMachine = elf.EM_386
+		}
+		if f.Machine != wantMachine {
+			t.Errorf("%s: ELF machine %v, want %v", lib, f.Machine, wantMachine)
 		}
 		sonames, err := f.DynString(elf.DT_SONAME)
 		if err != nil || len(sonames) != 1 || sonames[0] != want.soname {
@@ -295,6 +305,9 @@ func checkExtractedTree(t *testing.T, root, version string) {
 		t.Fatalf("nvidia-smi: %v", err)
 	}
 	defer smi.Close()
+	if smi.Machine != elfMachines[arch] {
+		t.Errorf("nvidia-smi: ELF machine %v, want %v", smi.Machine, elfMachines[arch])
+	}
 	needed, _ := smi.DynString(elf.DT_NEEDED)
 	if !contains(needed, "libnvidia-ml.so.1") {
 		t.Errorf("nvidia-smi NEEDED %v, want libnvidia-ml.so.1", needed)
@@ -380,7 +393,11 @@ func TestVariants(t *testing.T) {
 		}
 	})
 	t.Run("aarch64", func(t *testing.T) {
-		run := cachedPackage(t, Options{Version: "580.159.04", Arch: "aarch64"})
+		// xz: the stub extracts with the embedded decompressor, which is
+		// an aarch64 program, so on x86_64 this runs it under QEMU.
+		testenv.RequireEmulator(t, "aarch64")
+		requireTools(t, "aarch64-linux-gnu-gcc")
+		run := cachedPackage(t, Options{Version: "580.159.04", Arch: "aarch64", Compression: "xz"})
 		if filepath.Base(run) != "NVIDIA-Linux-aarch64-580.159.04.run" {
 			t.Errorf("file name %s", filepath.Base(run))
 		}
@@ -388,14 +405,26 @@ func TestVariants(t *testing.T) {
 		if h["TARGET_ARCH"] != "aarch64" || h["targetdir"] != "NVIDIA-Linux-aarch64-580.159.04" {
 			t.Errorf("header %v", h)
 		}
+		skip, _ := strconv.Atoi(h["skip_decompress"])
+		size, _ := strconv.Atoi(h["size_decompress"])
+		lines := bytes.SplitAfter(payloadBytes(t, run, skip), []byte("\n"))
+		decompressor, err := elf.NewFile(bytes.NewReader(bytes.Join(lines[:size], nil)))
+		if err != nil || decompressor.Machine != elf.EM_AARCH64 {
+			t.Errorf("embedded decompressor: %v (machine %v), want an aarch64 ELF", err, decompressor)
+		}
 		dir := t.TempDir()
 		// Extraction works anywhere; installing on another architecture is refused.
 		if out, code := stub(t, dir, run, nil, "-x"); code != 0 {
 			t.Fatalf("-x: exit %d\n%s", code, out)
 		}
-		manifest, _ := os.ReadFile(filepath.Join(dir, "NVIDIA-Linux-aarch64-580.159.04", ".manifest"))
+		tree := filepath.Join(dir, "NVIDIA-Linux-aarch64-580.159.04")
+		checkExtractedTree(t, tree, "580.159.04", "aarch64")
+		manifest, _ := os.ReadFile(filepath.Join(tree, ".manifest"))
 		if !strings.HasPrefix(string(manifest), "NVIDIA Accelerated Graphics Driver for Linux-aarch64\n") {
 			t.Errorf("manifest header %q", firstLine(string(manifest)))
+		}
+		if bytes.Contains(manifest, []byte(" COMPAT32 ")) || bytes.Contains(manifest, []byte("nvngx.dll")) {
+			t.Errorf("aarch64 manifest lists x86-only files (COMPAT32 or the NGX DLLs)")
 		}
 		if runtimeArch := unameM(t); runtimeArch != "aarch64" {
 			out, code := stub(t, dir, run, nil, "--silent", "--no-kernel-module")

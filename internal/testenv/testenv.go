@@ -69,18 +69,28 @@ func RepoRoot(t testing.TB) string {
 // ../shared/fixtures/nvidia-installer.
 const NVIDIAInstallersEnv = "GPUIMG_NVIDIA_INSTALLERS"
 
-// NVIDIAInstaller returns the path of NVIDIA's nvidia-installer of release
-// (built from NVIDIA's source), found through $GPUIMG_NVIDIA_INSTALLERS. The
-// test skips without the variable, and fails under CI=true.
+// NVIDIAInstaller returns the path of NVIDIA's x86_64 nvidia-installer of
+// release (built from NVIDIA's source), found through $GPUIMG_NVIDIA_INSTALLERS.
+// The test skips without the variable, and fails under CI=true.
 func NVIDIAInstaller(t testing.TB, release string) string {
+	t.Helper()
+	return NVIDIAInstallerFor(t, release, "x86_64")
+}
+
+// NVIDIAInstallerFor is NVIDIAInstaller for arch: x86_64 or aarch64
+// (<release>/aarch64/nvidia-installer, which runs here under QEMU).
+func NVIDIAInstallerFor(t testing.TB, release, arch string) string {
 	t.Helper()
 	dir := os.Getenv(NVIDIAInstallersEnv)
 	if dir == "" {
 		SkipOrFail(t, "needs NVIDIA's installers: set %s to ../shared/fixtures/nvidia-installer (.ci/run does)", NVIDIAInstallersEnv)
 	}
 	path := filepath.Join(dir, release, "nvidia-installer")
+	if arch != "x86_64" {
+		path = filepath.Join(dir, release, arch, "nvidia-installer")
+	}
 	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("NVIDIA's installer %s: %v (%s=%s)", release, err, NVIDIAInstallersEnv, dir)
+		t.Fatalf("NVIDIA's %s installer %s: %v (%s=%s)", arch, release, err, NVIDIAInstallersEnv, dir)
 	}
 	return path
 }

@@ -4,7 +4,8 @@
 // here (debootstrap's tree; Docker Hub is out of reach), and so does the labelled
 // image hack/gpu-e2e.sh makes on a GPU host that has no BuildKit.
 //
-//	go run ./internal/cmd/mkbase --rootfs DIR --out LAYOUT --ref docker.io/library/debian:bookworm [--label K=V]...
+//	go run ./internal/cmd/mkbase --rootfs DIR --out LAYOUT --ref docker.io/library/debian:bookworm [--arch arm64] [--label K=V]...
+//	go run ./internal/cmd/mkbase --join --out LAYOUT --ref docker.io/library/debian:bookworm --from AMD64-LAYOUT --from ARM64-LAYOUT
 package main
 
 import (
@@ -41,11 +42,31 @@ func main() {
 	createdBy := flag.String("created-by", "debootstrap --variant=minbase bookworm (gpuimg mkbase)", "the layer's history entry")
 	labels := labelFlag{}
 	flag.Var(labels, "label", "KEY=VALUE image label (repeatable)")
+	joinLayouts := flag.Bool("join", false, "join the single-image layouts given with --from into one multi-platform index")
+	var froms listFlag
+	flag.Var(&froms, "from", "with --join: a layout of one image, one per platform (repeatable)")
 	flag.Parse()
+	if *joinLayouts {
+		if err := join(*out, *ref, froms); err != nil {
+			fmt.Fprintln(os.Stderr, "mkbase: "+err.Error())
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*rootfs, *out, *ref, *arch, *createdBy, labels, time.Unix(*epoch, 0).UTC()); err != nil {
 		fmt.Fprintln(os.Stderr, "mkbase: "+err.Error())
 		os.Exit(1)
 	}
+}
+
+// listFlag collects a repeated flag's values in order.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	*l = append(*l, s)
+	return nil
 }
 
 // labelFlag collects repeated --label KEY=VALUE flags.
@@ -68,10 +89,6 @@ func run(rootfs, out, ref, arch, createdBy string, labels map[string]string, cre
 	}
 	if _, err := os.Stat(out); err == nil {
 		return fmt.Errorf("%s already exists: remove it to rebuild the base", out)
-	}
-	tag := ref
-	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
-		tag = ref[i+1:]
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		pr, pw := io.Pipe()
@@ -113,13 +130,19 @@ func run(rootfs, out, ref, arch, createdBy string, labels map[string]string, cre
 	if err != nil {
 		return err
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
-		imageNameAnnotation:                 ref,
-		"org.opencontainers.image.ref.name": tag,
-	})); err != nil {
+	if err := p.AppendImage(img, layout.WithAnnotations(refAnnotations(ref))); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	return os.Rename(tmp, out)
+}
+
+// refAnnotations names a layout entry: the full reference and its tag.
+func refAnnotations(ref string) map[string]string {
+	tag := ref
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		tag = ref[i+1:]
+	}
+	return map[string]string{imageNameAnnotation: ref, "org.opencontainers.image.ref.name": tag}
 }
 
 // writeTar writes rootfs as a tar stream: sorted, numeric owners, fixed mtimes,

@@ -114,3 +114,61 @@ func TestRefusesExistingOutput(t *testing.T) {
 		t.Error("an existing output directory was accepted")
 	}
 }
+
+func TestJoinMakesOneMultiPlatformIndex(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "marker"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Unix(1717200000, 0).UTC()
+	parts := map[string]string{}
+	for _, arch := range []string{"amd64", "arm64"} {
+		parts[arch] = filepath.Join(t.TempDir(), arch)
+		if err := run(root, parts[arch], "docker.io/library/debian:bookworm", arch, "test", nil, created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "joined")
+	if err := join(out, "docker.io/library/debian:bookworm", []string{parts["amd64"], parts["arm64"]}); err != nil {
+		t.Fatal(err)
+	}
+	top, err := layout.ImageIndexFromPath(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, err := top.IndexManifest()
+	if err != nil || len(tm.Manifests) != 1 || !tm.Manifests[0].MediaType.IsIndex() {
+		t.Fatalf("index.json: %v %+v", err, tm)
+	}
+	if a := tm.Manifests[0].Annotations; a["org.opencontainers.image.ref.name"] != "bookworm" || a["io.containerd.image.name"] != "docker.io/library/debian:bookworm" {
+		t.Errorf("annotations %v", a)
+	}
+	child, err := top.ImageIndex(tm.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := child.IndexManifest()
+	if err != nil || len(cm.Manifests) != 2 {
+		t.Fatalf("child index: %v %+v", err, cm)
+	}
+	for i, arch := range []string{"amd64", "arm64"} {
+		d := cm.Manifests[i]
+		if d.Platform == nil || d.Platform.OS != "linux" || d.Platform.Architecture != arch {
+			t.Errorf("manifest %d platform %+v, want linux/%s", i, d.Platform, arch)
+		}
+		img, err := child.Image(d.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil || cfg.Architecture != arch {
+			t.Errorf("manifest %d config arch %v %v", i, cfg, err)
+		}
+	}
+	if err := join(filepath.Join(t.TempDir(), "dup"), "debian:bookworm", []string{parts["arm64"], parts["arm64"]}); err == nil {
+		t.Error("two arm64 layouts were joined")
+	}
+	if err := join(filepath.Join(t.TempDir(), "nested"), "debian:bookworm", []string{out}); err == nil {
+		t.Error("a layout holding an index was taken as one image")
+	}
+}
