@@ -82,10 +82,21 @@ var installerFlags = []installerFlag{
 	{[]string{"--kernel-module-type", "-m"}, "KERNEL-MODULE-TYPE", "555.42.02", "Choose the kernel module flavour: 'proprietary' (kernel/) or 'open' (kernel-open/)."},
 }
 
-// supportedFlags returns the flags this version accepts.
-func supportedFlags(version string) []installerFlag {
+// x86OnlyFlags are the 32-bit compatibility options: nvidia-installer's
+// option table has them only when built for x86_64 (NV_X86_64), so the
+// aarch64 installer rejects them as unrecognized (seen with NVIDIA's 580 and
+// 590 aarch64 builds).
+var x86OnlyFlags = map[string]bool{
+	"--compat32-prefix": true, "--compat32-libdir": true, "--install-compat32-libs": true, "--no-install-compat32-libs": true,
+}
+
+// supportedFlags returns the flags this version accepts on arch.
+func supportedFlags(version, arch string) []installerFlag {
 	var out []installerFlag
 	for _, f := range installerFlags {
+		if x86OnlyFlags[f.names[0]] && arch != "x86_64" {
+			continue
+		}
 		if f.since == "" || versionAtLeast(version, f.since) {
 			out = append(out, f)
 		}
@@ -115,7 +126,7 @@ func (p *driverPackage) installer() ([]byte, error) {
 func (p *driverPackage) installerScript() ([]byte, error) {
 	var names, valued []string
 	var help strings.Builder
-	for _, f := range supportedFlags(p.opts.Version) {
+	for _, f := range supportedFlags(p.opts.Version, p.opts.Arch) {
 		names = append(names, f.names...)
 		if f.value != "" {
 			valued = append(valued, f.names...)

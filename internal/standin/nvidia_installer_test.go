@@ -17,9 +17,11 @@ import (
 	"github.com/gpuimg/gpuimg/llb"
 )
 
-// debianXFlags are what gpuimg's install step adds on a Debian base (the
-// X.Org module directory Debian's Xorg loads from).
-var debianXFlags = []string{"--x-library-path=/usr/lib/x86_64-linux-gnu", "--x-module-path=/usr/lib/xorg/modules"}
+// debianXFlags are what gpuimg's install step adds on a Debian base of arch
+// (the X.Org module directory Debian's Xorg loads from).
+func debianXFlags(arch string) []string {
+	return []string{"--x-library-path=/usr/lib/" + arch + "-linux-gnu", "--x-module-path=/usr/lib/xorg/modules"}
+}
 
 // TestStandinInstallerMatchesNVIDIAs installs each release's stand-in package
 // twice on the same Debian base with the same flags, once with the stand-in
@@ -40,38 +42,108 @@ func TestStandinInstallerMatchesNVIDIAs(t *testing.T) {
 		v := drivers.MustParseVersion(release)
 		flagSets := map[string][]string{
 			"installer-defaults": {"--silent", "--no-kernel-module"},
-			"gpuimg-all":         append(llb.InstallerFlags(v, llb.All, false), debianXFlags...),
+			"gpuimg-all":         append(llb.InstallerFlags(v, llb.All, false), debianXFlags("x86_64")...),
 		}
 		if release == manifesttypes.Releases()[0] || release == manifesttypes.For("999").Release {
-			flagSets["gpuimg-compute"] = append(llb.InstallerFlags(v, compute, false), debianXFlags...)
+			flagSets["gpuimg-compute"] = append(llb.InstallerFlags(v, compute, false), debianXFlags("x86_64")...)
 			flagSets["gpuimg-all-32bit"] = append(llb.InstallerFlags(v, llb.All, true),
-				append(debianXFlags, "--install-compat32-libs", "--compat32-libdir=lib/i386-linux-gnu")...)
+				append(debianXFlags("x86_64"), "--install-compat32-libs", "--compat32-libdir=lib/i386-linux-gnu")...)
 		}
 		run := cachedPackage(t, Options{Version: release})
 		for name, flags := range flagSets {
 			t.Run(release+"/"+name, func(t *testing.T) {
-				_, standinTree := installTree(t, root, run, "", flags)
-				nvidiaOut, nvidiaTree := installTree(t, root, run, real, flags)
-				for _, bad := range []string{"ERROR", "does not point to", "does not exist"} {
-					if strings.Contains(nvidiaOut, bad) {
-						t.Errorf("NVIDIA's installer %s printed %q for the stand-in package:\n%s", release, bad, nvidiaOut)
-					}
-				}
-				if diff := treeDiff(nvidiaTree, standinTree); diff != "" {
-					t.Errorf("the stand-in installer's tree differs from NVIDIA's (- NVIDIA's, + the stand-in's):\n%s", diff)
-				}
-				if len(nvidiaTree) < 50 {
-					t.Errorf("NVIDIA's installer installed only %d paths:\n%s", len(nvidiaTree), nvidiaOut)
-				}
+				compareInstallers(t, root, run, real, release, flags, "")
 			})
 		}
 	}
 }
 
+// aarch64Releases are the releases whose NVIDIA installer is also built for
+// aarch64 ($GPUIMG_NVIDIA_INSTALLERS/<release>/aarch64/).
+var aarch64Releases = []string{"580.119.02", "590.48.01"}
+
+// TestStandinInstallerMatchesNVIDIAsOnAarch64 is the same comparison for the
+// aarch64 packages on the arm64 Debian base, with NVIDIA's aarch64 installer:
+// on an x86_64 machine every program in the chroot (the stub's decompressor,
+// both installers, ldconfig, nvidia-smi) runs under QEMU. After NVIDIA's
+// installer, the linker cache resolves libcuda.so.1 and the stand-in
+// nvidia-smi runs and reports the version.
+func TestStandinInstallerMatchesNVIDIAsOnAarch64(t *testing.T) {
+	testenv.SkipIfShort(t, "NVIDIA's aarch64 installer in an arm64 chroot under QEMU")
+	testenv.NVIDIAInstallerFor(t, aarch64Releases[0], "aarch64") // skip before unpacking the base
+	testenv.RequireEmulator(t, "aarch64")
+	requireTools(t, "aarch64-linux-gnu-gcc")
+	root := testenv.BaseRootFS(t, "arm64")
+	compute, err := llb.ParseComponents("compute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := "ldconfig -p | grep -F 'libcuda.so.1 (libc6,AArch64)' && nvidia-smi --version"
+	for _, release := range aarch64Releases {
+		real := testenv.NVIDIAInstallerFor(t, release, "aarch64")
+		v := drivers.MustParseVersion(release)
+		run := cachedPackage(t, Options{Version: release, Arch: "aarch64", Compression: "xz"})
+		for name, flags := range map[string][]string{
+			"installer-defaults": {"--silent", "--no-kernel-module"},
+			"gpuimg-all":         append(llb.InstallerFlags(v, llb.All, false), debianXFlags("aarch64")...),
+			"gpuimg-compute":     append(llb.InstallerFlags(v, compute, false), debianXFlags("aarch64")...),
+		} {
+			t.Run(release+"/"+name, func(t *testing.T) {
+				out := compareInstallers(t, root, run, real, release, flags, probe)
+				if !strings.Contains(out, "DRIVER version      : "+release) {
+					t.Errorf("after NVIDIA's aarch64 installer, ldconfig -p has no AArch64 libcuda.so.1 or nvidia-smi did not print %s:\n%s", release, out)
+				}
+			})
+		}
+		// The 32-bit options exist only in x86_64 builds of the installer.
+		t.Run(release+"/compat32-options-refused", func(t *testing.T) {
+			for _, installer := range []string{real, ""} {
+				_, out, code := runInstaller(t, root, run, installer, []string{"--silent", "--no-kernel-module", "--no-install-compat32-libs"}, "")
+				if code == 0 || !strings.Contains(strings.ToLower(out), `unrecognized option: "--no-install-compat32-libs"`) {
+					t.Errorf("installer (%s) with --no-install-compat32-libs: exit %d, want it refused as unrecognized:\n%s", orDefault(installer, "stand-in"), code, out)
+				}
+			}
+		})
+	}
+}
+
+// compareInstallers installs run over root with the stand-in installer and
+// with NVIDIA's (real), with the same flags, and requires the same tree and
+// no ERROR or symlink warning from NVIDIA's. probe, when given, runs after
+// NVIDIA's installer; NVIDIA's output (and the probe's) is returned.
+func compareInstallers(t *testing.T, root, run, real, release string, flags []string, probe string) string {
+	t.Helper()
+	_, standinTree := installTree(t, root, run, "", flags, "")
+	nvidiaOut, nvidiaTree := installTree(t, root, run, real, flags, probe)
+	for _, bad := range []string{"ERROR", "does not point to", "does not exist"} {
+		if strings.Contains(nvidiaOut, bad) {
+			t.Errorf("NVIDIA's installer %s printed %q for the stand-in package:\n%s", release, bad, nvidiaOut)
+		}
+	}
+	if diff := treeDiff(nvidiaTree, standinTree); diff != "" {
+		t.Errorf("the stand-in installer's tree differs from NVIDIA's (- NVIDIA's, + the stand-in's):\n%s", diff)
+	}
+	if len(nvidiaTree) < 50 {
+		t.Errorf("NVIDIA's installer installed only %d paths:\n%s", len(nvidiaTree), nvidiaOut)
+	}
+	return nvidiaOut
+}
+
 // installTree extracts run in a sandbox over root, replaces its installer by
-// installer when given, runs it with flags and returns its output and what it
-// wrote: one line per path ("type mode path [-> target | sha256]").
-func installTree(t *testing.T, root, run, installer string, flags []string) (string, map[string]string) {
+// installer when given, runs it with flags, then probe when given, and
+// returns their output and what they wrote: one line per path ("type mode
+// path [-> target | sha256]").
+func installTree(t *testing.T, root, run, installer string, flags []string, probe string) (string, map[string]string) {
+	t.Helper()
+	s, out, code := runInstaller(t, root, run, installer, flags, probe)
+	if code != 0 {
+		t.Fatalf("installer (%s) exit %d:\n%s", orDefault(installer, "stand-in"), code, out)
+	}
+	return out, snapshot(t, s.upper(""))
+}
+
+// runInstaller is installTree's run, whatever its exit code.
+func runInstaller(t *testing.T, root, run, installer string, flags []string, probe string) (*sandbox, string, int) {
 	t.Helper()
 	packages := map[string]string{"driver.run": run}
 	swap := ""
@@ -79,14 +151,14 @@ func installTree(t *testing.T, root, run, installer string, flags []string) (str
 		packages["nvidia-installer"] = installer
 		swap = "cp /pkg/nvidia-installer /tmp/p/nvidia-installer && "
 	}
+	if probe != "" {
+		probe = " && " + probe
+	}
 	s := newSandbox(t, root)
 	out, code := s.run(packages, fmt.Sprintf(
-		"cd /tmp && sh /pkg/driver.run -x --target /tmp/p >/dev/null && %scd /tmp/p && ./nvidia-installer %s --log-file-name=/tmp/installer.log",
-		swap, strings.Join(flags, " ")))
-	if code != 0 {
-		t.Fatalf("installer (%s) exit %d:\n%s", orDefault(installer, "stand-in"), code, out)
-	}
-	return out, snapshot(t, s.upper(""))
+		"cd /tmp && sh /pkg/driver.run -x --target /tmp/p >/dev/null && %scd /tmp/p && ./nvidia-installer %s --log-file-name=/tmp/installer.log%s",
+		swap, strings.Join(flags, " "), probe))
+	return s, out, code
 }
 
 // snapshot describes every path under dir but the sandbox's own (tmp, opt)
