@@ -69,8 +69,10 @@ func startRegistry() (string, func(), error) {
 	return serve(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 }
 
-// pushBase copies the OCI layout's single image to ref, so the recipe's FROM
-// and gpuimg's --base name the very same image.
+// pushBase copies the OCI layout's base to ref, so the recipe's FROM and
+// gpuimg's --base name the very same image: a single image, or the
+// multi-platform index `make base` writes (amd64 and arm64), pushed whole.
+// It returns the linux/amd64 image.
 func pushBase(layoutDir, ref string) (v1.Image, error) {
 	p, err := layout.FromPath(layoutDir)
 	if err != nil {
@@ -87,18 +89,28 @@ func pushBase(layoutDir, ref string) (v1.Image, error) {
 	if len(m.Manifests) != 1 {
 		return nil, fmt.Errorf("base layout %s holds %d manifests, want 1", layoutDir, len(m.Manifests))
 	}
-	img, err := p.Image(m.Manifests[0].Digest)
-	if err != nil {
-		return nil, err
-	}
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return nil, err
 	}
-	if err := remote.Write(r, img); err != nil {
+	if !m.Manifests[0].MediaType.IsIndex() {
+		img, err := p.Image(m.Manifests[0].Digest)
+		if err != nil {
+			return nil, err
+		}
+		if err := remote.Write(r, img); err != nil {
+			return nil, fmt.Errorf("push the base to %s: %w", ref, err)
+		}
+		return img, nil
+	}
+	multi, err := idx.ImageIndex(m.Manifests[0].Digest)
+	if err != nil {
+		return nil, err
+	}
+	if err := remote.WriteIndex(r, multi); err != nil {
 		return nil, fmt.Errorf("push the base to %s: %w", ref, err)
 	}
-	return img, nil
+	return remoteImage(ref)
 }
 
 // remoteImage reads ref's image (linux/amd64) from the local registry.
