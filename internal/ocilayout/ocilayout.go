@@ -56,7 +56,8 @@ func (l *Layout) Image(entry v1.Descriptor, p ocispecs.Platform) (v1.Image, v1.D
 		}
 		if m.Platform == nil || m.Platform.Architecture == "" ||
 			want.Match(ocispecs.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant}) {
-			img, err := l.index.Image(m.Digest)
+			// The image is listed in the child index, not in index.json.
+			img, err := child.Image(m.Digest)
 			return img, m, err
 		}
 	}
