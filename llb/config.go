@@ -86,7 +86,7 @@ func ImageConfig(baseConfig []byte, spec Spec) ([]byte, error) {
 	img.Config.Labels = labels
 	img.History = append(img.History, ocispecs.History{
 		Created:   &created,
-		CreatedBy: fmt.Sprintf("gpuimg: sh %s %s", spec.Driver.FileName(), strings.Join(InstallerFlags(spec.Driver.Version, spec.Components, spec.Compat32), " ")),
+		CreatedBy: fmt.Sprintf("gpuimg: sh %s %s", spec.Driver.FileName(), strings.Join(InstallerFlags(spec.Driver.Version, spec.Driver.Arch, spec.Components, spec.Compat32), " ")),
 		Comment:   "components " + spec.Components.String(),
 	})
 	img.RootFS = ocispecs.RootFS{Type: "layers"}

@@ -12,6 +12,9 @@ type installerFlag struct {
 	since string // "" = accepted by every release in scope
 	// when limits the flag to some selections.
 	when func(Components, bool) bool
+	// x86Only: the installer knows the option only when built for x86_64
+	// (the 32-bit options); its aarch64 build rejects it as unrecognized.
+	x86Only bool
 }
 
 func withGraphics(c Components, _ bool) bool    { return c.Has(Graphics) }
@@ -44,7 +47,7 @@ var installerFlags = []installerFlag{
 	// and NVIDIA's default would put them wherever a 32-bit directory exists.
 	// With Compat32 the install script adds --install-compat32-libs and the
 	// base family's directory.
-	{flag: "--no-install-compat32-libs", since: "346.16", when: func(_ Components, compat32 bool) bool { return !compat32 }},
+	{flag: "--no-install-compat32-libs", since: "346.16", when: func(_ Components, compat32 bool) bool { return !compat32 }, x86Only: true},
 	// An image never runs systemd units for the driver (persistenced, suspend hooks).
 	{flag: "--no-systemd", since: "465.19.01"},
 }
@@ -55,10 +58,13 @@ var installerFlags = []installerFlag{
 // the 32-bit library directory) are chosen by the install script in the
 // base (familyScript). It never uses the --x-prefix=/tmp/null family, which
 // would drop the X driver and GLX module that graphics/display users need.
-func InstallerFlags(v drivers.Version, c Components, compat32 bool) []string {
+func InstallerFlags(v drivers.Version, arch string, c Components, compat32 bool) []string {
 	var out []string
 	for _, f := range installerFlags {
 		if f.since != "" && !v.AtLeast(f.since) {
+			continue
+		}
+		if f.x86Only && arch != drivers.ArchX86_64 {
 			continue
 		}
 		if f.when != nil && !f.when(c, compat32) {

@@ -30,7 +30,7 @@ func TestInstallerFlagsByVersion(t *testing.T) {
 		{"340.108", compute, []string{"--no-opengl-files"}, []string{"--no-install-libglvnd", "--no-install-compat32-libs"}},
 		{"304.137", All, []string{"--no-kernel-module-source"}, []string{"--no-nvidia-modprobe"}},
 	} {
-		flags := InstallerFlags(drivers.MustParseVersion(tc.version), tc.c, false)
+		flags := InstallerFlags(drivers.MustParseVersion(tc.version), drivers.ArchX86_64, tc.c, false)
 		for _, f := range tc.has {
 			if !slices.Contains(flags, f) {
 				t.Errorf("%s: missing %s in %v", tc.version, f, flags)
@@ -51,11 +51,16 @@ func TestInstallerFlagsByVersion(t *testing.T) {
 
 func TestInstallerFlagsCompat32(t *testing.T) {
 	v := drivers.MustParseVersion("580.159.04")
-	if flags := InstallerFlags(v, All, true); slices.Contains(flags, "--no-install-compat32-libs") {
+	if flags := InstallerFlags(v, drivers.ArchX86_64, All, true); slices.Contains(flags, "--no-install-compat32-libs") {
 		t.Errorf("with 32-bit libraries wanted: %v", flags)
 	}
-	if flags := InstallerFlags(drivers.MustParseVersion("340.108"), All, false); slices.Contains(flags, "--no-install-compat32-libs") {
+	if flags := InstallerFlags(drivers.MustParseVersion("340.108"), drivers.ArchX86_64, All, false); slices.Contains(flags, "--no-install-compat32-libs") {
 		t.Errorf("340.108 predates --no-install-compat32-libs (346.16): %v", flags)
+	}
+	// NVIDIA's aarch64 installer has no 32-bit options and refuses them
+	// (internal/standin's TestStandinInstallerMatchesNVIDIAsOnAarch64).
+	if flags := InstallerFlags(v, drivers.ArchAarch64, All, false); slices.ContainsFunc(flags, func(f string) bool { return strings.Contains(f, "compat32") }) {
+		t.Errorf("aarch64: %v", flags)
 	}
 }
 

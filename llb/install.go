@@ -205,7 +205,7 @@ func StubUtilities() []string { return append([]string(nil), stubUtilities...) }
 // cache, and remove the installer itself and its records so the layer holds
 // only driver files.
 func InstallScript(spec Spec) string {
-	flags := InstallerFlags(spec.Driver.Version, spec.Components, spec.Compat32)
+	flags := InstallerFlags(spec.Driver.Version, spec.Driver.Arch, spec.Components, spec.Compat32)
 	flags = append(flags, "--log-file-name="+InstallerLog)
 	run := path.Join(DriverDir, spec.Driver.FileName())
 	var b strings.Builder

@@ -42,11 +42,11 @@ func TestStandinInstallerMatchesNVIDIAs(t *testing.T) {
 		v := drivers.MustParseVersion(release)
 		flagSets := map[string][]string{
 			"installer-defaults": {"--silent", "--no-kernel-module"},
-			"gpuimg-all":         append(llb.InstallerFlags(v, llb.All, false), debianXFlags("x86_64")...),
+			"gpuimg-all":         append(llb.InstallerFlags(v, drivers.ArchX86_64, llb.All, false), debianXFlags("x86_64")...),
 		}
 		if release == manifesttypes.Releases()[0] || release == manifesttypes.For("999").Release {
-			flagSets["gpuimg-compute"] = append(llb.InstallerFlags(v, compute, false), debianXFlags("x86_64")...)
-			flagSets["gpuimg-all-32bit"] = append(llb.InstallerFlags(v, llb.All, true),
+			flagSets["gpuimg-compute"] = append(llb.InstallerFlags(v, drivers.ArchX86_64, compute, false), debianXFlags("x86_64")...)
+			flagSets["gpuimg-all-32bit"] = append(llb.InstallerFlags(v, drivers.ArchX86_64, llb.All, true),
 				append(debianXFlags("x86_64"), "--install-compat32-libs", "--compat32-libdir=lib/i386-linux-gnu")...)
 		}
 		run := cachedPackage(t, Options{Version: release})
@@ -85,8 +85,8 @@ func TestStandinInstallerMatchesNVIDIAsOnAarch64(t *testing.T) {
 		run := cachedPackage(t, Options{Version: release, Arch: "aarch64", Compression: "xz"})
 		for name, flags := range map[string][]string{
 			"installer-defaults": {"--silent", "--no-kernel-module"},
-			"gpuimg-all":         append(llb.InstallerFlags(v, llb.All, false), debianXFlags("aarch64")...),
-			"gpuimg-compute":     append(llb.InstallerFlags(v, compute, false), debianXFlags("aarch64")...),
+			"gpuimg-all":         append(llb.InstallerFlags(v, drivers.ArchAarch64, llb.All, false), debianXFlags("aarch64")...),
+			"gpuimg-compute":     append(llb.InstallerFlags(v, drivers.ArchAarch64, compute, false), debianXFlags("aarch64")...),
 		} {
 			t.Run(release+"/"+name, func(t *testing.T) {
 				out := compareInstallers(t, root, run, real, release, flags, probe)
