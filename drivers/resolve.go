@@ -146,17 +146,24 @@ func Resolve(ctx context.Context, w Want) (Resolved, []string, error) {
 	if err != nil {
 		return Resolved{}, warnings, err
 	}
-	if !w.Download {
-		if p.sha256 == "" {
-			return Resolved{}, warnings, fmt.Errorf("driver %s (%s) is not in gpuimg's catalog: pass --sha256 with its published checksum (and --mirror if NVIDIA's hosts lack it), or a local copy of the .run", w.Version, w.Arch)
-		}
-		r := w.resolved(p.sha256, p.size, p.by)
-		r.URLs, r.Source = urls, urls[0]
-		return r, warnings, nil
-	}
 	f := &fetcher{w: w, dir: dir, file: file, pin: p, urls: urls, client: w.Client}
 	if f.client == nil {
 		f.client = newHTTPClient(w.StallTimeout)
+	}
+	if !w.Download {
+		// The builder downloads it: pin it here, by the catalog, --sha256,
+		// or the .sha256sum the mirror publishes beside it.
+		if !f.verified() {
+			if err := f.findSidecar(ctx); err != nil {
+				return Resolved{}, warnings, err
+			}
+		}
+		if !f.verified() {
+			return Resolved{}, warnings, fmt.Errorf("driver %s (%s) is not in gpuimg's catalog and no %s.sha256sum was found beside %s: pass --sha256 with its published checksum (--sha256 %s=HEX when building several platforms; and --mirror if NVIDIA's hosts lack it), or a local copy of the .run", w.Version, w.Arch, file, strings.Join(urls, " or "), w.Arch)
+		}
+		r := w.resolved(f.pin.sha256, f.pin.size, f.pin.by)
+		r.URLs, r.Source = urls, urls[0]
+		return r, warnings, nil
 	}
 	r, more, err := f.fetch(ctx)
 	return r, append(warnings, more...), err

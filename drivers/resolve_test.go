@@ -130,3 +130,34 @@ func TestResolveLeavesTheDownloadToTheBuilder(t *testing.T) {
 		t.Errorf("LocalName = %q", local.LocalName())
 	}
 }
+
+// A package the builder downloads (no Download) is pinned before the build
+// by the .sha256sum its mirror publishes, one per arch; without one it is
+// refused, naming the arch and the sidecar looked for.
+func TestResolveForBuilderUsesTheSidecarPerArch(t *testing.T) {
+	s := newRunServer(t)
+	sums := map[string]string{ArchX86_64: strings.Repeat("1a", 32), ArchAarch64: strings.Repeat("2b", 32)}
+	for arch, sum := range sums {
+		file := RunFileName(MustParseVersion("998.30.01"), arch, VariantFull)
+		s.mu.Lock()
+		s.files[file+".sha256sum"] = []byte(sum + "  " + file + "\n")
+		s.mu.Unlock()
+	}
+	for arch, sum := range sums {
+		w := testOptions(s, "998.30.01", "", t.TempDir())
+		w.Arch = arch
+		r, _, err := Resolve(context.Background(), w)
+		if err != nil {
+			t.Fatalf("%s: %v", arch, err)
+		}
+		if r.SHA256 != sum || r.VerifiedBy != VerifiedBySidecar || r.Path != "" || r.URLs[0] != s.URL+"/"+RunFileName(w.Version, arch, VariantFull) {
+			t.Errorf("%s: resolved %+v, want the builder to download it pinned to %s", arch, r, sum)
+		}
+	}
+	w := testOptions(s, "998.40.01", "", t.TempDir())
+	w.Arch = ArchAarch64
+	_, _, err := Resolve(context.Background(), w)
+	if err == nil || !strings.Contains(err.Error(), "NVIDIA-Linux-aarch64-998.40.01.run.sha256sum") || !strings.Contains(err.Error(), "--sha256 aarch64=HEX") {
+		t.Errorf("no sidecar: err = %v", err)
+	}
+}

@@ -195,7 +195,7 @@ func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
 		"two drivers, file":  {Options{Drivers: []string{"470.256.02,535.261.03"}, DriverFile: run}, "one package"},
 		"two drivers, 1 tag": {Options{Drivers: []string{"470.256.02,535.261.03"}, Tags: []string{"x:1"}, Offline: true}, "put {driver} in it"},
 		"offline, no cache":  {Options{Drivers: []string{"470.256.02"}, Offline: true, CacheDir: t.TempDir()}, "--offline"},
-		"not in catalog":     {Options{Drivers: []string{"999.1.01"}}, "not in gpuimg's catalog"},
+		"not in catalog":     {Options{Drivers: []string{"999.1.01"}, Mirror: "http://127.0.0.1:1/{file}"}, "not in gpuimg's catalog"},
 		"bad tag":            {Options{DriverFile: run, SHA256: sum, Tags: []string{"UPPER:x"}}, "image name"},
 		"bad cache-to":       {Options{DriverFile: run, SHA256: sum, CacheTo: []string{"dest=x"}}, "--cache-to"},
 		"unwritable dest":    {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker,dest=/proc/gpuimg/x.tar"}}, "destination /proc/gpuimg/x.tar"},
@@ -463,6 +463,63 @@ func TestSHA256PerDriver(t *testing.T) {
 	}
 }
 
+// Each platform installs its own .run, so a version the catalog lacks takes
+// one checksum per arch: ARCH=HEX for one driver, VERSION/ARCH=HEX for a
+// fleet of several.
+func TestSHA256PerArch(t *testing.T) {
+	amd, arm, amd2, arm2 := strings.Repeat("1a", 32), strings.Repeat("2b", 32), strings.Repeat("3c", 32), strings.Repeat("4d", 32)
+	two := []string{"linux/amd64,linux/arm64"}
+	for name, tc := range map[string]struct {
+		drivers string
+		sha256  string
+		want    []string // driver/arch=sha256 per target, in build order
+	}{
+		"one driver":  {"999.1.01", "x86_64=" + amd + ",aarch64=" + strings.ToUpper(arm), []string{"999.1.01/x86_64=" + amd, "999.1.01/aarch64=" + arm}},
+		"two drivers": {"999.1.01,999.2.01", "999.1.01/x86_64=" + amd + ",999.1.01/aarch64=" + arm + ",999.2.01/x86_64=" + amd2 + ",999.2.01/aarch64=" + arm2,
+			[]string{"999.1.01/x86_64=" + amd, "999.1.01/aarch64=" + arm, "999.2.01/x86_64=" + amd2, "999.2.01/aarch64=" + arm2}},
+	} {
+		o := Options{Drivers: []string{tc.drivers}, SHA256: tc.sha256, Platforms: two, Base: "debian:bookworm",
+			Tags: []string{"r/x:{driver}"}, Push: true, CacheDir: t.TempDir(), Mirror: "http://127.0.0.1:1/{file}"}
+		p, _, err := Prepare(context.Background(), o)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var got []string
+		for _, im := range p.images {
+			for _, tg := range im.targets {
+				d := tg.driver
+				got = append(got, d.Version.String()+"/"+d.Arch+"="+d.SHA256)
+				if d.VerifiedBy != drivers.VerifiedByFlag || !strings.HasSuffix(d.URLs[0], "/"+d.FileName()) || !strings.Contains(d.FileName(), d.Arch) {
+					t.Errorf("%s: %+v", name, d)
+				}
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: got %v, want %v", name, got, tc.want)
+		}
+	}
+	for name, tc := range map[string]struct {
+		drivers, sha256 string
+		platforms       []string
+		wantErr         string
+	}{
+		"plain for two platforms": {"999.1.01", amd, two, "give one per arch, e.g. --sha256 x86_64=HEX,aarch64=HEX"},
+		"mixed forms":             {"999.1.01", amd + ",aarch64=" + arm, two, "mixes plain checksums"},
+		"unknown arch":            {"999.1.01", "arm64=" + arm, two, "arm64"},
+		"arch not built":          {"999.1.01", "aarch64=" + arm, nil, "no --platform builds aarch64"},
+		"arch twice":              {"999.1.01", "aarch64=" + arm + ",aarch64=" + amd, two, "gives 999.1.01/aarch64 twice"},
+		"which driver":            {"999.1.01,999.2.01", "x86_64=" + amd, two, "name the driver, VERSION/x86_64=HEX"},
+		"driver not built":        {"999.1.01", "999.3.01/x86_64=" + amd, two, "driver 999.3.01 is not among --driver's"},
+		"one arch missing":        {"999.1.01", "x86_64=" + amd, two, "NVIDIA-Linux-aarch64-999.1.01.run.sha256sum"},
+	} {
+		o := Options{Drivers: []string{tc.drivers}, SHA256: tc.sha256, Platforms: tc.platforms, Base: "debian:bookworm",
+			Tags: []string{"r/x:{driver}"}, Push: true, CacheDir: t.TempDir(), Mirror: "http://127.0.0.1:1/{file}"}
+		if _, _, err := Prepare(context.Background(), o); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("%s: err %v, want %q", name, err, tc.wantErr)
+		}
+	}
+}
+
 // emit is `gpuimg build --emit`: Prepare, then Emit.
 func emit(t *testing.T, o Options) []byte {
 	t.Helper()
@@ -484,7 +541,7 @@ func TestCheckPlatformsRefuses(t *testing.T) {
 	arm64 := ocispecs.Platform{OS: "linux", Architecture: "arm64"}
 	b := &Builder{images: []*image{{targets: []target{{platform: amd64}, {platform: arm64}}}}}
 	err := b.checkPlatforms("unix:///b.sock", []ocispecs.Platform{amd64})
-	if err == nil || !strings.Contains(err.Error(), "cannot run linux/arm64 programs (it runs linux/amd64)") || !strings.Contains(err.Error(), "binfmt --install arm64") {
+	if err == nil || !strings.Contains(err.Error(), "cannot run linux/arm64 programs (it runs linux/amd64)") || !strings.Contains(err.Error(), "apt-get install qemu-user-static binfmt-support") {
 		t.Errorf("amd64-only builder: %v", err)
 	}
 	if err := b.checkPlatforms("unix:///b.sock", []ocispecs.Platform{amd64, arm64}); err != nil {

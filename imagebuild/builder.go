@@ -81,7 +81,7 @@ func Prepare(ctx context.Context, o Options) (*Builder, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sums, err := pairSHA256s(o.SHA256, versions)
+	sums, err := parseSHA256s(o.SHA256, versions, plats)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,7 +93,7 @@ func Prepare(ctx context.Context, o Options) (*Builder, []string, error) {
 	dests := map[string]bool{}
 	for _, v := range versions {
 		for _, group := range names.groups {
-			im, more, err := b.resolveImage(ctx, v, sums[v.String()], group)
+			im, more, err := b.resolveImage(ctx, v, sums, group)
 			warnings = append(warnings, more...)
 			if err != nil {
 				return nil, warnings, err
@@ -198,7 +198,7 @@ func (o Options) naming(plats []ocispecs.Platform, versions int) (naming, error)
 
 // resolveImage resolves driver v for each platform of an image (a zero v:
 // --driver-file's own version) and reads what --components prunes.
-func (b *Builder) resolveImage(ctx context.Context, v drivers.Version, sha string, group []ocispecs.Platform) (*image, []string, error) {
+func (b *Builder) resolveImage(ctx context.Context, v drivers.Version, sums checksums, group []ocispecs.Platform) (*image, []string, error) {
 	o := b.in
 	im := &image{}
 	var warnings []string
@@ -208,13 +208,13 @@ func (b *Builder) resolveImage(ctx context.Context, v drivers.Version, sha strin
 			return nil, warnings, err
 		}
 		resolved, more, err := drivers.Resolve(ctx, drivers.Want{
-			Version: v, Arch: arch, File: o.DriverFile, SHA256: sha, AllowUnverified: o.AllowUnverified,
+			Version: v, Arch: arch, File: o.DriverFile, SHA256: sums.forTarget(v, arch), AllowUnverified: o.AllowUnverified,
 			CacheDir: o.CacheDir, Mirror: o.Mirror, Offline: o.Offline,
 		})
 		warnings = append(warnings, more...)
 		if err != nil {
 			if o.DriverFile != "" {
-				err = fmt.Errorf("--driver-file: %w", err)
+				err = fmt.Errorf("--driver-file for --platform %s: %w", platforms.Format(pl), err)
 			}
 			return nil, warnings, err
 		}
@@ -553,8 +553,8 @@ func (b *Builder) checkPlatforms(addr string, worker []ocispecs.Platform) error 
 				}
 			}
 			if !ok {
-				return fmt.Errorf("the builder at %s cannot run %s programs (it runs %s), and the installer must run for that arch: install QEMU binfmt handlers on the builder host (e.g. `docker run --privileged --rm tonistiigi/binfmt --install %s`) or point --addr at a native %s builder",
-					addr, platforms.Format(want), strings.Join(have, ", "), want.Architecture, want.Architecture)
+				return fmt.Errorf("the builder at %s cannot run %s programs (it runs %s), and the installer must run for that arch: install QEMU user emulation on the builder's host (Debian/Ubuntu: `apt-get install qemu-user-static binfmt-support`, which `make deps` does, or `docker run --privileged --rm tonistiigi/binfmt --install %s`), then restart buildkitd so its workers list %s; or point --addr at a native %s builder",
+					addr, platforms.Format(want), strings.Join(have, ", "), want.Architecture, platforms.Format(want), want.Architecture)
 			}
 		}
 	}

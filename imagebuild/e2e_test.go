@@ -408,7 +408,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("arm64 without QEMU is refused before solving", func(t *testing.T) {
+	t.Run("arm64 without QEMU, or on a base without arm64, is refused", func(t *testing.T) {
 		arm, err := standin.Generate(t.TempDir(), standin.Options{Version: driverA, Arch: "aarch64"})
 		if err != nil {
 			t.Fatal(err)
@@ -417,20 +417,30 @@ func TestBuildEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		amd64Only := "oci-layout://" + withArch(t, e.baseDir, "amd64")
 		_, stderr, err := e.gpuimg(t, "build", "--driver-file", arm, "--sha256", sum, "--platform", "linux/arm64",
-			"--base", e.base, "--output", "type=docker,dest="+filepath.Join(t.TempDir(), "x.tar"))
+			"--base", amd64Only, "--output", "type=docker,dest="+filepath.Join(t.TempDir(), "x.tar"))
 		// The refusal follows what the builder's workers report: with QEMU's
-		// binfmt handlers on this machine they run arm64 programs, and the
-		// build goes on to the solve (stopped there by the amd64 base).
-		// TestCheckPlatformsRefuses covers the refusal on any machine.
-		want := []string{"cannot run linux/arm64 programs", "binfmt"}
+		// binfmt handlers on this machine (make deps) they run arm64
+		// programs, and the base is what is refused, by name.
+		// TestCheckPlatformsRefuses covers the QEMU refusal on any machine.
+		want := []string{"cannot run linux/arm64 programs", "apt-get install qemu-user-static binfmt-support"}
 		if builderRuns(t, e.bk.Addr, "arm64") {
-			want = []string{"is linux/amd64, but this image is for linux/arm64"}
+			want = []string{"--base " + amd64Only + " is linux/amd64, but this image is for linux/arm64"}
 		}
 		for _, w := range want {
 			if err == nil || !strings.Contains(stderr, w) {
 				t.Errorf("arm64 build: %v; want stderr to say %q:\n%s", err, w, stderr)
 			}
+		}
+	})
+
+	t.Run("a .run of another arch than the platform is refused, naming both", func(t *testing.T) {
+		run, sum := standinRun(t, driverA)
+		_, stderr, err := e.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--platform", "linux/arm64",
+			"--base", e.base, "--output", "type=docker,dest="+filepath.Join(t.TempDir(), "x.tar"))
+		if err == nil || !strings.Contains(stderr, "--platform linux/arm64") || !strings.Contains(stderr, `is for "x86_64", not aarch64`) {
+			t.Errorf("x86_64 .run for linux/arm64: %v\n%s", err, stderr)
 		}
 	})
 
@@ -665,8 +675,9 @@ func withArch(t *testing.T, baseDir, arch string) string {
 	return writeLayout(t, img)
 }
 
-// baseImage is the test base (make base writes one image into its layout).
-func baseImage(t *testing.T, baseDir string) v1.Image { return onlyLayoutImage(t, baseDir) }
+// baseImage is the test base's linux/amd64 image (make base writes an index
+// of amd64 and arm64; an older layout holds the amd64 image alone).
+func baseImage(t *testing.T, baseDir string) v1.Image { return testenv.LayoutImage(t, baseDir, "amd64") }
 
 func writeLayout(t *testing.T, img v1.Image) string {
 	t.Helper()

@@ -222,13 +222,19 @@ func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, l
 // image's own cache records, registry credentials, the OCI-layout base and
 // the local .run files.
 func (b *Builder) solveOpt(im *image, layoutStore content.Store, attachables []session.Attachable) (client.SolveOpt, error) {
+	var plats []string
+	for _, t := range im.targets {
+		plats = append(plats, platforms.Format(t.platform))
+	}
 	opt := client.SolveOpt{
 		CompatibilityVersion: compatibilityVersion,
-		FrontendAttrs:        map[string]string{"build-arg:SOURCE_DATE_EPOCH": strconv.FormatInt(b.epoch.Unix(), 10)},
-		CacheImports:         jobCache(b.cacheFrom, im, len(b.images)),
-		CacheExports:         jobCache(b.cacheTo, im, len(b.images)),
-		Session:              attachables,
-		LocalMounts:          map[string]fsutil.FS{},
+		// platform: what the result is for, so BuildKit's exporters do not
+		// compare it with the builder's own platform and warn.
+		FrontendAttrs: map[string]string{"build-arg:SOURCE_DATE_EPOCH": strconv.FormatInt(b.epoch.Unix(), 10), "platform": strings.Join(plats, ",")},
+		CacheImports:  jobCache(b.cacheFrom, im, len(b.images)),
+		CacheExports:  jobCache(b.cacheTo, im, len(b.images)),
+		Session:       attachables,
+		LocalMounts:   map[string]fsutil.FS{},
 	}
 	if layoutStore != nil {
 		opt.OCIStores = map[string]content.Store{layoutStoreID: layoutStore}

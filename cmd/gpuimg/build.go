@@ -54,7 +54,7 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f.StringVar(&o.Components, "components", "all", "what to keep: all, or a comma list of utility, compute, video, graphics, display (compute implies utility)")
 	f.StringVar(&o.DriverFile, "driver-file", "", "a local .run to install instead of downloading (verified like a download)")
 	f.StringVar(&o.Mirror, "mirror", "", "download host name or URL template with {version}, {arch}, {file}")
-	f.StringVar(&o.SHA256, "sha256", "", "the .run's sha256 for versions the catalog does not know; several drivers: one per --driver, comma-separated, same order")
+	f.StringVar(&o.SHA256, "sha256", "", "the .run's sha256 for versions the catalog does not know (else the mirror's .sha256sum): HEX, one per --driver, comma-separated, same order; several platforms: one per arch, x86_64=HEX,aarch64=HEX, or VERSION/ARCH=HEX for several drivers")
 	f.BoolVar(&o.AllowUnverified, "allow-unverified", false, "build even if the .run's checksum is missing or wrong (loud warning; the image is labelled unverified)")
 	f.BoolVar(&o.Offline, "offline", false, "never download: use --driver-file or the cache directory")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "gpuimg's driver cache (default $XDG_CACHE_HOME/gpuimg/drivers)")

@@ -37,6 +37,13 @@ func BaseLayout(t testing.TB) string {
 func BaseLayoutFor(t testing.TB, arch string) (string, v1.Image) {
 	t.Helper()
 	dir := BaseLayout(t)
+	return dir, LayoutImage(t, dir, arch)
+}
+
+// LayoutImage is the linux/arch image of the base layout dir (a single
+// image, or an index holding one per platform).
+func LayoutImage(t testing.TB, dir, arch string) v1.Image {
+	t.Helper()
 	img, err := baseImage(dir, arch)
 	if err != nil {
 		t.Fatalf("base layout %s: %v", dir, err)
@@ -44,7 +51,7 @@ func BaseLayoutFor(t testing.TB, arch string) (string, v1.Image) {
 	if img == nil {
 		SkipOrFail(t, "the Debian base layout %s has no linux/%s image: `make base` adds it (debootstrap under QEMU; `make deps` registers QEMU)", dir, arch)
 	}
-	return dir, img
+	return img
 }
 
 // baseImage finds the image for linux/arch in the layout: its first entry is
