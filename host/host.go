@@ -19,7 +19,11 @@ import (
 // Host is everything the launcher needs to know about one machine.
 type Host struct {
 	// Root is the directory every path was read under ("/" on a real host).
-	Root   string `json:"root"`
+	Root string `json:"root"`
+	// Arch is the machine as uname -m names it (x86_64, aarch64): from
+	// /proc/sys/kernel/arch, else the driver's /proc version line; "" when
+	// neither says. Images must be for this architecture.
+	Arch   string `json:"arch,omitempty"`
 	Driver Driver `json:"driver"`
 	// GPUs in PCI bus order: GPUs[i].Index == i, the NVML index.
 	GPUs []GPU `json:"gpus"`

@@ -72,6 +72,9 @@ func ReadWith(root string, devices Devices) (Host, error) {
 		h.Driver.PendingUpgrade = h.Driver.Installed.Version
 		h.Warnings = append(h.Warnings, h.UpgradeMessage())
 	}
+	if h.Arch, err = r.readArch(); err != nil {
+		return Host{}, err
+	}
 	if h.Majors, err = r.readMajors(); err != nil {
 		return Host{}, err
 	}
@@ -175,6 +178,33 @@ func (r reader) readDriver(h *Host) error {
 		h.Warnings = append(h.Warnings, "the NVIDIA driver is loaded but its version could not be read")
 	}
 	return nil
+}
+
+// ProcArchPath is the kernel's machine name, what uname -m prints.
+const ProcArchPath = "/proc/sys/kernel/arch"
+
+// procVersionArch finds the architecture in the NVRM line: "Open Kernel
+// Module for aarch64" (the open module), or "NVIDIA UNIX x86_64 Kernel
+// Module" (the proprietary one).
+var procVersionArch = []*regexp.Regexp{regexp.MustCompile(`Kernel Module for (\w+)`), regexp.MustCompile(`NVIDIA UNIX (\w+) Kernel Module`)}
+
+// readArch is the machine's architecture: /proc/sys/kernel/arch, else the
+// architecture the kernel module was built for.
+func (r reader) readArch() (string, error) {
+	text, ok, err := r.readOptional(ProcArchPath)
+	if err != nil || ok {
+		return strings.TrimSpace(text), err
+	}
+	text, ok, err = r.readOptional(ProcVersionPath)
+	if err != nil || !ok {
+		return "", err
+	}
+	for _, re := range procVersionArch {
+		if m := re.FindStringSubmatch(firstLine(text)); m != nil {
+			return m[1], nil
+		}
+	}
+	return "", nil
 }
 
 func firstLine(s string) string {

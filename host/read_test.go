@@ -79,6 +79,38 @@ func TestReadRealH200Snapshot(t *testing.T) {
 }
 
 func TestReadVariants(t *testing.T) {
+	t.Run("Grace Hopper: aarch64 from the open module's line, nodes and GPUs as on x86_64", func(t *testing.T) {
+		h := read(t, testenv.HostFixture(t, "gh200-580.159.04"))
+		if h.Arch != "aarch64" || h.Driver.Version != "580.159.04" || h.Driver.Module != "open" {
+			t.Errorf("arch %q driver %+v, want aarch64 580.159.04 open", h.Arch, h.Driver)
+		}
+		if len(h.GPUs) != 1 || h.GPUs[0].BusID != "0009:01:00.0" || h.GPUs[0].Model != "NVIDIA GH200 480GB" {
+			t.Errorf("GPUs %+v", h.GPUs)
+		}
+		if n, ok := h.Node("/dev/nvidia-uvm"); !ok || n.Major != 508 || !n.Exists {
+			t.Errorf("uvm node %+v", n)
+		}
+		if x86 := read(t, testenv.HostFixture(t, "pre550-470.256.02")); x86.Arch != "x86_64" {
+			t.Errorf("the proprietary module's line says x86_64; read %q", x86.Arch)
+		}
+	})
+	t.Run("/proc/sys/kernel/arch says the architecture first", func(t *testing.T) {
+		root := t.TempDir()
+		for p, text := range map[string]string{
+			"proc/sys/kernel/arch":      "aarch64\n",
+			"proc/driver/nvidia/version": "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build\n",
+		} {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, p), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if h := read(t, root); h.Arch != "aarch64" {
+			t.Errorf("arch %q, want /proc/sys/kernel/arch's aarch64", h.Arch)
+		}
+	})
 	t.Run("8 GPUs: index is bus order, minor is Device Minor", func(t *testing.T) {
 		h := read(t, testenv.HostFixture(t, "8gpu-550.127.05"))
 		wantMinors := []int{2, 3, 0, 1, 6, 7, 4, 5}

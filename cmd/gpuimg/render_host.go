@@ -30,6 +30,9 @@ func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 
 func writeHostDriver(w io.Writer, h host.Host) {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "root:\t%s\n", h.Root)
+	if h.Arch != "" {
+		fmt.Fprintf(tw, "architecture:\t%s\n", h.Arch)
+	}
 	if !h.Driver.Loaded {
 		fmt.Fprintf(tw, "driver:\tnot loaded (no %s, no %s): load it with `modprobe nvidia`\n", host.SysVersionPath, host.ProcVersionPath)
 	} else {

@@ -36,14 +36,15 @@ gpu() {
     "$5" "$4" "$2" "$3" >"$d/information"
 }
 
-# version ROOT VERSION open|proprietary
+# version ROOT VERSION open|proprietary [ARCH]
 version() {
+  local arch=${4:-x86_64}
   mkdir -p "$1/sys/module/nvidia" "$1/proc/driver/nvidia"
   echo "$2" >"$1/sys/module/nvidia/version"
   if [ "$3" = open ]; then
-    printf 'NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  %s  Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Oct  8 03:22:07 UTC 2024\nGCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04) \n' "$2"
+    printf 'NVRM version: NVIDIA UNIX Open Kernel Module for %s  %s  Release Build  (dvs-builder@U16-I3-B03-4-3)  Tue Oct  8 03:22:07 UTC 2024\nGCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04) \n' "$arch" "$2"
   else
-    printf 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  %s  Thu May  2 14:50:40 UTC 2024\nGCC version:  gcc version 9.4.0 (Ubuntu 9.4.0-1ubuntu1~20.04.2) \n' "$2"
+    printf 'NVRM version: NVIDIA UNIX %s Kernel Module  %s  Thu May  2 14:50:40 UTC 2024\nGCC version:  gcc version 9.4.0 (Ubuntu 9.4.0-1ubuntu1~20.04.2) \n' "$arch" "$2"
   fi >"$1/proc/driver/nvidia/version"
 }
 
@@ -149,6 +150,17 @@ version $r 550.54.15 open; params $r 0 438
 proc_devices $r nvidia 511 ""
 gpu $r 0000:65:00.0 0 GPU-88888888-6666-5555-4444-333333333333 "NVIDIA L4"
 printf '/dev/nvidiactl\tc\t195\t255\t666\t0\t0\n/dev/nvidia0\tc\t195\t0\t666\t0\t0\n/dev/nvidia-uvm\tc\t511\t0\t666\t0\t0\n/dev/nvidia-uvm-tools\tc\t511\t1\t666\t0\t0\n' | nodes $r
+
+# 7b. A Grace Hopper (GH200) host: aarch64, the open module built for aarch64,
+# the GPU on PCI domain 0009; device nodes and /proc formats as on x86_64.
+# Its kernel (Ubuntu 22.04's 5.15) predates /proc/sys/kernel/arch, so the
+# architecture comes from the NVRM line.
+r=gh200-580.159.04; reset $r
+version $r 580.159.04 open aarch64; params $r 0 438
+proc_devices $r nvidia 508 509
+gpu $r 0009:01:00.0 0 GPU-3c2b1a09-8f7e-4d6c-9b5a-493827160504 "NVIDIA GH200 480GB"
+printf '/dev/nvidiactl\tc\t195\t255\t666\t0\t0\n/dev/nvidia0\tc\t195\t0\t666\t0\t0\n/dev/nvidia-uvm\tc\t508\t0\t666\t0\t0\n/dev/nvidia-uvm-tools\tc\t508\t1\t666\t0\t0\n' | nodes $r
+links $r
 
 # 8. No NVIDIA driver at all.
 r=no-driver; reset $r
