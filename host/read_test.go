@@ -97,7 +97,7 @@ func TestReadVariants(t *testing.T) {
 	t.Run("/proc/sys/kernel/arch says the architecture first", func(t *testing.T) {
 		root := t.TempDir()
 		for p, text := range map[string]string{
-			"proc/sys/kernel/arch":      "aarch64\n",
+			"proc/sys/kernel/arch":       "aarch64\n",
 			"proc/driver/nvidia/version": "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release Build\n",
 		} {
 			if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {

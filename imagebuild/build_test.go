@@ -474,7 +474,7 @@ func TestSHA256PerArch(t *testing.T) {
 		sha256  string
 		want    []string // driver/arch=sha256 per target, in build order
 	}{
-		"one driver":  {"999.1.01", "x86_64=" + amd + ",aarch64=" + strings.ToUpper(arm), []string{"999.1.01/x86_64=" + amd, "999.1.01/aarch64=" + arm}},
+		"one driver": {"999.1.01", "x86_64=" + amd + ",aarch64=" + strings.ToUpper(arm), []string{"999.1.01/x86_64=" + amd, "999.1.01/aarch64=" + arm}},
 		"two drivers": {"999.1.01,999.2.01", "999.1.01/x86_64=" + amd + ",999.1.01/aarch64=" + arm + ",999.2.01/x86_64=" + amd2 + ",999.2.01/aarch64=" + arm2,
 			[]string{"999.1.01/x86_64=" + amd, "999.1.01/aarch64=" + arm, "999.2.01/x86_64=" + amd2, "999.2.01/aarch64=" + arm2}},
 	} {

@@ -514,6 +514,12 @@ func TestBuildWithoutNetwork(t *testing.T) {
 // exporter writes no manifest.json) by unpacking it to a layout.
 func ociTarImage(t *testing.T, path string) v1.Image {
 	t.Helper()
+	return onlyLayoutImage(t, unpackTar(t, path))
+}
+
+// unpackTar unpacks the regular files of a tarball into a new directory.
+func unpackTar(t *testing.T, path string) string {
+	t.Helper()
 	dir := t.TempDir()
 	f, err := os.Open(path)
 	if err != nil {
@@ -544,7 +550,7 @@ func ociTarImage(t *testing.T, path string) v1.Image {
 			t.Fatal(err)
 		}
 	}
-	return onlyLayoutImage(t, dir)
+	return dir
 }
 
 // builderRuns reports whether the builder at addr has a worker for arch.
@@ -677,7 +683,9 @@ func withArch(t *testing.T, baseDir, arch string) string {
 
 // baseImage is the test base's linux/amd64 image (make base writes an index
 // of amd64 and arm64; an older layout holds the amd64 image alone).
-func baseImage(t *testing.T, baseDir string) v1.Image { return testenv.LayoutImage(t, baseDir, "amd64") }
+func baseImage(t *testing.T, baseDir string) v1.Image {
+	return testenv.LayoutImage(t, baseDir, "amd64")
+}
 
 func writeLayout(t *testing.T, img v1.Image) string {
 	t.Helper()

@@ -27,7 +27,7 @@ func Flags(ctx context.Context, h host.Host, opts FlagsOptions) (out string, war
 		return "", nil, err
 	}
 	if opts.Image != "" {
-		img, w, err := CheckImage(ctx, opts.Image, opts.Runtime, h.Driver.Version, opts.Force)
+		img, w, err := CheckImage(ctx, opts.Image, opts.Runtime, h.Driver.Version, HostPlatform(h), opts.Force)
 		if err != nil {
 			return "", nil, err
 		}

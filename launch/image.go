@@ -20,12 +20,17 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/gpuimg/gpuimg/internal/ocilayout"
 )
 
 // ErrImageUnreadable is wrapped when no source can give an image's config.
 var ErrImageUnreadable = errors.New("cannot read the image")
+
+// ErrWrongPlatform is wrapped when an image has no variant for the host's
+// platform: its driver libraries could not load there, --force or not.
+var ErrWrongPlatform = errors.New("no image for this host's platform")
 
 // Image is what the launcher knows about an image.
 type Image struct {
@@ -34,35 +39,65 @@ type Image struct {
 	// "OCI layout", "OCI tarball", "<runtime> (local)" or "registry".
 	Source string
 	Labels map[string]string
+	// Platform is the variant read (os/arch); MultiPlatform says it was
+	// picked from an index, so the engine must be told which.
+	Platform      string
+	MultiPlatform bool
 }
 
-// ReadImage reads an image's labels. A path that exists is a docker tarball
-// (`docker save`), an OCI tarball or an OCI layout directory. Otherwise the
-// local engine is asked first (`<runtime> image inspect`, which honours
-// DOCKER_HOST, contexts and podman's storage, and needs no Docker SDK), then
-// the registry, through go-containerregistry with the docker keychain.
-func ReadImage(ctx context.Context, ref, runtime string) (Image, error) {
+// ReadImage reads the labels of an image's variant for platform (the
+// host's). A path that exists is a docker tarball (`docker save`), an OCI
+// tarball or an OCI layout directory. Otherwise the local engine is asked
+// first (`<runtime> image inspect`, which honours DOCKER_HOST, contexts and
+// podman's storage, and needs no Docker SDK), then the registry, through
+// go-containerregistry with the docker keychain. An image with no variant
+// for platform is refused (ErrWrongPlatform).
+func ReadImage(ctx context.Context, ref, runtime string, platform ocispecs.Platform) (Image, error) {
 	if st, err := os.Stat(ref); err == nil {
-		img, source, err := imageFromPath(ref, st.IsDir())
+		img, source, err := imageFromPath(ref, st.IsDir(), platform)
 		if err != nil {
+			if errors.Is(err, ErrWrongPlatform) {
+				return Image{}, err
+			}
 			return Image{}, fmt.Errorf("%w %s: %w: pass a `docker save` tarball, an OCI tarball or an OCI layout directory", ErrImageUnreadable, ref, err)
 		}
-		return configLabels(ref, source, img)
+		return configLabels(ref, source, img, platform)
 	}
 	localErr := errors.New("not tried")
 	if runtime != "" {
-		var labels map[string]string
-		labels, localErr = inspectLocal(ctx, runtime, ref)
+		var local Image
+		local, localErr = inspectLocal(ctx, runtime, ref)
 		if localErr == nil {
-			return Image{Ref: ref, Source: runtime + " (local)", Labels: labels}, nil
+			return local, checkPlatform(local, platform)
 		}
 	}
-	img, remoteErr := remoteImage(ctx, ref)
+	img, remoteErr := remoteImage(ctx, ref, platform)
 	if remoteErr == nil {
-		return configLabels(ref, "registry", img)
+		return configLabels(ref, "registry", img, platform)
+	}
+	if errors.Is(remoteErr, ErrWrongPlatform) {
+		return Image{}, remoteErr
 	}
 	return Image{}, fmt.Errorf("%w %s: local %s: %v; registry: %v: build, pull or load it first (or pass --force to skip the driver check)",
 		ErrImageUnreadable, ref, runtime, localErr, remoteErr)
+}
+
+// checkPlatform refuses an image built for another platform than the host's.
+func checkPlatform(img Image, want ocispecs.Platform) error {
+	if img.Platform == "" {
+		return nil // an image that names no platform runs anywhere
+	}
+	got, err := platforms.Parse(img.Platform)
+	if err != nil || platforms.Only(want).Match(got) {
+		return nil
+	}
+	return wrongPlatform(img.Ref, []string{img.Platform}, want)
+}
+
+func wrongPlatform(ref string, has []string, want ocispecs.Platform) error {
+	w := platforms.Format(want)
+	return fmt.Errorf("%w: image %s is for %s, and this host is %s: its driver libraries cannot load here; build it for this host with `gpuimg build --platform %s` (or --platform linux/amd64,linux/arm64 for one multi-platform image)",
+		ErrWrongPlatform, ref, strings.Join(has, ", "), w, w)
 }
 
 // configReader is the part of an image the launcher reads.
@@ -70,7 +105,7 @@ type configReader interface {
 	ConfigFile() (*v1.ConfigFile, error)
 }
 
-func configLabels(ref, source string, img configReader) (Image, error) {
+func configLabels(ref, source string, img configReader, platform ocispecs.Platform) (Image, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return Image{}, fmt.Errorf("%w %s (%s): config: %w", ErrImageUnreadable, ref, source, err)
@@ -79,13 +114,27 @@ func configLabels(ref, source string, img configReader) (Image, error) {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	return Image{Ref: ref, Source: source, Labels: labels}, nil
+	out := Image{Ref: ref, Source: source, Labels: labels}
+	if cfg.Architecture != "" {
+		out.Platform = platforms.Format(ocispecs.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
+	}
+	if picked, ok := img.(pickedImage); ok {
+		out.MultiPlatform = picked.multi
+	}
+	return out, checkPlatform(out, platform)
 }
 
-func imageFromPath(path string, isDir bool) (configReader, string, error) {
+// pickedImage is an image read for a platform, remembering whether it was
+// chosen from a multi-platform index.
+type pickedImage struct {
+	configReader
+	multi bool
+}
+
+func imageFromPath(path string, isDir bool, platform ocispecs.Platform) (configReader, string, error) {
 	if isDir {
-		img, err := firstLayoutImage(path)
-		return img, "OCI layout", err
+		img, multi, err := layoutImage(path, path, platform)
+		return pickedImage{img, multi}, "OCI layout", err
 	}
 	img, err := tarball.ImageFromPath(path, nil)
 	if err == nil {
@@ -97,7 +146,10 @@ func imageFromPath(path string, isDir bool) (configReader, string, error) {
 		return nil, "", fmt.Errorf("neither a docker tarball (%v) nor an OCI tarball (%v)", err, terr)
 	}
 	defer os.RemoveAll(dir)
-	img, lerr := firstLayoutImage(dir)
+	img, multi, lerr := layoutImage(path, dir, platform)
+	if errors.Is(lerr, ErrWrongPlatform) {
+		return nil, "", lerr
+	}
 	if lerr != nil {
 		return nil, "", fmt.Errorf("neither a docker tarball (%v) nor an OCI tarball (%v)", err, lerr)
 	}
@@ -106,7 +158,7 @@ func imageFromPath(path string, isDir bool) (configReader, string, error) {
 	if cerr != nil {
 		return nil, "", cerr
 	}
-	return configOnlyImage{raw: cfg}, "OCI tarball", nil
+	return pickedImage{configOnlyImage{raw: cfg}, multi}, "OCI tarball", nil
 }
 
 // configOnlyImage keeps an image's config after its files are gone.
@@ -116,18 +168,30 @@ func (c configOnlyImage) ConfigFile() (*v1.ConfigFile, error) {
 	return v1.ParseConfigFile(bytes.NewReader(c.raw))
 }
 
-// firstLayoutImage is the layout's first image, for this machine's
-// platform when it is an index.
-func firstLayoutImage(dir string) (v1.Image, error) {
+// layoutImage is the layout's first image, its variant for platform when it
+// is an index; ref names the image in errors.
+func layoutImage(ref, dir string, platform ocispecs.Platform) (v1.Image, bool, error) {
 	l, err := ocilayout.Open(dir)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(l.Entries) == 0 {
-		return nil, errors.New("no image in index.json")
+		return nil, false, errors.New("no image in index.json")
 	}
-	img, _, err := l.Image(l.Entries[0], platforms.DefaultSpec())
-	return img, err
+	img, _, err := l.Image(l.Entries[0], platform)
+	if errors.Is(err, ocilayout.ErrNoPlatform) {
+		has, _ := l.Platforms(l.Entries[0])
+		return nil, false, wrongPlatform(ref, formatAll(has), platform)
+	}
+	return img, l.Entries[0].MediaType.IsIndex(), err
+}
+
+func formatAll(ps []ocispecs.Platform) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, platforms.Format(p))
+	}
+	return out
 }
 
 // extractTar unpacks a tarball (config and manifests only matter) into a
@@ -182,26 +246,29 @@ func writeFile(path string, r io.Reader) error {
 	return f.Close()
 }
 
-func inspectLocal(ctx context.Context, runtime, ref string) (map[string]string, error) {
+func inspectLocal(ctx context.Context, runtime, ref string) (Image, error) {
 	if _, err := exec.LookPath(runtime); err != nil {
-		return nil, fmt.Errorf("%s not on PATH", runtime)
+		return Image{}, fmt.Errorf("%s not on PATH", runtime)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, runtime, "image", "inspect", "--format", "{{json .Config.Labels}}", ref)
+	cmd := exec.CommandContext(ctx, runtime, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}} {{json .Config.Labels}}", ref)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s image inspect: %s", runtime, firstNonEmpty(strings.TrimSpace(stderr.String()), err.Error()))
+		return Image{}, fmt.Errorf("%s image inspect: %s", runtime, firstNonEmpty(strings.TrimSpace(stderr.String()), err.Error()))
 	}
-	labels := map[string]string{}
-	out := strings.TrimSpace(stdout.String())
+	img := Image{Ref: ref, Source: runtime + " (local)", Labels: map[string]string{}}
+	platform, out, _ := strings.Cut(strings.TrimSpace(stdout.String()), " ")
+	if platform != "/" {
+		img.Platform = platform
+	}
 	if out != "null" && out != "" {
-		if err := json.Unmarshal([]byte(out), &labels); err != nil {
-			return nil, fmt.Errorf("%s image inspect printed %q: %w", runtime, out, err)
+		if err := json.Unmarshal([]byte(out), &img.Labels); err != nil {
+			return Image{}, fmt.Errorf("%s image inspect printed %q: %w", runtime, stdout.String(), err)
 		}
 	}
-	return labels, nil
+	return img, nil
 }
 
 func firstNonEmpty(a, b string) string {
@@ -211,24 +278,55 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// remoteImage fetches the image's config while its request context lives
-// (ggcr fetches blobs lazily, after remote.Image returns).
-func remoteImage(ctx context.Context, ref string) (configReader, error) {
+// remoteImage fetches the config of the image's variant for platform while
+// its request context lives (ggcr fetches blobs lazily, after remote.Get
+// returns).
+func remoteImage(ctx context.Context, ref string, platform ocispecs.Platform) (configReader, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	here := platforms.DefaultSpec()
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithPlatform(v1.Platform{OS: here.OS, Architecture: here.Architecture, Variant: here.Variant}))
+	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	if err != nil {
+		return nil, err
+	}
+	multi := desc.MediaType.IsIndex()
+	var img v1.Image
+	if multi {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		if img, err = indexImage(ref, idx, platform); err != nil {
+			return nil, err
+		}
+	} else if img, err = desc.Image(); err != nil {
 		return nil, err
 	}
 	raw, err := img.RawConfigFile()
 	if err != nil {
 		return nil, err
 	}
-	return configOnlyImage{raw: raw}, nil
+	return pickedImage{configOnlyImage{raw: raw}, multi}, nil
+}
+
+// indexImage is the image of idx for platform, by the one rule of
+// ocilayout.Match.
+func indexImage(ref string, idx v1.ImageIndex, platform ocispecs.Platform) (v1.Image, error) {
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var has []ocispecs.Platform
+	for _, d := range m.Manifests {
+		if ocilayout.Match(d, platform) {
+			return idx.Image(d.Digest)
+		}
+		if d.Platform != nil && d.Platform.OS != "unknown" {
+			has = append(has, ocispecs.Platform{OS: d.Platform.OS, Architecture: d.Platform.Architecture, Variant: d.Platform.Variant})
+		}
+	}
+	return nil, wrongPlatform(ref, formatAll(has), platform)
 }

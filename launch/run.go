@@ -9,6 +9,9 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/containerd/platforms"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/gpuimg/gpuimg/host"
 	"github.com/gpuimg/gpuimg/internal/shell"
 	"github.com/gpuimg/gpuimg/llb"
@@ -38,12 +41,13 @@ func CheckDriver(img Image, hostVersion string, force bool) (warnings []string, 
 	return nil, fmt.Errorf("%w: %s: build a matching image with `gpuimg build --driver %s`, or pass --force", ErrDriverMismatch, msg, hostVersion)
 }
 
-// CheckImage resolves a {driver} template in ref, reads the image's labels and
-// checks its driver label against the host's. The returned image's Ref is the
+// CheckImage resolves a {driver} template in ref, reads the labels of the
+// image's variant for platform (the host's) and checks its driver label
+// against the host's. The returned image's Ref is the
 // resolved reference to launch. With force, an unreadable image or another
 // driver is a warning; without it, an error naming the fix (for a template
 // whose image does not exist: the tag looked for and the build that makes it).
-func CheckImage(ctx context.Context, ref, runtime, hostVersion string, force bool) (Image, []string, error) {
+func CheckImage(ctx context.Context, ref, runtime, hostVersion string, platform ocispecs.Platform, force bool) (Image, []string, error) {
 	resolved, templated, err := ResolveImageRef(ref, hostVersion)
 	if err != nil {
 		return Image{}, nil, err
@@ -51,11 +55,12 @@ func CheckImage(ctx context.Context, ref, runtime, hostVersion string, force boo
 	var img Image
 	if _, statErr := os.Stat(resolved); templated && statErr != nil && looksLikePath(resolved) {
 		err = missingImageError(ref, resolved, hostVersion, statErr)
-	} else if img, err = ReadImage(ctx, resolved, runtime); err != nil && templated {
+	} else if img, err = ReadImage(ctx, resolved, runtime, platform); err != nil && templated && !errors.Is(err, ErrWrongPlatform) {
 		err = missingImageError(ref, resolved, hostVersion, err)
 	}
 	if err != nil {
-		if !force {
+		// An image for another platform cannot run here, --force or not.
+		if !force || errors.Is(err, ErrWrongPlatform) {
 			return Image{}, nil, err
 		}
 		return Image{Ref: resolved}, []string{fmt.Sprintf("%v (--force: launching without checking the driver)", err)}, nil
@@ -132,7 +137,7 @@ func RunCommand(ctx context.Context, h host.Host, opts RunOptions) (argv, warnin
 	if err != nil {
 		return nil, nil, err
 	}
-	img, w, err := CheckImage(ctx, opts.Image, opts.Runtime, h.Driver.Version, opts.Force)
+	img, w, err := CheckImage(ctx, opts.Image, opts.Runtime, h.Driver.Version, HostPlatform(h), opts.Force)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -145,11 +150,26 @@ func RunCommand(ctx context.Context, h host.Host, opts RunOptions) (argv, warnin
 	if err != nil {
 		return nil, nil, err
 	}
-	argv = append([]string{opts.Runtime, "run"}, args...)
+	argv = []string{opts.Runtime, "run"}
+	if img.MultiPlatform {
+		// The variant whose labels were checked, whatever the engine's default.
+		argv = append(argv, "--platform", img.Platform)
+	}
+	argv = append(argv, args...)
 	argv = append(argv, opts.RuntimeArgs...)
 	argv = append(argv, img.Ref)
 	argv = append(argv, opts.Cmd...)
 	return argv, warnings, nil
+}
+
+// HostPlatform is the platform of h's images: linux and h's architecture
+// (this machine's when h does not say).
+func HostPlatform(h host.Host) ocispecs.Platform {
+	p := platforms.DefaultSpec()
+	if arch, ok := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[h.Arch]; ok {
+		p = ocispecs.Platform{OS: "linux", Architecture: arch}
+	}
+	return platforms.Normalize(p)
 }
 
 // ExitError carries the container's exit status out of `gpuimg run`.

@@ -49,19 +49,49 @@ func (l *Layout) Image(entry v1.Descriptor, p ocispecs.Platform) (v1.Image, v1.D
 	if err != nil {
 		return nil, entry, err
 	}
-	want := platforms.Only(p)
 	for _, m := range cm.Manifests {
-		if m.MediaType.IsIndex() {
-			continue
-		}
-		if m.Platform == nil || m.Platform.Architecture == "" ||
-			want.Match(ocispecs.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant}) {
+		if Match(m, p) {
 			// The image is listed in the child index, not in index.json.
 			img, err := child.Image(m.Digest)
 			return img, m, err
 		}
 	}
 	return nil, entry, fmt.Errorf("%w %s", ErrNoPlatform, platforms.Format(p))
+}
+
+// Match is the one rule for which image of an index serves platform p: an
+// image (not a nested index) whose platform p runs, or that states none.
+func Match(d v1.Descriptor, p ocispecs.Platform) bool {
+	if d.MediaType.IsIndex() {
+		return false
+	}
+	if d.Platform == nil || d.Platform.Architecture == "" {
+		return true
+	}
+	return platforms.Only(p).Match(ocispecs.Platform{OS: d.Platform.OS, Architecture: d.Platform.Architecture, Variant: d.Platform.Variant})
+}
+
+// Platforms lists the platforms entry's images are for: its index's
+// (attestations, platform unknown, left out), or nothing for an image.
+func (l *Layout) Platforms(entry v1.Descriptor) ([]ocispecs.Platform, error) {
+	if !entry.MediaType.IsIndex() {
+		return nil, nil
+	}
+	child, err := l.index.ImageIndex(entry.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := child.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var out []ocispecs.Platform
+	for _, m := range cm.Manifests {
+		if m.Platform != nil && m.Platform.OS != "unknown" && !m.MediaType.IsIndex() {
+			out = append(out, ocispecs.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant})
+		}
+	}
+	return out, nil
 }
 
 // ErrNoPlatform is returned (wrapped) when an index has no image for the
