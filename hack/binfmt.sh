@@ -9,7 +9,7 @@
 #   hack/binfmt.sh check ARCH   exit 1 with the fix when ARCH (Debian or kernel
 #                               name) cannot run here
 set -euo pipefail
-mnt=/proc/sys/fs/binfmt_misc
+mnt=${GPUIMG_BINFMT_MISC:-/proc/sys/fs/binfmt_misc} # overridable for a dry check of the messages
 
 qemu_name() {
   case "$1" in
