@@ -408,7 +408,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("arm64 without QEMU, or on a base without arm64, is refused", func(t *testing.T) {
+	t.Run("arm64 without QEMU or on a base without arm64 is refused", func(t *testing.T) {
 		arm, err := standin.Generate(t.TempDir(), standin.Options{Version: driverA, Arch: "aarch64"})
 		if err != nil {
 			t.Fatal(err)
@@ -435,7 +435,7 @@ func TestBuildEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("a .run of another arch than the platform is refused, naming both", func(t *testing.T) {
+	t.Run("a .run of another arch than the platform is refused naming both", func(t *testing.T) {
 		run, sum := standinRun(t, driverA)
 		_, stderr, err := e.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--platform", "linux/arm64",
 			"--base", e.base, "--output", "type=docker,dest="+filepath.Join(t.TempDir(), "x.tar"))

@@ -46,6 +46,7 @@ type config struct {
 	work      string
 	results   string
 	payload   string
+	arm64Only bool
 }
 
 func main() {
@@ -68,6 +69,7 @@ func main() {
 	// gzip: the generator's default. NVIDIA's own packages use xz, but the
 	// pure-Go xz writer takes over half an hour per realistic stand-in here.
 	flag.StringVar(&cfg.payload, "payload", "gzip", "the stand-in's payload compression: gzip, xz or zstd")
+	flag.BoolVar(&cfg.arm64Only, "arm64-only", false, "measure only the arm64 section (amd64 and arm64 cold builds, extraction under QEMU) into bench/results/arm64.{json,md}")
 	report := flag.String("report", "", "only print the table and redraw latest.md and chart.svg from this results file (no builds)")
 	flag.Parse()
 	if *report != "" {
@@ -126,7 +128,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 	b := &bench{cfg: cfg, runs: map[string]string{}, sums: map[string]string{}, out: filepath.Join(cfg.work, "out")}
 	serveDir := filepath.Join(cfg.work, "serve")
-	for _, v := range versions {
+	generate := versions
+	if cfg.arm64Only {
+		generate = versions[:1] // the arm64 section builds the first only
+	}
+	for _, v := range generate {
 		progress("stand-in %s (realistic, %s payload; generated once into .cache/standin)", v, cfg.payload)
 		path, err := standin.Cached(standin.Options{Version: v, Compression: cfg.payload, Scale: standin.ScaleRealistic})
 		if err != nil {
@@ -169,6 +175,13 @@ func run(ctx context.Context, cfg config) error {
 	if err := os.MkdirAll(b.out, 0o755); err != nil {
 		return err
 	}
+	if cfg.arm64Only {
+		if err := b.arm64(ctx, res); err != nil {
+			return err
+		}
+		res.Machine.LoadAfter = loadavg()
+		return res.writeArm64(cfg.results)
+	}
 	if err := b.sides(ctx, res); err != nil {
 		return err
 	}
@@ -176,6 +189,9 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	if err := b.multi(ctx, res); err != nil {
+		return err
+	}
+	if err := b.arm64(ctx, res); err != nil {
 		return err
 	}
 	if err := b.floor(ctx, res); err != nil {

@@ -32,6 +32,7 @@ type Results struct {
 	Added          []Added   `json:"added"`
 	ComputeSeconds float64   `json:"compute_build_seconds"`
 	Multi          *Multi    `json:"multi,omitempty"`
+	Arm64          *Arm64    `json:"arm64,omitempty"`
 	Floor          *Floor    `json:"floor,omitempty"`
 	Launcher       []Launch  `json:"launcher"`
 	Targets        []Target  `json:"targets"`
@@ -211,6 +212,26 @@ func (r *Results) write(dir string) error {
 	return nil
 }
 
+// writeArm64 writes an -arm64-only run: its table on stdout and in
+// arm64.md, the results in arm64.json (latest.* stay the full run's).
+func (r *Results) writeArm64(dir string) error {
+	var table bytes.Buffer
+	fmt.Fprintf(&table, "%s, %s (%d CPUs), load %s -> %s\n", r.Date, r.Machine.CPU, r.Machine.CPUs, r.Machine.LoadBefore, r.Machine.LoadAfter)
+	r.Arm64.table(&table)
+	os.Stdout.Write(table.Bytes())
+	js, err := prettyJSON(r)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "arm64.json"), append(js, '\n')); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, "arm64.md"), []byte("# `go run ./bench/build -arm64-only`\n\n```\n"+table.String()+"```\n"))
+}
+
 func writeAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
@@ -261,6 +282,9 @@ func (r *Results) table(w io.Writer) {
 		fmt.Fprintf(w, "%-34s %9.1f %7.2fx\n", "one driver", mu.OneSeconds, 1.0)
 		fmt.Fprintf(w, "%-34s %9.1f %7.2fx\n", "three in one gpuimg build", mu.ThreeInOneSeconds, mu.ThreeInOneSeconds/mu.OneSeconds)
 		fmt.Fprintf(w, "%-34s %9.1f %7.2fx\n", "three sequential gpuimg builds", mu.ThreeSequentialSeconds, mu.ThreeSequentialSeconds/mu.OneSeconds)
+	}
+	if r.Arm64 != nil {
+		r.Arm64.table(w)
 	}
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(w, "\n%-34s %9s %8s\n", "floor on this machine", "s", "ratio")
