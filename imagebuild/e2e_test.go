@@ -64,7 +64,13 @@ func setup(t *testing.T) *e2e {
 // standinRun generates a stand-in .run and returns its path and sha256.
 func standinRun(t *testing.T, version string) (string, string) {
 	t.Helper()
-	path, err := standin.Generate(t.TempDir(), standin.Options{Version: version})
+	return standinRunArch(t, version, "x86_64")
+}
+
+// standinRunArch is standinRun for NVIDIA's arch (x86_64, aarch64).
+func standinRunArch(t *testing.T, version, arch string) (string, string) {
+	t.Helper()
+	path, err := standin.Generate(t.TempDir(), standin.Options{Version: version, Arch: arch})
 	if err != nil {
 		t.Fatalf("stand-in driver %s: %v", version, err)
 	}
@@ -409,22 +415,17 @@ func TestBuildEndToEnd(t *testing.T) {
 	})
 
 	t.Run("arm64 without QEMU or on a base without arm64 is refused", func(t *testing.T) {
-		arm, err := standin.Generate(t.TempDir(), standin.Options{Version: driverA, Arch: "aarch64"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum, _, err := drivers.FileSHA256(arm)
-		if err != nil {
-			t.Fatal(err)
-		}
+		arm, sum := standinRunArch(t, driverA, "aarch64")
 		amd64Only := "oci-layout://" + withArch(t, e.baseDir, "amd64")
+		dest := filepath.Join(t.TempDir(), "x.tar")
 		_, stderr, err := e.gpuimg(t, "build", "--driver-file", arm, "--sha256", sum, "--platform", "linux/arm64",
-			"--base", amd64Only, "--output", "type=docker,dest="+filepath.Join(t.TempDir(), "x.tar"))
+			"--base", amd64Only, "--output", "type=docker,dest="+dest)
 		// The refusal follows what the builder's workers report: with QEMU's
 		// binfmt handlers on this machine (make deps) they run arm64
-		// programs, and the base is what is refused, by name.
-		// TestCheckPlatformsRefuses covers the QEMU refusal on any machine.
-		want := []string{"cannot run linux/arm64 programs", "apt-get install qemu-user-static binfmt-support"}
+		// programs, and the base is what is refused, by name. (BuildKit
+		// lists the platforms QEMU gives even with --oci-worker-platform, so
+		// TestCheckPlatformsRefuses covers the QEMU refusal on any machine.)
+		want := []string{"cannot run linux/arm64 programs", "apt-get install qemu-user-static binfmt-support", "restart buildkitd"}
 		if builderRuns(t, e.bk.Addr, "arm64") {
 			want = []string{"--base " + amd64Only + " is linux/amd64, but this image is for linux/arm64"}
 		}
@@ -432,6 +433,9 @@ func TestBuildEndToEnd(t *testing.T) {
 			if err == nil || !strings.Contains(stderr, w) {
 				t.Errorf("arm64 build: %v; want stderr to say %q:\n%s", err, w, stderr)
 			}
+		}
+		if _, err := os.Stat(dest); !os.IsNotExist(err) {
+			t.Errorf("a refused build left %s (%v)", dest, err)
 		}
 	})
 
