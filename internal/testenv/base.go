@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,7 +11,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/gpuimg/gpuimg/internal/ocilayout"
 )
 
 // BaseRef is the reference the Debian base layout's index.json carries.
@@ -57,43 +60,25 @@ func LayoutImage(t testing.TB, dir, arch string) v1.Image {
 // baseImage finds the image for linux/arch in the layout: its first entry is
 // either that image or an index holding it. nil when there is none.
 func baseImage(dir, arch string) (v1.Image, error) {
-	idx, err := layout.ImageIndexFromPath(dir)
+	l, err := ocilayout.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	if len(im.Manifests) == 0 {
+	if len(l.Entries) == 0 {
 		return nil, fmt.Errorf("index.json lists no image")
 	}
-	top := im.Manifests[0]
-	if top.MediaType.IsImage() {
-		img, err := idx.Image(top.Digest)
-		if err != nil {
-			return nil, err
-		}
-		cfg, err := img.ConfigFile()
-		if err != nil || cfg.Architecture != arch {
-			return nil, err
-		}
-		return img, nil
+	img, _, err := l.Image(l.Entries[0], ocispecs.Platform{OS: "linux", Architecture: arch})
+	if errors.Is(err, ocilayout.ErrNoPlatform) {
+		return nil, nil
 	}
-	child, err := idx.ImageIndex(top.Digest)
 	if err != nil {
 		return nil, err
 	}
-	cm, err := child.IndexManifest()
-	if err != nil {
+	cfg, err := img.ConfigFile() // a single image is returned whatever its platform
+	if err != nil || cfg.Architecture != arch {
 		return nil, err
 	}
-	for _, m := range cm.Manifests {
-		if m.Platform != nil && m.Platform.OS == "linux" && m.Platform.Architecture == arch {
-			return child.Image(m.Digest)
-		}
-	}
-	return nil, nil
+	return img, nil
 }
 
 // BaseRootFS unpacks the base image for linux/arch into a temporary

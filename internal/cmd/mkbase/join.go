@@ -37,18 +37,9 @@ func join(out, ref string, froms []string) error {
 		seen[key] = from
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: platform}})
 	}
-	tmp := out + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return err
-	}
-	p, err := layout.Write(tmp, empty.Index)
-	if err != nil {
-		return err
-	}
-	if err := p.AppendIndex(idx, layout.WithAnnotations(refAnnotations(ref))); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	return os.Rename(tmp, out)
+	return writeLayout(out, func(p layout.Path) error {
+		return p.AppendIndex(idx, layout.WithAnnotations(refAnnotations(ref)))
+	})
 }
 
 // onlyImage reads the one image of a layout that run wrote, and its platform

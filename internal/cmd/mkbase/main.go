@@ -122,6 +122,14 @@ func run(rootfs, out, ref, arch, createdBy string, labels map[string]string, cre
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return err
 	}
+	return writeLayout(out, func(p layout.Path) error {
+		return p.AppendImage(img, layout.WithAnnotations(refAnnotations(ref)))
+	})
+}
+
+// writeLayout writes the OCI layout out with the one entry add appends,
+// next to it first, so a failure leaves no half-written out.
+func writeLayout(out string, add func(layout.Path) error) error {
 	tmp := out + ".tmp"
 	if err := os.RemoveAll(tmp); err != nil {
 		return err
@@ -130,7 +138,7 @@ func run(rootfs, out, ref, arch, createdBy string, labels map[string]string, cre
 	if err != nil {
 		return err
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(refAnnotations(ref))); err != nil {
+	if err := add(p); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	return os.Rename(tmp, out)
