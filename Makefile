@@ -15,7 +15,7 @@ export GPUIMG_TEST_BASE ?= $(CACHE)/base/debian-bookworm
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-deps: ## install the Debian packages the demo and tests need (apt-get, as root)
+deps: ## install the Debian packages the demo and tests need (apt-get, as root) and register QEMU for arm64
 	@hack/install-deps.sh
 
 build: ## build bin/gpuimg
