@@ -12,6 +12,7 @@ packages=(
   uidmap       # podman's user-namespace helpers
   iptables     # dockerd refuses to start without the binary, even with --iptables=false
   gcc libc6-dev # compiles the stand-in driver's ELF libraries and nvidia-smi
+  liblzma-dev libzstd-dev # static liblzma.a and libzstd.a: the stand-in's embedded C decompressor
   curl zstd xz-utils # benchmarks compare against curl; payload codecs for fixtures
   busybox-static # a static busybox: the tiny image the launcher end-to-end tests run (no Docker Hub)
   qemu-user-static binfmt-support # run arm64 programs here: the arm64 base, arm64 builds and tests

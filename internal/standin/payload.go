@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -181,15 +182,55 @@ func (p *driverPackage) writePayload(w io.Writer, files []tarFile) error {
 }
 
 // compressor wraps w in the package's compression. xz is written with check
-// type None, as NVIDIA's `xz -C none`.
+// type None, as NVIDIA's `xz -C none`, in one block (NVIDIA's payloads are
+// one single-threaded stream, so no decoder can split the work): by the xz
+// binary at preset 1 where there is one (on the stand-in's contents within
+// 1% of preset 6's size, at a tenth of its time, and decoded as fast), else
+// by the pure-Go writer, which takes minutes per realistic package.
 func compressor(w io.Writer, compression string) (io.WriteCloser, error) {
 	switch compression {
 	case "gzip":
 		return gzip.NewWriterLevel(w, 6)
 	case "xz":
+		if path, err := exec.LookPath("xz"); err == nil {
+			return startFilter(w, path, "-1", "-T1", "-C", "none", "-c")
+		}
 		return xz.WriterConfig{NoCheckSum: true}.NewWriter(w)
 	case "zstd":
 		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
 	}
 	return nil, fmt.Errorf("stand-in driver: unknown compression %q", compression)
+}
+
+// filter is a running compressor program: writes go to its stdin, and
+// Close waits for it to finish writing to w.
+type filter struct {
+	stdin io.WriteCloser
+	cmd   *exec.Cmd
+	name  string
+}
+
+func startFilter(w io.Writer, path string, args ...string) (io.WriteCloser, error) {
+	cmd := exec.Command(path, args...)
+	cmd.Stdout = w
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("stand-in driver: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("stand-in driver: start %s: %w", path, err)
+	}
+	return &filter{stdin: stdin, cmd: cmd, name: filepath.Base(path)}, nil
+}
+
+func (f *filter) Write(p []byte) (int, error) { return f.stdin.Write(p) }
+
+func (f *filter) Close() error {
+	err := f.stdin.Close()
+	if werr := f.cmd.Wait(); werr != nil {
+		return fmt.Errorf("%s: %w: %s", f.name, werr, bytes.TrimSpace(f.cmd.Stderr.(*bytes.Buffer).Bytes()))
+	}
+	return err
 }

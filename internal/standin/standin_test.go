@@ -182,6 +182,12 @@ func TestGenerateEachCompression(t *testing.T) {
 			if compression == "xz" && (payload[6] != 0 || payload[7] != 0) {
 				t.Errorf("xz stream flags % x: want check type None (00 00), like NVIDIA's -C none", payload[6:8])
 			}
+			if compression != "gzip" {
+				checkEmbeddedDecompressorIsC(t, run, h)
+			}
+			if compression == "xz" {
+				checkOneXZBlock(t, payload)
+			}
 
 			// The checksums are those of the real tools over lines 4..EOF.
 			tail := exec.Command("sh", "-c", `tail -n +4 "$1" | cksum; tail -n +4 "$1" | md5sum`, "sh", run)
@@ -539,6 +545,45 @@ func TestPosixCksumMatchesTool(t *testing.T) {
 		}
 		if want := strings.Fields(string(out))[0]; strconv.FormatUint(uint64(c.Sum32()), 10) != want {
 			t.Errorf("len %d: posixCksum %d, cksum %s", len(data), c.Sum32(), want)
+		}
+	}
+}
+
+// checkEmbeddedDecompressorIsC: an xz or zstd package embeds a static C
+// decoder, as NVIDIA's do (not the Go fallback, which decodes xz at about
+// half the speed and would make every install in the benchmark slower than
+// NVIDIA's). make deps installs the static liblzma and libzstd it needs.
+func checkEmbeddedDecompressorIsC(t *testing.T, run string, h map[string]string) {
+	t.Helper()
+	from, _ := strconv.Atoi(h["skip_decompress"])
+	n, _ := strconv.Atoi(h["size_decompress"])
+	out, err := exec.Command("sh", "-c", `tail -n +"$2" "$1" | head -n "$3"`, "sh", run, strconv.Itoa(from), strconv.Itoa(n)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(out, []byte("\x7fELF")) {
+		t.Fatalf("embedded decompressor (lines %d+%d) is not an ELF binary", from, n)
+	}
+	if bytes.Contains(out, []byte("\xff Go buildinf:")) {
+		t.Errorf("embedded decompressor is the Go fallback: install liblzma-dev and libzstd-dev (make deps) for the static C one")
+	}
+}
+
+// checkOneXZBlock: NVIDIA's xz payloads are one block, which no decoder can
+// split across cores; the stand-in's must not be easier to unpack.
+func checkOneXZBlock(t *testing.T, payload []byte) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "payload.xz")
+	if err := os.WriteFile(f, payload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("xz", "--robot", "--list", f).Output()
+	if err != nil {
+		t.Fatalf("xz --list: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if fields := strings.Split(line, "\t"); fields[0] == "totals" && fields[2] != "1" {
+			t.Errorf("xz payload has %s blocks, want 1 like NVIDIA's", fields[2])
 		}
 	}
 }
