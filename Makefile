@@ -18,8 +18,9 @@ help: ## list the targets
 deps: ## install the Debian packages the demo and tests need (apt-get, as root) and register QEMU for arm64
 	@hack/install-deps.sh
 
-build: ## build bin/gpuimg
+build: ## build bin/gpuimg and bin/gpuimg-unpack (static: it runs in an empty build step)
 	$(GO) build -o bin/gpuimg ./cmd/gpuimg
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/gpuimg-unpack ./cmd/gpuimg-unpack
 
 buildkitd: ## build the buildkitd pinned in go.mod (rebuilt only when the pin moves)
 	@want=$$($(GO) list -m -f '{{.Version}}' github.com/moby/buildkit); \
