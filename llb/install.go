@@ -97,6 +97,14 @@ type Spec struct {
 	// Compat32 installs the package's 32-bit libraries into the base
 	// family's 32-bit library directory (Steam, Wine); off, none are.
 	Compat32 bool
+	// Extractor, when set, unpacks the payload in a step of its own (see
+	// Extract) and the install step runs NVIDIA's installer from that tree.
+	Extractor *Extractor
+	// SplitLinkerCache keeps /etc/ld.so.cache, the one file whose contents
+	// depend on the base, out of the driver layer: the result is the base, the
+	// driver files (the same blob on every base of the family, see OnBase) and
+	// a small layer with the base's linker cache.
+	SplitLinkerCache bool
 	// Epoch (SOURCE_DATE_EPOCH, Unix seconds) becomes the mtime of every file
 	// and directory the step changes, so the layer is the same bytes on every
 	// builder without the exporter rewriting (and recompressing) it.
@@ -106,8 +114,13 @@ type Spec struct {
 // Graph is the planned LLB of one image.
 type Graph struct {
 	Base      bk.State
+	Extracted bk.State // the package's tree (with an Extractor; else unset)
 	Installed bk.State // the base after the install step (build-time only)
-	Result    bk.State // base + exactly one layer: the install's diff
+	// DriverLayer is the install's diff: every file the installer added.
+	DriverLayer bk.State
+	// Result is base + DriverLayer, and with SplitLinkerCache + the base's
+	// linker cache layer.
+	Result bk.State
 }
 
 // Build plans the LLB for spec. The result is llb.Merge([base, llb.Diff(base,
@@ -117,15 +130,9 @@ func Build(spec Spec) (Graph, error) {
 		return Graph{}, err
 	}
 	platform := bk.Platform(spec.Platform)
-	var base bk.State
-	if spec.Base.OCIStoreID != "" {
-		base = bk.OCILayout(spec.Base.Ref, bk.OCIStore("", spec.Base.OCIStoreID), platform,
-			bk.WithCustomNamef("base %s", spec.Base.Ref))
-	} else {
-		base = bk.Image(spec.Base.Ref, platform, bk.WithCustomNamef("base %s", spec.Base.Ref))
-	}
+	base := baseState(spec.Base, spec.Platform)
 	run := driverState(spec.Driver)
-	tools := toolsState(InstallScript(spec))
+	tools := toolsState(InstallScript(spec), spec.SplitLinkerCache)
 	runOpts := []bk.RunOption{
 		bk.Args([]string{"/bin/sh", ToolsDir + "/" + InstallScriptName}),
 		bk.AddEnv("PATH", ToolsDir+":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -134,20 +141,48 @@ func Build(spec Spec) (Graph, error) {
 		bk.User("0:0"),
 		bk.Network(pb.NetMode_NONE),
 		bk.AddMount(TmpDir, bk.Scratch(), bk.Tmpfs(bk.TmpfsSize(tmpfsSize))),
-		bk.AddMount(DriverDir, run, bk.Readonly),
 		bk.AddMount(ToolsDir, tools, bk.Readonly),
 		platform,
 		bk.WithCustomNamef("install NVIDIA driver %s userspace (%s, components %s)",
 			spec.Driver.Version, platformString(spec.Platform), spec.Components),
 	}
+	var extracted bk.State
+	if spec.Extractor != nil {
+		extracted = Extract(spec.Driver, *spec.Extractor)
+		// Not read-only: NVIDIA's installer works from a read-only tree too,
+		// but BuildKit would then key the step by a checksum of the tree's
+		// contents (700 MB read and hashed on every cold build); writable,
+		// the key is the extraction step's, and writes are thrown away.
+		runOpts = append(runOpts, bk.AddMount(PackageDir, extracted))
+	} else {
+		runOpts = append(runOpts, bk.AddMount(DriverDir, run, bk.Readonly))
+	}
 	if spec.Driver.Verified() {
 		runOpts = append(runOpts, bk.AddEnv("SETUP_NOCHECK", "1"))
 	}
+	if spec.SplitLinkerCache {
+		// ldconfig's aux-cache (inodes and ctimes) stays off the layer.
+		runOpts = append(runOpts, bk.AddMount("/var/cache/ldconfig", bk.Scratch(), bk.Tmpfs()))
+	}
 	installed := base.Run(runOpts...).Root()
 	diff := bk.Diff(base, installed, platform)
-	result := bk.Merge([]bk.State{base, diff}, platform,
+	graph := Graph{Base: base, Extracted: extracted, Installed: installed, DriverLayer: diff}
+	if spec.SplitLinkerCache {
+		return OnBase(graph, spec, base), nil
+	}
+	graph.Result = bk.Merge([]bk.State{base, diff}, platform,
 		bk.WithCustomNamef("base + driver %s layer", spec.Driver.Version))
-	return Graph{Base: base, Installed: installed, Result: result}, nil
+	return graph, nil
+}
+
+// baseState is the base image from its registry or OCI layout.
+func baseState(b Base, p ocispecs.Platform) bk.State {
+	platform := bk.Platform(p)
+	if b.OCIStoreID != "" {
+		return bk.OCILayout(b.Ref, bk.OCIStore("", b.OCIStoreID), platform,
+			bk.WithCustomNamef("base %s", b.Ref))
+	}
+	return bk.Image(b.Ref, platform, bk.WithCustomNamef("base %s", b.Ref))
 }
 
 func (s Spec) validate() error {
@@ -187,10 +222,13 @@ const StubScript = "#!/bin/sh\n# gpuimg: no kernel modules in an image build\nex
 
 // toolsState is a scratch filesystem with one do-nothing script per module
 // utility and the install script; it is mounted only into the install step.
-func toolsState(script string) bk.State {
+func toolsState(script string, splitLinkerCache bool) bk.State {
 	fa := bk.Mkfile(InstallScriptName, 0o644, []byte(script), bk.WithCreatedTime(stubTime))
 	for _, name := range stubUtilities {
 		fa = fa.Mkfile(name, 0o755, []byte(StubScript), bk.WithCreatedTime(stubTime))
+	}
+	if splitLinkerCache {
+		fa = fa.Mkfile("ldconfig", 0o755, []byte(LdconfigWrapper), bk.WithCreatedTime(stubTime))
 	}
 	return bk.Scratch().File(fa, bk.WithCustomName("install script and stub module utilities"))
 }
@@ -207,7 +245,12 @@ func StubUtilities() []string { return append([]string(nil), stubUtilities...) }
 func InstallScript(spec Spec) string {
 	flags := InstallerFlags(spec.Driver.Version, spec.Driver.Arch, spec.Components, spec.Compat32)
 	flags = append(flags, "--log-file-name="+InstallerLog)
-	run := path.Join(DriverDir, spec.Driver.FileName())
+	run := "sh " + path.Join(DriverDir, spec.Driver.FileName())
+	if spec.Extractor != nil {
+		// What the .run's stub does after unpacking: cd into the tree and
+		// start the installer there.
+		run = "cd " + PackageDir + " && ./nvidia-installer"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `set -u
 if [ -e /etc/alpine-release ] || ls /lib/ld-musl-* /usr/lib/ld-musl-* >/dev/null 2>&1; then
@@ -220,7 +263,7 @@ if ! command -v ldconfig >/dev/null 2>&1; then
 fi
 %[6]shad_nvidia_state=0; [ -e /var/lib/nvidia ] && had_nvidia_state=1
 touch %[2]s/gpuimg-install.stamp
-if ! sh %[3]s %[4]s $family_flags; then
+if ! (%[3]s %[4]s $family_flags); then
   echo "gpuimg: nvidia-installer failed; the last lines of its log:" >&2
   if [ ! -s %[5]s ]; then echo "(the installer wrote no log)" >&2
   elif command -v tail >/dev/null 2>&1; then tail -n 40 %[5]s >&2

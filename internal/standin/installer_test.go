@@ -18,6 +18,8 @@ type sandbox struct {
 	t     *testing.T
 	lower string
 	dir   string
+	// extraTree, when set, is copied to /pkg/tree before the run.
+	extraTree string
 }
 
 // sandboxScript sets up the namespace: $1 work dir, $2 lower, $3 command.
@@ -69,6 +71,11 @@ func (s *sandbox) run(packages map[string]string, cmd string) (string, int) {
 			t.Fatal(err)
 		}
 	}
+	if s.extraTree != "" {
+		if out, err := exec.Command("cp", "-a", s.extraTree, filepath.Join(s.dir, "inject", "pkg", "tree")).CombinedOutput(); err != nil {
+			t.Fatalf("copy the package tree: %v\n%s", err, out)
+		}
+	}
 	c := exec.Command("unshare", "-m", "sh", "-c", sandboxScript, "sandbox", s.dir, s.lower, cmd)
 	out, err := c.CombinedOutput()
 	code := 0
@@ -80,6 +87,13 @@ func (s *sandbox) run(packages map[string]string, cmd string) (string, int) {
 		code = ee.ExitCode()
 	}
 	return string(out), code
+}
+
+// runTree is run with the directory tree copied to /pkg/tree as well.
+func (s *sandbox) runTree(packages map[string]string, tree, cmd string) (string, int) {
+	s.t.Helper()
+	s.extraTree = tree
+	return s.run(packages, cmd)
 }
 
 // upper is the path of p in the last run's upper layer (what it wrote).

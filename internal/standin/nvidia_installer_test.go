@@ -227,3 +227,71 @@ func treeDiff(want, got map[string]string) string {
 	sort.Slice(lines, func(i, j int) bool { return lines[i][2:] < lines[j][2:] })
 	return strings.Join(lines, "\n")
 }
+
+// TestNVIDIAsInstallerFromAPreExtractedTree: gpuimg's extraction step
+// unpacks the payload once (drivers.ExtractPayload) and the install step
+// runs NVIDIA's installer from that tree, as the .run's own stub does after
+// unpacking (cd $tmpdir; ./nvidia-installer). For the oldest and newest
+// releases, NVIDIA's installer run that way, from a read-only bind mount of
+// the tree, installs exactly what the .run does with the same flags. With
+// gpuimg's ldconfig wrapper first on PATH it also installs the same files
+// but leaves /etc/ld.so.cache to the per-base layer.
+func TestNVIDIAsInstallerFromAPreExtractedTree(t *testing.T) {
+	testenv.SkipIfShort(t, "NVIDIA's installer in a chroot")
+	releases := manifesttypes.Releases()
+	testenv.NVIDIAInstaller(t, releases[0])
+	root := debianRoot(t)
+	for _, release := range []string{releases[0], releases[len(releases)-1]} {
+		t.Run(release, func(t *testing.T) {
+			real := testenv.NVIDIAInstaller(t, release)
+			run := cachedPackage(t, Options{Version: release, Compression: "xz", Installer: real})
+			tree := filepath.Join(t.TempDir(), "tree")
+			if _, err := drivers.ExtractPayload(run, tree, t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+			flags := strings.Join(append(llb.InstallerFlags(drivers.MustParseVersion(release), llb.All, false), debianXFlags...), " ") +
+				" --log-file-name=/tmp/installer.log"
+			install := func(cmd string, inject map[string]string) (string, map[string]string) {
+				s := newSandbox(t, root)
+				out, code := s.runTree(inject, tree, cmd)
+				if code != 0 {
+					t.Fatalf("%s: exit %d:\n%s", cmd, code, out)
+				}
+				return out, snapshot(t, s.upper(""))
+			}
+			_, fromRun := install("sh /pkg/driver.run "+flags, map[string]string{"driver.run": run})
+			readOnly := "mount --bind /pkg/tree /pkg/tree && mount -o remount,bind,ro /pkg/tree && ! touch /pkg/tree/probe 2>/dev/null && cd /pkg/tree && ./nvidia-installer "
+			out, fromTree := install(readOnly+flags, nil)
+			if diff := treeDiff(fromRun, fromTree); diff != "" {
+				t.Errorf("installing from the read-only pre-extracted tree differs from the .run's install (- .run, + tree):\n%s\n%s", diff, out)
+			}
+			if len(fromRun) < 50 || fromRun["etc/ld.so.cache"] == "" {
+				t.Fatalf("the .run's install wrote only %d paths (ld.so.cache: %q)", len(fromRun), fromRun["etc/ld.so.cache"])
+			}
+			wrapper := filepath.Join(t.TempDir(), "ldconfig")
+			if err := os.WriteFile(wrapper, []byte(llb.LdconfigWrapper), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			_, split := install("cp /pkg/ldconfig /opt/stubs/ldconfig && "+readOnly+flags, map[string]string{"ldconfig": wrapper})
+			delete(split, "opt/stubs/ldconfig")
+			if split["etc/ld.so.cache"] != "" {
+				t.Errorf("with the ldconfig wrapper the install still wrote /etc/ld.so.cache")
+			}
+			want := map[string]string{}
+			for p, d := range fromRun {
+				if p != "etc/ld.so.cache" && p != "var/cache/ldconfig/aux-cache" && p != "var/cache/ldconfig" {
+					want[p] = d
+				}
+			}
+			delete(split, "var/cache/ldconfig/aux-cache")
+			delete(split, "var/cache/ldconfig")
+			if fromRun["etc"] != "" && len(split) > 0 {
+				delete(want, "etc") // the directory's own entry: only ld.so.cache may have copied it up
+				delete(split, "etc")
+			}
+			if diff := treeDiff(want, split); diff != "" {
+				t.Errorf("with the ldconfig wrapper the installed files differ (- .run, + wrapper):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,167 @@
+package llb
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/gpuimg/gpuimg/drivers"
+	bk "github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Paths of the extraction and linker-cache steps.
+const (
+	// PackageDir is the extracted package tree inside the install step.
+	PackageDir = "/gpuimg/package"
+	// ExtractorDir holds the static extractor inside the extraction step.
+	ExtractorDir = "/gpuimg/extractor"
+	// fitDir holds the fingerprints the linker-cache step compares.
+	fitDir = "/gpuimg/fit"
+)
+
+// ExitBaseDoesNotFit is the linker-cache step's exit status when a base
+// differs from the one the driver layer was installed on in something
+// NVIDIA's installer looks at; that base must be built the full way.
+const ExitBaseDoesNotFit = 45
+
+// Extractor is the static gpuimg-unpack binary the extraction step runs.
+type Extractor struct {
+	// LocalName is the SolveOpt.LocalMounts key of the directory holding it
+	// (synced from the client, so remote builders get it too).
+	LocalName string
+	FileName  string
+	// Platform is the binary's own (the client's); the tree it writes is the
+	// same on any platform.
+	Platform ocispecs.Platform
+}
+
+// Extract is the package's tree: the payload unpacked once by a step of
+// its own, with an empty root (no base: the step's cache key is the .run's
+// and the extractor's contents, so every base, component set and rebuild
+// after a cache trim of the install reuses it) and no network.
+func Extract(d drivers.Resolved, e Extractor) bk.State {
+	tool := bk.Local(e.LocalName,
+		bk.IncludePatterns([]string{e.FileName}),
+		bk.SharedKeyHint(e.LocalName),
+		bk.WithCustomName("load the static payload extractor"))
+	st := bk.Scratch().Run(
+		bk.Args([]string{path.Join(ExtractorDir, e.FileName), path.Join(DriverDir, d.FileName()), PackageDir}),
+		bk.AddEnv("TMPDIR", TmpDir),
+		bk.Dir("/"),
+		bk.User("0:0"),
+		bk.Network(pb.NetMode_NONE),
+		bk.AddMount(TmpDir, bk.Scratch(), bk.Tmpfs(bk.TmpfsSize(64<<20))),
+		bk.AddMount(DriverDir, driverState(d), bk.Readonly),
+		bk.AddMount(ExtractorDir, tool, bk.Readonly),
+		bk.Platform(e.Platform),
+		bk.WithCustomNamef("extract %s (once per package, for every base)", d.FileName()))
+	return st.AddMount(PackageDir, bk.Scratch())
+}
+
+// LdconfigWrapper stands in for ldconfig in the install step of a split
+// plan: NVIDIA's installer reads the base's cache (ldconfig -p) as usual,
+// but the cache it rebuilds goes to the tmpfs, so the driver layer holds no
+// /etc/ld.so.cache and is the same bytes on every base of the family.
+const LdconfigWrapper = `#!/bin/sh
+# gpuimg: the linker cache goes into a layer of its own, built per base
+for d in /sbin /usr/sbin /bin /usr/bin; do [ -x "$d/ldconfig" ] && real=$d/ldconfig && break; done
+for a in "$@"; do case "$a" in -p|--print-cache|-C*) exec "$real" "$@" ;; esac; done
+exec "$real" -C "${TMPDIR:-/tmp}/ld.so.cache" "$@"
+`
+
+// FitScript prints what NVIDIA's installer looks at in a base under
+// gpuimg's flags: the C library, the family's directories (and whether /lib
+// and /bin are links into /usr), the library directories the linker cache
+// names, libglvnd and X.Org SDK presence, the 32-bit loader, and the
+// ownership and modes of the directories the driver layer writes into. Two
+// bases with the same output get the same files from the installer.
+const FitScript = `set -u
+ls /lib/ld-musl-* /usr/lib/ld-musl-* /etc/alpine-release 2>/dev/null
+for p in /lib /lib64 /bin /sbin /usr/lib64 /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib/i386-linux-gnu /usr/lib32 \
+  /usr/bin /usr/share /usr/share/doc /usr/share/man /usr/share/man/man1 /usr/share/glvnd /usr/share/vulkan /usr/share/egl \
+  /usr/lib/xorg /usr/lib64/xorg /etc /etc/OpenCL /etc/vulkan /lib/firmware /usr/lib/firmware /lib/ld-linux.so.2 /usr/lib/ld-linux.so.2 /usr/lib/i386-linux-gnu/ld-linux.so.2; do
+  if [ -L "$p" ]; then echo "$p -> $(readlink "$p")"
+  elif [ -e "$p" ]; then echo "$p $(stat -c '%F %a %u %g' "$p")"
+  else echo "$p absent"; fi
+done
+ldconfig -p 2>/dev/null | sed -n 's|.* => \(.*\)/[^/]*$|dir \1|p' | sort -u
+ldconfig -p 2>/dev/null | grep -oE '^\s*lib(GL|EGL|GLX|GLdispatch|OpenGL|GLESv1_CM|GLESv2)\.so\.[0-9]+ ' | sort -u | sed 's/^ */glvnd /'
+command -v pkg-config >/dev/null 2>&1 && pkg-config --exists xorg-server 2>/dev/null && echo "xorg-server sdk"
+true
+`
+
+// fit is the fingerprint file of base: FitScript's output, made by a tiny
+// step with no network.
+func fit(base bk.State, platform ocispecs.Platform) bk.State {
+	return base.Run(
+		bk.Args([]string{"/bin/sh", "-c", FitScript + ` > ` + fitDir + `/fit`}),
+		bk.Dir("/"),
+		bk.User("0:0"),
+		bk.Network(pb.NetMode_NONE),
+		bk.Platform(platform),
+		bk.WithCustomName("what NVIDIA's installer looks at in this base"),
+	).AddMount(fitDir, bk.Scratch())
+}
+
+// OnBase puts the graph's driver layer on base without installing again: the
+// base, the same driver layer (one blob for every base of the family, stored
+// and pulled once), and a small layer with the base's own linker cache,
+// made by ldconfig on the merge. The step first checks that base shows
+// NVIDIA's installer what plan's base showed it, and otherwise fails with
+// ExitBaseDoesNotFit: the caller then builds that base the full way.
+func OnBase(plan Graph, spec Spec, base bk.State) Graph {
+	platform := bk.Platform(spec.Platform)
+	withDriver := bk.Merge([]bk.State{base, plan.DriverLayer}, platform,
+		bk.WithCustomNamef("base + driver %s layer", spec.Driver.Version))
+	script := fmt.Sprintf(`set -u
+if ! cmp -s %[1]s/reference/fit %[1]s/this/fit; then
+  echo "gpuimg: this base differs from the one the driver layer was installed on, in what NVIDIA's installer looks at; it needs an install of its own:" >&2
+  diff %[1]s/reference/fit %[1]s/this/fit >&2
+  exit %[2]d
+fi
+ldconfig
+touch -h -d @%[3]d /etc/ld.so.cache
+`, fitDir, ExitBaseDoesNotFit, spec.Epoch)
+	cached := withDriver.Run(
+		bk.Args([]string{"/bin/sh", "-c", script}),
+		bk.Dir("/"),
+		bk.User("0:0"),
+		bk.Network(pb.NetMode_NONE),
+		// ldconfig's aux-cache records inodes and ctimes: kept off the layer.
+		bk.AddMount("/var/cache/ldconfig", bk.Scratch(), bk.Tmpfs()),
+		bk.AddMount(fitDir+"/reference", fit(plan.Base, spec.Platform), bk.Readonly),
+		bk.AddMount(fitDir+"/this", fit(base, spec.Platform), bk.Readonly),
+		platform,
+		bk.WithCustomNamef("linker cache for driver %s on this base", spec.Driver.Version),
+	).Root()
+	cacheLayer := bk.Diff(withDriver, cached, platform)
+	result := bk.Merge([]bk.State{base, plan.DriverLayer, cacheLayer}, platform,
+		bk.WithCustomNamef("base + driver %s layer + linker cache layer", spec.Driver.Version))
+	return Graph{Base: base, Extracted: plan.Extracted, Installed: plan.Installed, DriverLayer: plan.DriverLayer, Result: result}
+}
+
+// Fleet plans one driver on several bases of one family: a single
+// extraction and install, on the first base, and for each base the shared
+// driver layer plus its own linker cache layer (OnBase). The plans are in
+// the order of bases.
+func Fleet(spec Spec, bases []Base) ([]Graph, error) {
+	if len(bases) == 0 {
+		return nil, fmt.Errorf("no base image in the fleet")
+	}
+	spec.Base = bases[0]
+	spec.SplitLinkerCache = true
+	first, err := Build(spec)
+	if err != nil {
+		return nil, err
+	}
+	plans := []Graph{first}
+	for _, b := range bases[1:] {
+		if strings.TrimSpace(b.Ref) == "" {
+			return nil, fmt.Errorf("no base image in the fleet")
+		}
+		plans = append(plans, OnBase(first, spec, baseState(b, spec.Platform)))
+	}
+	return plans, nil
+}
