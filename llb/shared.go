@@ -45,6 +45,8 @@ func Extract(d drivers.Resolved, e Extractor) bk.State {
 	tool := bk.Local(e.LocalName,
 		bk.IncludePatterns([]string{e.FileName}),
 		bk.SharedKeyHint(e.LocalName),
+		// The same definition for every base and build: one extraction op.
+		bk.LocalUniqueID(e.LocalName),
 		bk.WithCustomName("load the static payload extractor"))
 	st := bk.Scratch().Run(
 		bk.Args([]string{path.Join(ExtractorDir, e.FileName), path.Join(DriverDir, d.FileName()), PackageDir}),
