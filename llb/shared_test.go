@@ -41,14 +41,20 @@ func mountAt(op *pb.Op, dest string) *pb.Mount {
 }
 
 // The extraction step has an empty root and no base among its inputs, so
-// two bases share it; the install step runs NVIDIA's installer from its
-// output and no longer mounts the .run.
+// two bases and two component sets share it; the install step runs NVIDIA's
+// installer from its output and no longer mounts the .run.
 func TestExtractStepIsIndependentOfTheBase(t *testing.T) {
 	a := splitSpec(t, "580.159.04")
 	b := a
 	b.Base = Base{Ref: "docker.io/library/ubuntu@sha256:" + strings.Repeat("cd", 32)}
+	c := a
+	compute, err := ParseComponents("compute")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Components, c.Prune = compute, []string{"libnvidia-glcore.so.580.159.04"}
 	var extractDigests []digest.Digest
-	for _, spec := range []Spec{a, b} {
+	for _, spec := range []Spec{a, b, c} {
 		plan, err := Build(spec)
 		if err != nil {
 			t.Fatal(err)
@@ -100,8 +106,8 @@ func TestExtractStepIsIndependentOfTheBase(t *testing.T) {
 			t.Errorf("the install script does not run the installer from the tree:\n%s", script)
 		}
 	}
-	if extractDigests[0] != extractDigests[1] {
-		t.Error("two bases got different extraction steps: the tree would be unpacked once per base")
+	if extractDigests[0] != extractDigests[1] || extractDigests[0] != extractDigests[2] {
+		t.Error("two bases or component sets got different extraction steps: the tree would be unpacked again")
 	}
 }
 

@@ -65,7 +65,6 @@ func startRegistry() (string, func(), error) {
 	return serve(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 }
 
-
 // tarWriter writes a one-file layer.
 type tarWriter struct{ tw *tar.Writer }
 

@@ -125,6 +125,23 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 	fmt.Printf("payload %s, layers %s, load average %s", payload, e.compression, load)
 	v := versions[0]
 	row := func(what string, secs float64) { fmt.Printf("%-58s %6.1f s\n", what, secs) }
+	if os.Getenv("FLEET_AB") != "" {
+		// Interleaved cold builds of both plans, to see through the noise of
+		// a shared machine.
+		for round := 0; round < 2; round++ {
+			for _, split := range []bool{round == 1, round == 0} {
+				if err := prune(ctx, e.d); err != nil {
+					return err
+				}
+				t, err := e.timed(ctx, []image{{v, 0, split}})
+				if err != nil {
+					return err
+				}
+				row(fmt.Sprintf("cold, split=%v", split), t)
+			}
+		}
+		return nil
+	}
 	for _, sc := range []struct {
 		name  string
 		split bool
@@ -266,8 +283,31 @@ func (e *env) solve(ctx context.Context, c *client.Client, im image) error {
 		return err
 	}
 	ch := make(chan *client.SolveStatus)
+	done := make(chan struct{})
+	steps := map[string]float64{}
 	go func() {
-		for range ch {
+		defer close(done)
+		for st := range ch {
+			for _, v := range st.Vertexes {
+				if v.Started != nil && v.Completed != nil && !v.Cached {
+					steps[v.Name] = v.Completed.Sub(*v.Started).Seconds()
+				}
+			}
+			for _, s := range st.Statuses {
+				if s.Started != nil && s.Completed != nil {
+					steps["  "+s.ID] = s.Completed.Sub(*s.Started).Seconds()
+				}
+			}
+		}
+	}()
+	defer func() {
+		<-done
+		if os.Getenv("FLEET_STEPS") != "" {
+			for n, secs := range steps {
+				if secs >= 0.2 {
+					fmt.Fprintf(os.Stderr, "  step %5.1f s  %s: %s\n", secs, e.ref(im), n)
+				}
+			}
 		}
 	}()
 	_, err = c.Build(ctx, opt, "", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
@@ -385,5 +425,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-
-
