@@ -99,6 +99,7 @@ type Spec struct {
 	Compat32 bool
 	// Extractor, when set, unpacks the payload in a step of its own (see
 	// Extract) and the install step runs NVIDIA's installer from that tree.
+	// The stub's CRC/MD5 self-check does not run then, so it needs Verified.
 	Extractor *Extractor
 	// SplitLinkerCache keeps /etc/ld.so.cache, the one file whose contents
 	// depend on the base, out of the driver layer: the result is the base, the
@@ -197,6 +198,8 @@ func (s Spec) validate() error {
 		return fmt.Errorf("driver %s: no sha256 to pin it", d.Version)
 	case s.Platform.OS == "" || s.Platform.Architecture == "":
 		return fmt.Errorf("no platform in the build spec")
+	case s.Extractor != nil && !d.Verified():
+		return fmt.Errorf("driver %s: extracting the payload outside the .run's stub needs a verified package (its sha256 pinned): the stub's own integrity check would not run", d.Version)
 	}
 	return nil
 }
@@ -257,7 +260,7 @@ if [ -e /etc/alpine-release ] || ls /lib/ld-musl-* /usr/lib/ld-musl-* >/dev/null
   echo "gpuimg: the base image uses musl libc (Alpine): NVIDIA's driver libraries are linked against glibc and cannot load there; use a glibc base such as debian:bookworm, ubuntu:22.04 or ubi9" >&2
   exit %[1]d
 fi
-if ! command -v ldconfig >/dev/null 2>&1; then
+if ! (PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; command -v ldconfig >/dev/null 2>&1); then
   echo "gpuimg: the base image has no ldconfig (glibc's), which nvidia-installer needs to place and register the libraries; use a glibc distribution base (debian, ubuntu, ubi) rather than a distroless or scratch image" >&2
   exit %[1]d
 fi

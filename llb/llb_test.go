@@ -335,6 +335,10 @@ func TestValidate(t *testing.T) {
 		"url without sum": func(s *Spec) { s.Driver.SHA256 = "" },
 		"no version":      func(s *Spec) { s.Driver.Version = drivers.Version{} },
 		"no platform":     func(s *Spec) { s.Platform = ocispecs.Platform{} },
+		"extractor, unverified": func(s *Spec) {
+			s.Extractor = &Extractor{LocalName: "x", FileName: "gpuimg-unpack"}
+			s.Driver.VerifiedBy = ""
+		},
 	} {
 		spec := testSpec(t, "580.159.04")
 		mutate(&spec)

@@ -68,7 +68,9 @@ func Extract(d drivers.Resolved, e Extractor) bk.State {
 // /etc/ld.so.cache and is the same bytes on every base of the family.
 const LdconfigWrapper = `#!/bin/sh
 # gpuimg: the linker cache goes into a layer of its own, built per base
+real=
 for d in /sbin /usr/sbin /bin /usr/bin; do [ -x "$d/ldconfig" ] && real=$d/ldconfig && break; done
+[ -n "$real" ] || { echo "gpuimg: the base has no ldconfig" >&2; exit 127; }
 for a in "$@"; do case "$a" in -p|--print-cache|-C*) exec "$real" "$@" ;; esac; done
 exec "$real" -C "${TMPDIR:-/tmp}/ld.so.cache" "$@"
 `

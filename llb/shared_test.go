@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/moby/buildkit/solver/pb"
 	digest "github.com/opencontainers/go-digest"
@@ -17,6 +18,7 @@ func splitSpec(t *testing.T, v string) Spec {
 	spec := testSpec(t, v)
 	spec.Extractor = &Extractor{LocalName: "gpuimg-extractor", FileName: "gpuimg-unpack", Platform: spec.Platform}
 	spec.SplitLinkerCache = true
+	spec.Driver.VerifiedBy = drivers.VerifiedByFlag
 	return spec
 }
 

@@ -124,7 +124,9 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("payload %s, layers %s, load average %s", payload, e.compression, load)
 	v := versions[0]
-	row := func(what string, secs float64) { fmt.Printf("%-58s %6.1f s\n", what, secs) }
+	row := func(what string, secs float64) {
+		fmt.Printf("%-62s %6.1f s wall %6.1f s builder CPU\n", what, secs, lastCPU)
+	}
 	if os.Getenv("FLEET_AB") != "" {
 		// Interleaved cold builds of both plans, to see through the noise of
 		// a shared machine.
@@ -154,16 +156,17 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 			return err
 		}
 		row("cold, "+sc.name, t)
+		c1 := lastCPU
 		t2, err := e.timed(ctx, []image{{v, 1, sc.split}})
 		if err != nil {
 			return err
 		}
-		row(fmt.Sprintf("  second base right after (%.2fx of cold)", t2/t), t2)
+		row(fmt.Sprintf("  second base right after (%.2fx wall, %.2fx CPU)", t2/t, lastCPU/c1), t2)
 		t3, err := e.timed(ctx, []image{{v, 0, sc.split}})
 		if err != nil {
 			return err
 		}
-		row(fmt.Sprintf("  unchanged rebuild (%.2fx)", t3/t), t3)
+		row(fmt.Sprintf("  unchanged rebuild (%.2fx wall, %.2fx CPU)", t3/t, lastCPU/c1), t3)
 		if err := e.layers(v, sc.split); err != nil {
 			return err
 		}
@@ -176,6 +179,7 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 		return err
 	}
 	row("cold, one image (split)", one)
+	oneCPU := lastCPU
 	if err := prune(ctx, e.d); err != nil {
 		return err
 	}
@@ -187,7 +191,7 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 	if err != nil {
 		return err
 	}
-	row(fmt.Sprintf("cold, fleet 3 drivers x 2 bases in one session (%.2fx)", t/one), t)
+	row(fmt.Sprintf("cold, fleet 3 drivers x 2 bases, one session (%.2fx wall, %.2fx CPU)", t/one, lastCPU/oneCPU), t)
 	return nil
 }
 
@@ -206,8 +210,40 @@ func (e *env) ref(im image) string {
 	return fmt.Sprintf("%s/%s-base%d:%s", e.reg, kind, im.base, im.driver)
 }
 
+// builderCPU is the CPU time (seconds, user+sys) buildkitd and its reaped
+// children (runc, the build steps) have used so far: unlike wall time on a
+// shared machine, it does not depend on what else runs.
+func (e *env) builderCPU() float64 {
+	root := strings.TrimSuffix(strings.TrimPrefix(e.addr, "unix://"), "/buildkitd.sock")
+	entries, _ := os.ReadDir("/proc")
+	for _, d := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(cmdline), "buildkitd") || !strings.Contains(string(cmdline), root) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		var ticks float64
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			var n float64
+			fmt.Sscan(f[i], &n)
+			ticks += n
+		}
+		return ticks / 100
+	}
+	return 0
+}
+
+// lastCPU is the builder CPU time of the last timed call.
+var lastCPU float64
+
 // timed builds the images concurrently on one client and returns the time.
 func (e *env) timed(ctx context.Context, ims []image) (float64, error) {
+	cpu0 := e.builderCPU()
+	defer func() { lastCPU = e.builderCPU() - cpu0 }()
 	c, err := client.New(ctx, e.addr)
 	if err != nil {
 		return 0, err
