@@ -293,6 +293,7 @@ func (b *bench) tarPath(side, v string) string {
 // build runs one side's build of driver v and times it.
 func (b *bench) build(ctx context.Context, side, v, kind string) (Run, error) {
 	r := Run{Side: side, Kind: kind}
+	cpu0, _ := b.bk.CPUSeconds()
 	var log *statusLog
 	var err error
 	switch side {
@@ -321,6 +322,8 @@ func (b *bench) build(ctx context.Context, side, v, kind string) (Run, error) {
 		return r, err
 	}
 	r.Steps = log.steps()
+	cpu1, _ := b.bk.CPUSeconds()
+	r.BuilderCPU = cpu1 - cpu0
 	return r, nil
 }
 

@@ -37,7 +37,11 @@ type Run struct {
 	Side    string  `json:"side"`
 	Kind    string  `json:"kind"` // cold or warm
 	Seconds float64 `json:"seconds"`
-	Steps   []Step  `json:"steps"`
+	// BuilderCPU is the CPU time buildkitd and its build steps used (user +
+	// sys, reaped children included): unlike Seconds, other work on the
+	// machine does not inflate it.
+	BuilderCPU float64 `json:"builder_cpu_seconds,omitempty"`
+	Steps      []Step  `json:"steps"`
 }
 
 // statusLog keeps the last state of every vertex and progress item of a

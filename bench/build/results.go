@@ -61,6 +61,11 @@ type Summary struct {
 	Max    float64 `json:"max_seconds"`
 	// Ratio is the median over the recipe's median of the same kind.
 	Ratio float64 `json:"ratio_to_recipe"`
+	// CPUMedian is the median builder CPU time; CPURatio its ratio to the
+	// recipe's, what the wall-time ratio would be on a machine the builds
+	// had to themselves if both sides kept both cores equally busy.
+	CPUMedian float64 `json:"builder_cpu_median_seconds,omitempty"`
+	CPURatio  float64 `json:"builder_cpu_ratio_to_recipe,omitempty"`
 }
 
 // Added is what one image adds to the base, from its manifest.
@@ -117,17 +122,19 @@ func (r *Results) added(side string) Added {
 func (r *Results) finish() {
 	for _, kind := range []string{kindCold, kindWarm, kindRewrite} {
 		for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
-			var xs []float64
+			var xs, cpus []float64
 			for _, b := range r.Builds {
 				if b.Side == side && b.Kind == kind {
 					xs = append(xs, b.Seconds)
+					cpus = append(cpus, b.BuilderCPU)
 				}
 			}
 			if len(xs) == 0 {
 				continue
 			}
 			sort.Float64s(xs)
-			r.Summary = append(r.Summary, Summary{Side: side, Kind: kind, Median: median(xs), Min: xs[0], Max: xs[len(xs)-1]})
+			sort.Float64s(cpus)
+			r.Summary = append(r.Summary, Summary{Side: side, Kind: kind, Median: median(xs), Min: xs[0], Max: xs[len(xs)-1], CPUMedian: median(cpus)})
 		}
 	}
 	for i := range r.Summary {
@@ -138,6 +145,9 @@ func (r *Results) finish() {
 		if base := r.summary(sideRecipe, kind).Median; base > 0 {
 			r.Summary[i].Ratio = r.Summary[i].Median / base
 		}
+		if base := r.summary(sideRecipe, kind).CPUMedian; base > 0 {
+			r.Summary[i].CPURatio = r.Summary[i].CPUMedian / base
+		}
 	}
 	target := func(what, limit string, value float64, unit string, met bool) {
 		r.Targets = append(r.Targets, Target{What: what, Limit: limit, Value: value, Unit: unit, Met: met})
@@ -145,9 +155,18 @@ func (r *Results) finish() {
 	// Ratio targets need the recipe; without it they are not judged at all.
 	if r.summary(sideRecipe, kindCold).Median > 0 && r.summary(sideRecipe, kindWarm).Median > 0 {
 		cg, cz, w := r.summary(sideGzip, kindCold).Ratio, r.summary(sideZstd, kindCold).Ratio, r.summary(sideGzip, kindWarm).Ratio
-		target("cold build, gzip layers (ratio to the recipe)", "<= 0.75x", cg, "x", cg <= 0.75)
-		target("cold build, --compression zstd (ratio to the recipe)", "<= 0.30x", cz, "x", cz <= 0.30)
-		target("unchanged rebuild (ratio to the recipe's rebuild)", "<= 0.80x", w, "x", w <= 0.80)
+		// Issue 11: NVIDIA's formats. An xz payload (450.102.04's era) is
+		// allowed more, for its slower decompression; gzip is the old harness
+		// default, judged like zstd.
+		gzipLimit := 0.5
+		if r.Payload == "xz" {
+			gzipLimit = 0.6
+		}
+		target("cold build, gzip layers (ratio to the recipe)", fmt.Sprintf("<= %.2fx", gzipLimit), cg, "x", cg <= gzipLimit)
+		if r.Payload != "xz" {
+			target("cold build, --compression zstd (ratio to the recipe)", "<= 0.30x", cz, "x", cz <= 0.30)
+		}
+		target("unchanged rebuild (ratio to the recipe's rebuild)", "<= 0.10x", w, "x", w <= 0.10)
 		if rw := r.summary(sideGzip, kindRewrite); rw.Side != "" {
 			target("rebuild that must rewrite the tarball (ratio to the recipe's rebuild)", "<= 0.80x", rw.Ratio, "x", rw.Ratio <= 0.80)
 		}
@@ -252,7 +271,7 @@ func (r *Results) table(w io.Writer) {
 	if r.RecipeError != "" {
 		fmt.Fprintf(w, "THE CLASSIC RECIPE FAILED, so there are no ratios: %s\n\n", truncate(r.RecipeError, 300))
 	}
-	fmt.Fprintf(w, "%-34s %9s %9s %9s %8s\n", "build (docker tarball + push)", "median s", "min s", "max s", "ratio")
+	fmt.Fprintf(w, "%-34s %9s %9s %9s %8s %8s %9s\n", "build (docker tarball + push)", "median s", "min s", "max s", "ratio", "cpu s", "cpu ratio")
 	for _, kind := range []string{kindCold, kindWarm, kindRewrite} {
 		for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
 			s := r.summary(side, kind)
@@ -260,7 +279,7 @@ func (r *Results) table(w io.Writer) {
 				continue
 			}
 			label := kind + "  " + map[string]string{sideRecipe: "classic recipe", sideGzip: "gpuimg (gzip)", sideZstd: "gpuimg --compression zstd"}[side]
-			fmt.Fprintf(w, "%-34s %9.1f %9.1f %9.1f %7.2fx\n", label, s.Median, s.Min, s.Max, s.Ratio)
+			fmt.Fprintf(w, "%-34s %9.1f %9.1f %9.1f %7.2fx %8.1f %8.2fx\n", label, s.Median, s.Min, s.Max, s.Ratio, s.CPUMedian, s.CPURatio)
 		}
 	}
 	fmt.Fprintf(w, "\n%-34s %12s %8s %8s\n", "bytes added to the base", "MB", "layers", "ratio")

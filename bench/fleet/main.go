@@ -210,31 +210,13 @@ func (e *env) ref(im image) string {
 	return fmt.Sprintf("%s/%s-base%d:%s", e.reg, kind, im.base, im.driver)
 }
 
-// builderCPU is the CPU time (seconds, user+sys) buildkitd and its reaped
-// children (runc, the build steps) have used so far: unlike wall time on a
-// shared machine, it does not depend on what else runs.
+// builderCPU is the CPU time buildkitd and its build steps have used.
 func (e *env) builderCPU() float64 {
-	root := strings.TrimSuffix(strings.TrimPrefix(e.addr, "unix://"), "/buildkitd.sock")
-	entries, _ := os.ReadDir("/proc")
-	for _, d := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
-		if err != nil || !strings.Contains(string(cmdline), "buildkitd") || !strings.Contains(string(cmdline), root) {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		var ticks float64
-		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-			var n float64
-			fmt.Sscan(f[i], &n)
-			ticks += n
-		}
-		return ticks / 100
+	secs, err := e.d.CPUSeconds()
+	if err != nil {
+		say("builder CPU time: %v", err)
 	}
-	return 0
+	return secs
 }
 
 // lastCPU is the builder CPU time of the last timed call.
