@@ -19,6 +19,8 @@ const (
 	LabelDriverComponents = "io.gpuimg.driver.components"
 	LabelDriverArch       = "io.gpuimg.driver.arch"
 	LabelDriverVerified   = "io.gpuimg.driver.verified"
+	// LabelDriverLayers is set on an image of base + 2 layers, and says why.
+	LabelDriverLayers = "io.gpuimg.driver.layers"
 )
 
 // Labels are the labels gpuimg adds to the base's for spec: the driver's
@@ -46,8 +48,14 @@ func Labels(spec Spec) map[string]string {
 	if !d.Verified() {
 		labels[ocispecs.AnnotationDescription] += " (UNVERIFIED: the .run's checksum was not confirmed)"
 	}
+	if spec.SplitLinkerCache {
+		labels[LabelDriverLayers] = SplitLayersNote
+	}
 	return labels
 }
+
+// SplitLayersNote is LabelDriverLayers' value.
+const SplitLayersNote = "2: the driver files (one layer, the same blob on every base of the family, so registries and hosts store and pull it once) and this base's linker cache (/etc/ld.so.cache)"
 
 // VisibleDevicesEnv keeps a host's nvidia-container-toolkit from injecting
 // a second, clashing driver into the image.
@@ -89,6 +97,13 @@ func ImageConfig(baseConfig []byte, spec Spec) ([]byte, error) {
 		CreatedBy: fmt.Sprintf("gpuimg: sh %s %s", spec.Driver.FileName(), strings.Join(InstallerFlags(spec.Driver.Version, spec.Driver.Arch, spec.Components, spec.Compat32), " ")),
 		Comment:   "components " + spec.Components.String(),
 	})
+	if spec.SplitLinkerCache {
+		img.History = append(img.History, ocispecs.History{
+			Created:   &created,
+			CreatedBy: "gpuimg: ldconfig",
+			Comment:   "this base's linker cache (/etc/ld.so.cache) for the driver layer below, which every base of the family shares",
+		})
+	}
 	img.RootFS = ocispecs.RootFS{Type: "layers"}
 	return json.Marshal(img)
 }

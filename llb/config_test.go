@@ -52,3 +52,27 @@ func TestImageConfigKeepsBaseAndAddsLabels(t *testing.T) {
 		t.Error("rootfs must be left to the exporter")
 	}
 }
+
+// An image of base + 2 layers has a history entry per layer and a label
+// that says why there are two.
+func TestImageConfigOfASplitImage(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		spec := testSpec(t, "580.159.04")
+		spec.SplitLinkerCache = split
+		dt, err := ImageConfig(nil, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var img ocispecs.Image
+		if err := json.Unmarshal(dt, &img); err != nil {
+			t.Fatal(err)
+		}
+		wantHistory, wantLabel := 1, ""
+		if split {
+			wantHistory, wantLabel = 2, SplitLayersNote
+		}
+		if len(img.History) != wantHistory || img.Config.Labels[LabelDriverLayers] != wantLabel {
+			t.Errorf("split=%v: %d history entries, layers label %q", split, len(img.History), img.Config.Labels[LabelDriverLayers])
+		}
+	}
+}
