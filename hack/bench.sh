@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # `make bench`: the driver package micro-benchmarks against curl, sha256sum and
-# tail|gzip|tar (bench/drivers), then gpuimg build against the classic Dockerfile
-# recipe on one private buildkitd (bench/build), which prints the table and writes
-# bench/results/{latest.json,latest.md,chart.svg}. The Makefile has already
-# run deps, build (bin/gpuimg), buildkitd and base. BENCH_RUNS=1 for a quick
-# look (default 3 rounds: about 20 minutes on 2 cores). The recipe's
-# `apt install` needs Debian's mirror from inside the build.
+# tail|gzip|tar (bench/drivers); gpuimg build against the classic Dockerfile
+# recipe on one private buildkitd (bench/build) for each of NVIDIA's payload
+# formats, zstd (today's drivers) and xz (450.102.04's era), which prints the
+# tables and writes bench/results/<format>-payload/{latest.json,latest.md,chart.svg};
+# the issue-11 plans (bench/fleet: extraction once, one driver layer for many
+# bases, a fleet of 3 drivers x 2 bases) for both formats; and the layer
+# compressors (bench/compress). The Makefile has already run deps, build
+# (bin/gpuimg, bin/gpuimg-unpack), buildkitd and base. BENCH_RUNS=1 for a quick
+# look (default 3 rounds). The recipe's `apt install` needs Debian's mirror
+# from inside the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -13,4 +17,12 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 go run ./bench/drivers -runs "${BENCH_DRIVER_RUNS:-9}"
-exec go run ./bench/build -bin bin/gpuimg -runs "${BENCH_RUNS:-3}" "$@"
+for payload in zstd xz; do
+  go run ./bench/build -bin bin/gpuimg -runs "${BENCH_RUNS:-3}" -payload "$payload" \
+    -results "bench/results/$payload-payload" "$@"
+done
+for payload in zstd xz; do
+  go run ./bench/fleet -payload "$payload" | tee "bench/results/fleet-$payload-payload.txt"
+done
+run=$(go run ./internal/standin/cmd/mkstandin -version 999.10.01 -compression zstd -scale realistic)
+go run ./bench/compress "$run" | tee bench/results/compress.txt

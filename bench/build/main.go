@@ -66,9 +66,9 @@ func main() {
 	flag.StringVar(&cfg.baseDir, "base", envOr("GPUIMG_TEST_BASE", ".cache/base/debian-bookworm"), "the Debian base's OCI layout")
 	flag.StringVar(&cfg.work, "work", ".cache/bench", "scratch directory (outputs, floor)")
 	flag.StringVar(&cfg.results, "results", "bench/results", "where latest.json, latest.md and chart.svg go")
-	// gzip: the generator's default. NVIDIA's own packages use xz, but the
-	// pure-Go xz writer takes over half an hour per realistic stand-in here.
-	flag.StringVar(&cfg.payload, "payload", "gzip", "the stand-in's payload compression: gzip, xz or zstd")
+	// NVIDIA's own formats: zstd from 530.30.02 on, xz before (450.102.04's
+	// era). make bench runs both; gzip is the generator's default.
+	flag.StringVar(&cfg.payload, "payload", "zstd", "the stand-in's payload compression: zstd, xz or gzip")
 	flag.BoolVar(&cfg.arm64Only, "arm64-only", false, "measure only the arm64 section (amd64 and arm64 cold builds, extraction under QEMU) into bench/results/arm64.{json,md}")
 	report := flag.String("report", "", "only print the table and redraw latest.md and chart.svg from this results file (no builds)")
 	flag.Parse()

@@ -10,20 +10,28 @@
 // the longest serial part (the sha256 of the blob and of the tar), gives the
 // scaling model for 16 and 64 cores. A benchmark, not a test.
 //
-//	go run ./bench/compress LAYER.tar
+//	go run ./bench/compress LAYER.tar|DRIVER.run
+//
+// Given a .run, it measures the tar of the package's extracted tree (the
+// same files, within a few kilobytes, as the driver layer holds).
 package main
 
 import (
+	"archive/tar"
 	"compress/gzip"
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
@@ -89,10 +97,17 @@ func binary(name, path string, threads int, args ...string) (result, error) {
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench/compress LAYER.tar")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench/compress LAYER.tar|DRIVER.run")
 		os.Exit(2)
 	}
 	path := os.Args[1]
+	if strings.HasSuffix(path, ".run") {
+		tmp, err := os.MkdirTemp("", "bench-compress-")
+		must(err)
+		defer os.RemoveAll(tmp)
+		path, err = treeTar(path, tmp)
+		must(err)
+	}
 	cores := runtime.NumCPU()
 	load, _ := os.ReadFile("/proc/loadavg")
 	st, err := os.Stat(path)
@@ -163,6 +178,59 @@ func main() {
 		}
 		fmt.Printf("%-62s %7.1f %7.1f %9.1f %+8.2f%% %7.1fs %7.1fs\n", r.name, r.wall, r.cpu, float64(r.bytes)/1e6, 100*(float64(r.bytes)/ref-1), model(16), model(64))
 	}
+}
+
+// treeTar extracts run under dir and writes the tree's tar (sorted names,
+// like a layer) to dir/layer.tar.
+func treeTar(run, dir string) (string, error) {
+	tree := filepath.Join(dir, "tree")
+	if _, err := drivers.ExtractPayload(run, tree, dir); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "layer.tar")
+	f, err := os.Create(out)
+	if err != nil {
+		return "", err
+	}
+	tw := tar.NewWriter(f)
+	err = filepath.WalkDir(tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == tree {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		link := ""
+		if info.Mode()&fs.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		h, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return err
+		}
+		h.Name, _ = filepath.Rel(tree, p)
+		if err := tw.WriteHeader(h); err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		src, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		_, err = io.Copy(tw, src)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	_ = os.RemoveAll(tree)
+	return out, err
 }
 
 type nopCloser struct{ io.Writer }
