@@ -16,12 +16,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -35,6 +38,8 @@ import (
 	"github.com/gpuimg/gpuimg/internal/standin"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/llb"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"github.com/moby/buildkit/client"
 	bk "github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -127,6 +132,12 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 	row := func(what string, secs float64) {
 		fmt.Printf("%-62s %6.1f s wall %6.1f s builder CPU\n", what, secs, lastCPU)
 	}
+	if os.Getenv("FLEET_CLIENT") != "" {
+		if _, err := e.timed(ctx, []image{{v, 0, true}}); err != nil {
+			return err
+		}
+		return e.clientSide(ctx, v)
+	}
 	if os.Getenv("FLEET_AB") != "" {
 		// Interleaved cold builds of both plans, to see through the noise of
 		// a shared machine.
@@ -192,7 +203,78 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 		return err
 	}
 	row(fmt.Sprintf("cold, fleet 3 drivers x 2 bases, one session (%.2fx wall, %.2fx CPU)", t/one, lastCPU/oneCPU), t)
+	return e.clientSide(ctx, v)
+}
+
+// clientSide measures the candidate "export the driver layer uncompressed
+// and compress it on the client with every core": the builder sends the
+// layer's files as a tar through the session (the driver layer is cached by
+// now), and the client compresses it with pgzip (level 6, 1 MiB blocks) or
+// zstd (default level, concurrent blocks) as it arrives.
+func (e *env) clientSide(ctx context.Context, v string) error {
+	c, err := client.New(ctx, e.addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	spec := e.spec(image{v, 0, true})
+	plans, err := llb.Fleet(spec, e.bases[:1])
+	if err != nil {
+		return err
+	}
+	def, err := plans[0].DriverLayer.Marshal(ctx, bk.Platform(spec.Platform))
+	if err != nil {
+		return err
+	}
+	fs, err := fsutil.NewFS(e.extractorDir)
+	if err != nil {
+		return err
+	}
+	for _, comp := range []string{"pgzip", "zstd"} {
+		var n counter
+		var zw io.WriteCloser
+		if comp == "pgzip" {
+			w, _ := pgzip.NewWriterLevel(&n, 6)
+			_ = w.SetConcurrency(1<<20, 2*runtime.NumCPU())
+			zw = w
+		} else {
+			zw, _ = zstd.NewWriter(&n, zstd.WithEncoderConcurrency(runtime.NumCPU()))
+		}
+		var raw counter
+		cpu0, start, clientCPU0 := e.builderCPU(), time.Now(), processCPU()
+		_, err := c.Solve(ctx, def, client.SolveOpt{
+			LocalMounts: map[string]fsutil.FS{"extractor": fs},
+			Exports: []client.ExportEntry{{Type: client.ExporterTar, Output: func(map[string]string) (io.WriteCloser, error) {
+				return nopCloser{io.MultiWriter(&raw, zw)}, nil
+			}}},
+		}, nil)
+		if err == nil {
+			err = zw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		lastCPU = e.builderCPU() - cpu0
+		fmt.Printf("%-62s %6.1f s wall %6.1f s builder CPU %5.1f s client CPU, %.1f MB tar -> %.1f MB\n",
+			"client-side "+comp+" of the cached driver layer (tar export)", time.Since(start).Seconds(), lastCPU,
+			processCPU()-clientCPU0, float64(raw.n)/1e6, float64(n.n)/1e6)
+	}
 	return nil
+}
+
+type counter struct{ n int64 }
+
+func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// processCPU is this process's CPU time (user+sys), in seconds.
+func processCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
 
 // image is one build: a driver on base i, split or today's plan.
