@@ -335,12 +335,13 @@ func (e *env) timed(ctx context.Context, ims []image) (float64, error) {
 func (e *env) spec(im image) llb.Spec {
 	file := filepath.Base(e.runs[im.driver])
 	spec := llb.Spec{
-		Driver:     drivers.MustParseVersion(im.driver),
+		Driver: drivers.Resolved{
+			Version: drivers.MustParseVersion(im.driver), Arch: drivers.ArchX86_64, Variant: drivers.VariantFull,
+			SHA256: e.sums[im.driver], URLs: []string{"http://" + e.files + "/" + file}, VerifiedBy: drivers.VerifiedByFlag,
+		},
 		Platform:   ocispecs.Platform{OS: "linux", Architecture: "amd64"},
 		Base:       e.bases[im.base],
-		Source:     llb.DriverSource{FileName: file, SHA256: e.sums[im.driver], URL: "http://" + e.files + "/" + file},
 		Components: llb.All,
-		Verified:   true,
 	}
 	if im.split {
 		spec.Extractor = &llb.Extractor{LocalName: "extractor", FileName: "gpuimg-unpack", Platform: spec.Platform}
@@ -377,8 +378,7 @@ func (e *env) solve(ctx context.Context, c *client.Client, im image) error {
 		Exports:     []client.ExportEntry{{Type: client.ExporterImage, Attrs: attrs}},
 		LocalMounts: map[string]fsutil.FS{"extractor": fs},
 	}
-	config, err := llb.ImageConfig(e.configs[im.base], llb.ImageMeta{Spec: spec, SHA256: spec.Source.SHA256, Verified: true,
-		DriverArch: "x86_64", BaseName: spec.Base.Name, Created: time.Unix(0, 0)})
+	config, err := llb.ImageConfig(e.configs[im.base], spec)
 	if err != nil {
 		return err
 	}
