@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -26,6 +29,10 @@ type Builder struct {
 	cacheFrom  []client.CacheOptionsEntry
 	cacheTo    []client.CacheOptionsEntry
 	images     []*image
+	// extractor, when set, unpacks verified packages in a step of their own;
+	// extractorDir holds its binary (synced to the builder).
+	extractor    *llb.Extractor
+	extractorDir string
 }
 
 // image is one image: a driver version for one platform, or for several when
@@ -59,6 +66,9 @@ type plannedExport struct {
 	attrs map[string]string
 	dest  string // expanded; "" for image
 }
+
+// extractorLocalName is the extractor's SolveOpt.LocalMounts key.
+const extractorLocalName = "gpuimg-extractor"
 
 // spec is the llb.Spec of target t on base.
 func (b *Builder) spec(t target, base llb.Base) llb.Spec {
@@ -137,6 +147,14 @@ func (b *Builder) parseSettings() error {
 	}
 	if o.SourceDateEpoch != nil {
 		b.epoch = o.SourceDateEpoch.UTC()
+	}
+	if o.Extractor != "" {
+		if st, err := os.Stat(o.Extractor); err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("payload extractor %s: not a file (make build puts gpuimg-unpack next to gpuimg): %v", o.Extractor, err)
+		}
+		b.extractorDir = filepath.Dir(o.Extractor)
+		b.extractor = &llb.Extractor{LocalName: extractorLocalName, FileName: filepath.Base(o.Extractor),
+			Platform: ocispecs.Platform{OS: "linux", Architecture: runtime.GOARCH}}
 	}
 	if b.cacheFrom, err = parseCacheOptions("--cache-from", o.CacheFrom); err != nil {
 		return err
@@ -535,6 +553,17 @@ func (b *Builder) hasUnpushedImage() bool {
 	return false
 }
 
+// runsPlatform reports whether one of the builder's worker platforms runs
+// programs for want.
+func runsPlatform(worker []ocispecs.Platform, want ocispecs.Platform) bool {
+	for _, w := range worker {
+		if platforms.Only(w).Match(want) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkPlatforms refuses, before solving, a platform the builder's workers
 // cannot run: the install step executes the installer for that arch.
 func (b *Builder) checkPlatforms(addr string, worker []ocispecs.Platform) error {
@@ -545,14 +574,7 @@ func (b *Builder) checkPlatforms(addr string, worker []ocispecs.Platform) error 
 	for _, im := range b.images {
 		for _, t := range im.targets {
 			want := t.platform
-			ok := false
-			for _, w := range worker {
-				if platforms.Only(w).Match(want) {
-					ok = true
-					break
-				}
-			}
-			if !ok {
+			if !runsPlatform(worker, want) {
 				return fmt.Errorf("the builder at %s cannot run %s programs (it runs %s), and the installer must run for that arch: install QEMU user emulation on the builder's host (Debian/Ubuntu: `apt-get install qemu-user-static binfmt-support`, which `make deps` does, or `docker run --privileged --rm tonistiigi/binfmt --install %s`), then restart buildkitd so its workers list %s; or point --addr at a native %s builder",
 					addr, platforms.Format(want), strings.Join(have, ", "), want.Architecture, platforms.Format(want), want.Architecture)
 			}

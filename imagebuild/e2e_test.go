@@ -831,3 +831,67 @@ func TestEmittedDockerfileBuilds(t *testing.T) {
 		t.Errorf("environment differs:\n  Dockerfile %v\n  gpuimg     %v", cfg.Config.Env, llbCfg.Config.Env)
 	}
 }
+
+// TestExtractionStepGivesTheSameImage: gpuimg with gpuimg-unpack next to it
+// (make build) unpacks a verified package in a step of its own and runs the
+// installer from that tree; the image is byte for byte the one the .run's
+// own unpacking gives. Another component set reuses the extraction, and an
+// unverified package keeps the .run's own unpacking (and its CRC/MD5 check).
+func TestExtractionStepGivesTheSameImage(t *testing.T) {
+	e := setup(t)
+	run, sum := standinRun(t, driverA)
+	withExtractor := *e
+	withExtractor.bin = testenv.GpuimgWithExtractor(t)
+	digests := map[string]string{}
+	for name, x := range map[string]*e2e{"in the install step": e, "extraction step": &withExtractor} {
+		dest := filepath.Join(t.TempDir(), "image.tar")
+		_, stderr, err := x.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dest)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, tailLines(stderr, 40))
+		}
+		if got := strings.Contains(stderr, "extract "+filepath.Base(run)+" (once per package"); got != (x == &withExtractor) {
+			t.Errorf("%s: extraction step in the progress: %v", name, got)
+		}
+		img := ociTarImage(t, dest)
+		checkDriverLayer(t, e.addedLayer(t, img), driverA)
+		digests[name] = digestOf(t, img)
+	}
+	if digests["in the install step"] != digests["extraction step"] {
+		t.Errorf("the extraction step changed the image: %v", digests)
+	}
+
+	_, stderr, err := withExtractor.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base, "--components", "compute",
+		"--output", "type=oci,dest="+filepath.Join(t.TempDir(), "compute.tar"))
+	if err != nil {
+		t.Fatalf("compute: %v\n%s", err, tailLines(stderr, 40))
+	}
+	if !extractionCached(stderr, filepath.Base(run)) {
+		t.Errorf("--components compute unpacked the package again:\n%s", tailLines(stderr, 60))
+	}
+
+	_, stderr, err = withExtractor.gpuimg(t, "build", "--driver-file", run, "--allow-unverified", "--base", e.base,
+		"--output", "type=oci,dest="+filepath.Join(t.TempDir(), "unverified.tar"))
+	if err != nil {
+		t.Fatalf("unverified: %v\n%s", err, tailLines(stderr, 40))
+	}
+	if strings.Contains(stderr, "(once per package") {
+		t.Error("an unverified package was unpacked outside its stub, skipping the stub's integrity check")
+	}
+}
+
+// extractionCached reports whether plain progress shows the extraction step
+// of file as a cache hit ("#N [..] extract FILE ..." then "#N CACHED").
+func extractionCached(progress, file string) bool {
+	var id string
+	for _, line := range strings.Split(progress, "\n") {
+		if strings.Contains(line, "extract "+file+" (once per package") {
+			if f := strings.Fields(line); len(f) > 0 {
+				id = f[0]
+			}
+		}
+		if id != "" && strings.HasPrefix(line, id+" CACHED") {
+			return true
+		}
+	}
+	return false
+}

@@ -48,6 +48,13 @@ type Options struct {
 	Compression string // gzip|zstd (the added layer; the base's layers are kept)
 	Emit        string // dockerfile|llb: print instead of building
 
+	// Extractor is the static gpuimg-unpack binary: with it, a verified
+	// package's payload is unpacked once, by a step of its own that no base
+	// and no component set changes, and the install step runs NVIDIA's
+	// installer from that tree. Empty: the .run unpacks itself inside the
+	// install step, on every build. The command passes the one next to it.
+	Extractor string
+
 	// SourceDateEpoch, when non-nil, fixes every timestamp (SOURCE_DATE_EPOCH).
 	SourceDateEpoch *time.Time
 	// ConnectTimeout bounds reaching the builder (5 s when zero).

@@ -82,6 +82,13 @@ func (b *Builder) Build(ctx context.Context, progress io.Writer) (*Summary, []st
 		return nil, nil, err
 	}
 	var warnings []string
+	if b.extractor != nil && !runsPlatform(builder.platforms, b.extractor.Platform) {
+		// The extractor is this machine's binary: a builder of another arch
+		// unpacks inside the install step, as without it.
+		copied := *b
+		copied.extractor = nil
+		b = &copied
+	}
 	if !builder.storesImages && b.hasUnpushedImage() {
 		warnings = append(warnings, fmt.Sprintf("type=image without push=true: the builder at %s (an OCI worker) keeps no images, so only the digest is printed; add push=true (or --push) or use type=docker,dest=FILE", b.in.Address()))
 	}
@@ -239,6 +246,13 @@ func (b *Builder) solveOpt(im *image, layoutStore content.Store, attachables []s
 	if layoutStore != nil {
 		opt.OCIStores = map[string]content.Store{layoutStoreID: layoutStore}
 	}
+	if b.extractor != nil {
+		fs, err := fsutil.NewFS(b.extractorDir)
+		if err != nil {
+			return opt, fmt.Errorf("payload extractor: %w", err)
+		}
+		opt.LocalMounts[b.extractor.LocalName] = fs
+	}
 	for _, t := range im.targets {
 		if name := t.driver.LocalName(); name != "" {
 			fs, err := fsutil.NewFS(filepath.Dir(t.driver.Path))
@@ -326,6 +340,11 @@ func (b *Builder) solveTarget(ctx context.Context, gw gateway.Client, t target, 
 		return nil, nil, nil, err
 	}
 	spec := b.spec(t, base)
+	if b.extractor != nil && t.driver.Verified() {
+		// Unpacked once per package, for every base, component set and
+		// rebuild; an unverified package keeps the stub's own CRC/MD5 check.
+		spec.Extractor = b.extractor
+	}
 	graph, err := llb.Build(spec)
 	if err != nil {
 		return nil, nil, nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -79,6 +80,7 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 // runBuild is `gpuimg build`: Prepare decides everything (warnings first,
 // before a long build), then Emit or Build; the images built go to stdout.
 func runBuild(cmd *cobra.Command, o imagebuild.Options, asJSON bool) error {
+	o.Extractor = siblingExtractor()
 	b, warnings, err := imagebuild.Prepare(cmd.Context(), o)
 	printWarnings(cmd, warnings)
 	if err != nil {
@@ -110,4 +112,19 @@ func runBuild(cmd *cobra.Command, o imagebuild.Options, asJSON bool) error {
 		}
 	}
 	return nil
+}
+
+// siblingExtractor is the static gpuimg-unpack next to this executable
+// (make build puts it there), or "" when there is none: the .run then
+// unpacks itself inside the install step, on every build.
+func siblingExtractor() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), "gpuimg-unpack")
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+		return ""
+	}
+	return p
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -128,4 +129,42 @@ func Gpuimg(t testing.TB) string {
 		t.Fatal(gpuimgErr)
 	}
 	return gpuimgPath
+}
+
+var (
+	unpackOnce sync.Once
+	unpackDir  string
+	unpackErr  error
+)
+
+// GpuimgWithExtractor returns a gpuimg binary with the static gpuimg-unpack
+// next to it, as `make build` leaves them: that gpuimg unpacks verified
+// packages in a build step of their own. Built once per test process into
+// <repo>/.cache/testbin/with-extractor/.
+func GpuimgWithExtractor(t testing.TB) string {
+	t.Helper()
+	bin := Gpuimg(t)
+	unpackOnce.Do(func() {
+		root := RepoRoot(t)
+		unpackDir = filepath.Join(root, ".cache", "testbin", "with-extractor", strconv.Itoa(os.Getpid()))
+		if unpackErr = os.MkdirAll(unpackDir, 0o755); unpackErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(unpackDir, "gpuimg-unpack"), "./cmd/gpuimg-unpack")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			unpackErr = fmt.Errorf("go build ./cmd/gpuimg-unpack: %v\n%s", err, out)
+			return
+		}
+		b, err := os.ReadFile(bin)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(unpackDir, "gpuimg"), b, 0o755)
+		}
+		unpackErr = err
+	})
+	if unpackErr != nil {
+		t.Fatal(unpackErr)
+	}
+	return filepath.Join(unpackDir, "gpuimg")
 }
