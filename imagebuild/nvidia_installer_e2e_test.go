@@ -46,6 +46,9 @@ func TestBuildWithNVIDIAsInstaller(t *testing.T) {
 			}
 			full, fullLayer, _ := build()
 			checkNVIDIAInstall(t, fullLayer, release, true)
+			if releases := manifesttypes.Releases(); release == releases[0] || release == releases[len(releases)-1] {
+				checkExtractionStepWithNVIDIAsInstaller(t, e, run)
+			}
 			linked := ldconfigP(t, full)
 			for _, soname := range []string{"libcuda.so.1", "libnvidia-ml.so.1", "libGLX_nvidia.so.0", "libEGL_nvidia.so.0"} {
 				if !regexpMatch(`\t`+regexpQuote(soname)+` \(libc6,x86-64\) => (/usr)?/lib/x86_64-linux-gnu/`+regexpQuote(soname)+`\n`, linked) {
@@ -201,5 +204,33 @@ func TestBuildRefusesWhatNVIDIAsInstallerRefuses(t *testing.T) {
 				t.Errorf("the failed build left %v in %s", entries, outDir)
 			}
 		})
+	}
+}
+
+// checkExtractionStepWithNVIDIAsInstaller: NVIDIA's installer run from the
+// tree the extraction step unpacked installs exactly what it installs when
+// the .run unpacks itself: the two images have the same digest.
+func checkExtractionStepWithNVIDIAsInstaller(t *testing.T, e *e2e, run string) {
+	t.Helper()
+	sum, _, err := drivers.FileSHA256(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withExtractor := *e
+	withExtractor.bin = testenv.GpuimgWithExtractor(t)
+	var digests []string
+	for _, x := range []*e2e{e, &withExtractor} {
+		dest := filepath.Join(t.TempDir(), "image.tar")
+		_, stderr, err := x.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dest)
+		if err != nil {
+			t.Fatalf("gpuimg build: %v\n%s", err, tailLines(stderr, 60))
+		}
+		if got := strings.Contains(stderr, "(once per package"); got != (x == &withExtractor) {
+			t.Errorf("extraction step in the progress: %v", got)
+		}
+		digests = append(digests, digestOf(t, ociTarImage(t, dest)))
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("NVIDIA's installer from the extracted tree gave another image: %s, the .run's own unpacking %s", digests[1], digests[0])
 	}
 }
