@@ -10,6 +10,9 @@
 // benchmark, not a test: it never fails on a number.
 //
 //	go run ./bench/fleet [-payload zstd|xz] [-compression gzip|zstd]
+//
+// With FLEET_STEPS=1 it also prints, on stderr, every step and exporter
+// phase of 0.2 s or more of each build.
 package main
 
 import (
@@ -131,29 +134,6 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 	v := versions[0]
 	row := func(what string, secs float64) {
 		fmt.Printf("%-62s %6.1f s wall %6.1f s builder CPU\n", what, secs, lastCPU)
-	}
-	if os.Getenv("FLEET_CLIENT") != "" {
-		if _, err := e.timed(ctx, []image{{v, 0, true}}); err != nil {
-			return err
-		}
-		return e.clientSide(ctx, v)
-	}
-	if os.Getenv("FLEET_AB") != "" {
-		// Interleaved cold builds of both plans, to see through the noise of
-		// a shared machine.
-		for round := 0; round < 2; round++ {
-			for _, split := range []bool{round == 1, round == 0} {
-				if err := prune(ctx, e.d); err != nil {
-					return err
-				}
-				t, err := e.timed(ctx, []image{{v, 0, split}})
-				if err != nil {
-					return err
-				}
-				row(fmt.Sprintf("cold, split=%v", split), t)
-			}
-		}
-		return nil
 	}
 	for _, sc := range []struct {
 		name  string
