@@ -109,20 +109,23 @@ func fit(base bk.State, platform ocispecs.Platform) bk.State {
 	).AddMount(fitDir, bk.Scratch())
 }
 
-// OnBase puts the graph's driver layer on base without installing again: the
+// OnBase puts installed's driver layer on base without installing again: the
 // base, the same driver layer (one blob for every base of the family, stored
 // and pulled once), and a small layer with the base's own linker cache,
 // made by ldconfig on the merge. The step first checks that base shows
-// NVIDIA's installer what plan's base showed it, and otherwise fails with
+// NVIDIA's installer what installed's base showed it, and otherwise fails with
 // ExitBaseDoesNotFit: the caller then builds that base the full way.
-func OnBase(plan Graph, spec Spec, base bk.State) Graph {
+func OnBase(installed Graph, spec Spec, base bk.State) Graph {
 	platform := bk.Platform(spec.Platform)
-	withDriver := bk.Merge([]bk.State{base, plan.DriverLayer}, platform,
+	withDriver := bk.Merge([]bk.State{base, installed.DriverLayer}, platform,
 		bk.WithCustomNamef("base + driver %s layer", spec.Driver.Version))
 	script := fmt.Sprintf(`set -u
-if ! cmp -s %[1]s/reference/fit %[1]s/this/fit; then
-  echo "gpuimg: this base differs from the one the driver layer was installed on, in what NVIDIA's installer looks at; it needs an install of its own:" >&2
-  diff %[1]s/reference/fit %[1]s/this/fit >&2
+# cat and test only: a base need not have cmp or diff.
+if [ "$(cat %[1]s/reference/fit)" != "$(cat %[1]s/this/fit)" ]; then
+  echo "gpuimg: this base differs from the one the driver layer was installed on, in what NVIDIA's installer looks at; it needs an install of its own. The first base showed:" >&2
+  cat %[1]s/reference/fit >&2
+  echo "this base shows:" >&2
+  cat %[1]s/this/fit >&2
   exit %[2]d
 fi
 ldconfig
@@ -135,20 +138,20 @@ touch -h -d @%[3]d /etc/ld.so.cache
 		bk.Network(pb.NetMode_NONE),
 		// ldconfig's aux-cache records inodes and ctimes: kept off the layer.
 		bk.AddMount("/var/cache/ldconfig", bk.Scratch(), bk.Tmpfs()),
-		bk.AddMount(fitDir+"/reference", fit(plan.Base, spec.Platform), bk.Readonly),
+		bk.AddMount(fitDir+"/reference", fit(installed.Base, spec.Platform), bk.Readonly),
 		bk.AddMount(fitDir+"/this", fit(base, spec.Platform), bk.Readonly),
 		platform,
 		bk.WithCustomNamef("linker cache for driver %s on this base", spec.Driver.Version),
 	).Root()
 	cacheLayer := bk.Diff(withDriver, cached, platform)
-	result := bk.Merge([]bk.State{base, plan.DriverLayer, cacheLayer}, platform,
+	result := bk.Merge([]bk.State{base, installed.DriverLayer, cacheLayer}, platform,
 		bk.WithCustomNamef("base + driver %s layer + linker cache layer", spec.Driver.Version))
-	return Graph{Base: base, Extracted: plan.Extracted, Installed: plan.Installed, DriverLayer: plan.DriverLayer, Result: result}
+	return Graph{Base: base, Extracted: installed.Extracted, Installed: installed.Installed, DriverLayer: installed.DriverLayer, Result: result}
 }
 
 // Fleet plans one driver on several bases of one family: a single
 // extraction and install, on the first base, and for each base the shared
-// driver layer plus its own linker cache layer (OnBase). The plans are in
+// driver layer plus its own linker cache layer (OnBase). The graphs are in
 // the order of bases.
 func Fleet(spec Spec, bases []Base) ([]Graph, error) {
 	if len(bases) == 0 {
@@ -160,12 +163,12 @@ func Fleet(spec Spec, bases []Base) ([]Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	plans := []Graph{first}
+	graphs := []Graph{first}
 	for _, b := range bases[1:] {
 		if strings.TrimSpace(b.Ref) == "" {
 			return nil, fmt.Errorf("no base image in the fleet")
 		}
-		plans = append(plans, OnBase(first, spec, baseState(b, spec.Platform)))
+		graphs = append(graphs, OnBase(first, spec, baseState(b, spec.Platform)))
 	}
-	return plans, nil
+	return graphs, nil
 }
