@@ -119,18 +119,7 @@ func OnBase(installed Graph, spec Spec, base bk.State) Graph {
 	platform := bk.Platform(spec.Platform)
 	withDriver := bk.Merge([]bk.State{base, installed.DriverLayer}, platform,
 		bk.WithCustomNamef("base + driver %s layer", spec.Driver.Version))
-	script := fmt.Sprintf(`set -u
-# cat and test only: a base need not have cmp or diff.
-if [ "$(cat %[1]s/reference/fit)" != "$(cat %[1]s/this/fit)" ]; then
-  echo "gpuimg: this base differs from the one the driver layer was installed on, in what NVIDIA's installer looks at; it needs an install of its own. The first base showed:" >&2
-  cat %[1]s/reference/fit >&2
-  echo "this base shows:" >&2
-  cat %[1]s/this/fit >&2
-  exit %[2]d
-fi
-ldconfig
-touch -h -d @%[3]d /etc/ld.so.cache
-`, fitDir, ExitBaseDoesNotFit, spec.Epoch)
+	script := LinkerCacheScript(spec.Epoch)
 	cached := withDriver.Run(
 		bk.Args([]string{"/bin/sh", "-c", script}),
 		bk.Dir("/"),
@@ -147,6 +136,25 @@ touch -h -d @%[3]d /etc/ld.so.cache
 	result := bk.Merge([]bk.State{base, installed.DriverLayer, cacheLayer}, platform,
 		bk.WithCustomNamef("base + driver %s layer + linker cache layer", spec.Driver.Version))
 	return Graph{Base: base, Extracted: installed.Extracted, Installed: installed.Installed, DriverLayer: installed.DriverLayer, Result: result}
+}
+
+// LinkerCacheScript is the linker-cache step's script: refuse a base whose
+// fingerprint differs from the one the driver layer was installed on (exit
+// ExitBaseDoesNotFit, both fingerprints on stderr), else run ldconfig and
+// give the cache the build's epoch.
+func LinkerCacheScript(epoch int64) string {
+	return fmt.Sprintf(`set -u
+# cat and test only: a base need not have cmp or diff.
+if [ "$(cat %[1]s/reference/fit)" != "$(cat %[1]s/this/fit)" ]; then
+  echo "gpuimg: this base differs from the one the driver layer was installed on, in what NVIDIA's installer looks at; it needs an install of its own. The first base showed:" >&2
+  cat %[1]s/reference/fit >&2
+  echo "this base shows:" >&2
+  cat %[1]s/this/fit >&2
+  exit %[2]d
+fi
+ldconfig
+touch -h -d @%[3]d /etc/ld.so.cache
+`, fitDir, ExitBaseDoesNotFit, epoch)
 }
 
 // Fleet plans one driver on several bases of one family: a single

@@ -296,3 +296,45 @@ func readJSON(t *testing.T, path string, v any) {
 		t.Fatalf("%s: %v", path, err)
 	}
 }
+
+// The linker-cache step's script in an overlay over the Debian base: with
+// equal fingerprints it rebuilds /etc/ld.so.cache (dated at the epoch) and
+// exits 0; with different ones it exits 45, names both, and writes nothing.
+func TestLinkerCacheScriptRefusesADifferentBase(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := unpackBase(t, testenv.BaseLayout(t))
+	run := func(reference, this string) (string, int, string) {
+		t.Helper()
+		dir := mkdirs(t)
+		c := exec.Command("unshare", "-m", "sh", "-c", `set -e
+mount -t tmpfs tmpfs "$1/up"; mkdir -p "$1/up/u/gpuimg/fit/reference" "$1/up/u/gpuimg/fit/this" "$1/up/w" "$1/m"
+printf '%s' "$3" > "$1/up/u/gpuimg/fit/reference/fit"; printf '%s' "$4" > "$1/up/u/gpuimg/fit/this/fit"
+mount -t overlay overlay -o "lowerdir=$2,upperdir=$1/up/u,workdir=$1/up/w" "$1/m"
+set +e
+chroot "$1/m" /bin/sh -c "$5"; rc=$?
+stat -c %Y "$1/up/u/etc/ld.so.cache" 2>/dev/null || echo "no cache written"
+exit $rc`, "cache", dir, root, reference, this, LinkerCacheScript(1700000000))
+		var stderr strings.Builder
+		c.Stderr = &stderr
+		out, err := c.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out)), code, stderr.String()
+	}
+	if out, code, stderr := run("same\n", "same\n"); code != 0 || out != "1700000000" {
+		t.Errorf("equal fingerprints: exit %d, cache mtime %q, stderr %s", code, out, stderr)
+	}
+	out, code, stderr := run("glvnd libGL.so.1\n", "no glvnd\n")
+	if code != ExitBaseDoesNotFit || out != "no cache written" {
+		t.Errorf("different fingerprints: exit %d (want %d), %s", code, ExitBaseDoesNotFit, out)
+	}
+	for _, want := range []string{"needs an install of its own", "glvnd libGL.so.1", "no glvnd"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the refusal does not say %q:\n%s", want, stderr)
+		}
+	}
+}
