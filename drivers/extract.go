@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -23,7 +24,8 @@ const (
 // --target), without running the .run's shell stub. It picks the fastest
 // decoder at hand: the package's own embedded one for xz (NVIDIA's is
 // static C; Go's xz decodes at about half its speed), gpuimg's Go decoders
-// for zstd and gzip, and Go wherever the embedded one cannot run. tmp holds
+// for zstd and gzip, and Go for another arch's package or wherever the
+// embedded one cannot run. tmp holds
 // the embedded decoder while it runs. It returns the decoder used.
 func ExtractPayload(runPath, dest, tmp string) (string, error) {
 	f, err := os.Open(runPath)
@@ -43,7 +45,10 @@ func ExtractPayload(runPath, dest, tmp string) (string, error) {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return "", fmt.Errorf("extract %s: %w", runPath, err)
 	}
-	if h.Compression == "xz" && h.SizeDecompress > 0 {
+	// The embedded decoder is built for the package's arch: an aarch64
+	// package's would run under emulation (or not at all) on an x86_64
+	// builder, where Go's decoder is faster.
+	if h.Compression == "xz" && h.SizeDecompress > 0 && h.TargetArch == hostArch() {
 		err := extractWithEmbedded(f, h, payload, dest, tmp)
 		if err == nil {
 			return DecoderEmbedded, nil
@@ -220,4 +225,9 @@ func strippedName(name string) (string, bool) {
 func mustStripped(name string) string {
 	s, _ := strippedName(name)
 	return s
+}
+
+// hostArch is NVIDIA's name for this machine's architecture.
+func hostArch() string {
+	return map[string]string{"amd64": ArchX86_64, "arm64": ArchAarch64}[runtime.GOARCH]
 }

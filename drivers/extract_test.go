@@ -16,13 +16,16 @@ import (
 // TestExtractPayloadMatchesTheStub: gpuimg's extraction gives exactly the
 // tree the package's own stub gives with --extract-only --target (paths,
 // types, modes, symlink targets, contents, file mtimes), for each of
-// NVIDIA's payload formats, and uses the package's embedded decoder for xz.
+// NVIDIA's payload formats, and uses the package's embedded decoder for xz
+// when the package is for this machine's arch.
 func TestExtractPayloadMatchesTheStub(t *testing.T) {
-	for _, c := range []struct{ compression, decoder string }{
-		{"gzip", DecoderGo}, {"xz", DecoderEmbedded}, {"zstd", DecoderGo},
+	for _, c := range []struct{ arch, compression, decoder string }{
+		{ArchX86_64, "gzip", DecoderGo}, {ArchX86_64, "xz", DecoderEmbedded}, {ArchX86_64, "zstd", DecoderGo},
+		// Another arch's embedded decoder would run emulated, if at all.
+		{ArchAarch64, "xz", DecoderGo},
 	} {
-		t.Run(c.compression, func(t *testing.T) {
-			run := standinRun(t, standin.Options{Version: "580.159.04", Compression: c.compression})
+		t.Run(c.arch+"-"+c.compression, func(t *testing.T) {
+			run := standinRun(t, standin.Options{Version: "580.159.04", Arch: c.arch, Compression: c.compression})
 			stubDir := filepath.Join(t.TempDir(), "stub")
 			if out, err := exec.Command("sh", run, "--extract-only", "--target", stubDir).CombinedOutput(); err != nil {
 				t.Fatalf("the stub's extraction: %v\n%s", err, out)

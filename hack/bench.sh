@@ -17,10 +17,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 go run ./bench/drivers -runs "${BENCH_DRIVER_RUNS:-9}"
-for payload in zstd xz; do
-  go run ./bench/build -bin bin/gpuimg -runs "${BENCH_RUNS:-3}" -payload "$payload" \
-    -results "bench/results/$payload-payload" "$@"
-done
+go run ./bench/build -bin bin/gpuimg -runs "${BENCH_RUNS:-3}" -payload zstd \
+  -results bench/results/zstd-payload "$@"
+go run ./bench/build -bin bin/gpuimg -runs "${BENCH_RUNS:-3}" -payload xz -skip-arm64 \
+  -results bench/results/xz-payload "$@"
 for payload in zstd xz; do
   go run ./bench/fleet -payload "$payload" | tee "bench/results/fleet-$payload-payload.txt"
 done

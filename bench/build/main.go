@@ -47,6 +47,7 @@ type config struct {
 	results   string
 	payload   string
 	arm64Only bool
+	skipArm64 bool
 }
 
 func main() {
@@ -69,6 +70,7 @@ func main() {
 	// NVIDIA's own formats: zstd from 530.30.02 on, xz before (450.102.04's
 	// era). make bench runs both; gzip is the generator's default.
 	flag.StringVar(&cfg.payload, "payload", "zstd", "the stand-in's payload compression: zstd, xz or gzip")
+	flag.BoolVar(&cfg.skipArm64, "skip-arm64", false, "leave out the arm64 section (make bench measures it once, with the zstd payload run)")
 	flag.BoolVar(&cfg.arm64Only, "arm64-only", false, "measure only the arm64 section (amd64 and arm64 cold builds, extraction under QEMU) into bench/results/arm64.{json,md}")
 	report := flag.String("report", "", "only print the table and redraw latest.md and chart.svg from this results file (no builds)")
 	flag.Parse()
@@ -191,8 +193,10 @@ func run(ctx context.Context, cfg config) error {
 	if err := b.multi(ctx, res); err != nil {
 		return err
 	}
-	if err := b.arm64(ctx, res); err != nil {
-		return err
+	if !cfg.skipArm64 {
+		if err := b.arm64(ctx, res); err != nil {
+			return err
+		}
 	}
 	if err := b.floor(ctx, res); err != nil {
 		return err

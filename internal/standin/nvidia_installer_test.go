@@ -240,7 +240,7 @@ func TestNVIDIAsInstallerFromAPreExtractedTree(t *testing.T) {
 	testenv.SkipIfShort(t, "NVIDIA's installer in a chroot")
 	releases := manifesttypes.Releases()
 	testenv.NVIDIAInstaller(t, releases[0])
-	root := debianRoot(t)
+	root := testenv.BaseRootFS(t, "amd64")
 	for _, release := range []string{releases[0], releases[len(releases)-1]} {
 		t.Run(release, func(t *testing.T) {
 			real := testenv.NVIDIAInstaller(t, release)
@@ -249,7 +249,7 @@ func TestNVIDIAsInstallerFromAPreExtractedTree(t *testing.T) {
 			if _, err := drivers.ExtractPayload(run, tree, t.TempDir()); err != nil {
 				t.Fatal(err)
 			}
-			flags := strings.Join(append(llb.InstallerFlags(drivers.MustParseVersion(release), llb.All, false), debianXFlags...), " ") +
+			flags := strings.Join(append(llb.InstallerFlags(drivers.MustParseVersion(release), drivers.ArchX86_64, llb.All, false), debianXFlags("x86_64")...), " ") +
 				" --log-file-name=/tmp/installer.log"
 			install := func(cmd string, inject map[string]string) (string, map[string]string) {
 				s := newSandbox(t, root)
