@@ -1,7 +1,6 @@
 package llb
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,8 +217,7 @@ func TestSplitInstallKeepsTheLinkerCacheOut(t *testing.T) {
 // a different /usr/share/doc mode do not.
 func TestFitScriptOnDebianBases(t *testing.T) {
 	testenv.RequireRoot(t)
-	layout := testenv.BaseLayout(t)
-	root := unpackBase(t, layout)
+	root := testenv.BaseRootFS(t, "amd64")
 	fitOf := func(change string) string {
 		t.Helper()
 		c := exec.Command("unshare", "-m", "sh", "-c", `set -e
@@ -264,45 +262,12 @@ func mkdirs(t *testing.T) string {
 	return dir
 }
 
-// unpackBase unpacks the OCI layout's single image's layers into a directory.
-func unpackBase(t *testing.T, layout string) string {
-	t.Helper()
-	blob := func(dg string) string { return filepath.Join(layout, "blobs", strings.Replace(dg, ":", "/", 1)) }
-	var index struct{ Manifests []struct{ Digest string } }
-	var manifest struct{ Layers []struct{ Digest string } }
-	for _, f := range []struct {
-		path string
-		v    any
-	}{{filepath.Join(layout, "index.json"), &index}} {
-		readJSON(t, f.path, f.v)
-	}
-	readJSON(t, blob(index.Manifests[0].Digest), &manifest)
-	root := t.TempDir()
-	for _, l := range manifest.Layers {
-		if out, err := exec.Command("tar", "-xf", blob(l.Digest), "-C", root).CombinedOutput(); err != nil {
-			t.Fatalf("unpack the base: %v\n%s", err, out)
-		}
-	}
-	return root
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
 // The linker-cache step's script in an overlay over the Debian base: with
 // equal fingerprints it rebuilds /etc/ld.so.cache (dated at the epoch) and
 // exits 0; with different ones it exits 45, names both, and writes nothing.
 func TestLinkerCacheScriptRefusesADifferentBase(t *testing.T) {
 	testenv.RequireRoot(t)
-	root := unpackBase(t, testenv.BaseLayout(t))
+	root := testenv.BaseRootFS(t, "amd64")
 	run := func(reference, this string) (string, int, string) {
 		t.Helper()
 		dir := mkdirs(t)
