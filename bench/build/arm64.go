@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gpuimg/gpuimg/bench/benchenv"
 	"io"
 	"os"
 	"os/exec"
@@ -107,7 +108,7 @@ func (b *bench) coldBuild(ctx context.Context, version, platform, arch, pkg stri
 	if err != nil {
 		return Run{}, 0, err
 	}
-	if err := prune(ctx, b.bk); err != nil {
+	if err := benchenv.Prune(ctx, b.bk); err != nil {
 		return Run{}, 0, err
 	}
 	dest := filepath.Join(b.out, "arm64-bench-"+version+"-"+arch+".tar")

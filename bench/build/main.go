@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/gpuimg/gpuimg/bench/benchenv"
 	"net/http"
 	"os"
 	"os/exec"
@@ -153,11 +154,11 @@ func run(ctx context.Context, cfg config) error {
 	res.RunBytes = fileSize(b.runs[versions[0]])
 	var stopFiles, stopReg func()
 	var err error
-	if b.files, stopFiles, err = serve(http.FileServer(http.Dir(serveDir))); err != nil {
+	if b.files, stopFiles, err = benchenv.Serve(http.FileServer(http.Dir(serveDir))); err != nil {
 		return err
 	}
 	defer stopFiles()
-	if b.reg, stopReg, err = startRegistry(); err != nil {
+	if b.reg, stopReg, err = benchenv.StartRegistry(); err != nil {
 		return err
 	}
 	defer stopReg()
@@ -244,7 +245,7 @@ func (b *bench) sides(ctx context.Context, res *Results) error {
 			}
 			for _, kind := range kinds {
 				if kind == kindCold {
-					if err := prune(ctx, b.bk); err != nil {
+					if err := benchenv.Prune(ctx, b.bk); err != nil {
 						return err
 					}
 				}
@@ -396,21 +397,21 @@ func (b *bench) multi(ctx context.Context, res *Results) error {
 	}
 	m := &Multi{}
 	var err error
-	if err = prune(ctx, b.bk); err != nil {
+	if err = benchenv.Prune(ctx, b.bk); err != nil {
 		return err
 	}
 	if m.OneSeconds, err = timed(func() error { return build(versions[0]) }); err != nil {
 		return err
 	}
 	progress("one driver                   %6.1f s", m.OneSeconds)
-	if err = prune(ctx, b.bk); err != nil {
+	if err = benchenv.Prune(ctx, b.bk); err != nil {
 		return err
 	}
 	if m.ThreeInOneSeconds, err = timed(func() error { return build(strings.Join(versions, ",")) }); err != nil {
 		return err
 	}
 	progress("three drivers in one build   %6.1f s", m.ThreeInOneSeconds)
-	if err = prune(ctx, b.bk); err != nil {
+	if err = benchenv.Prune(ctx, b.bk); err != nil {
 		return err
 	}
 	if m.ThreeSequentialSeconds, err = timed(func() error {

@@ -19,6 +19,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/gpuimg/gpuimg/bench/benchenv"
 	"io"
 	"net/http"
 	"os"
@@ -109,11 +110,11 @@ func run(ctx context.Context, payload, compression, work string) error {
 	}
 	var stop func()
 	var err error
-	if e.files, stop, err = serve(http.FileServer(http.Dir(serveDir))); err != nil {
+	if e.files, stop, err = benchenv.Serve(http.FileServer(http.Dir(serveDir))); err != nil {
 		return err
 	}
 	defer stop()
-	if e.reg, stop, err = startRegistry(); err != nil {
+	if e.reg, stop, err = benchenv.StartRegistry(); err != nil {
 		return err
 	}
 	defer stop()
@@ -139,7 +140,7 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 		name  string
 		split bool
 	}{{"today: install from the .run, one layer", false}, {"split: extract step, driver layer + cache layer", true}} {
-		if err := prune(ctx, e.d); err != nil {
+		if err := benchenv.Prune(ctx, e.d); err != nil {
 			return err
 		}
 		t, err := e.timed(ctx, []image{{v, 0, sc.split}})
@@ -162,7 +163,7 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 			return err
 		}
 	}
-	if err := prune(ctx, e.d); err != nil {
+	if err := benchenv.Prune(ctx, e.d); err != nil {
 		return err
 	}
 	one, err := e.timed(ctx, []image{{v, 0, true}})
@@ -171,7 +172,7 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 	}
 	row("cold, one image (split)", one)
 	oneCPU := lastCPU
-	if err := prune(ctx, e.d); err != nil {
+	if err := benchenv.Prune(ctx, e.d); err != nil {
 		return err
 	}
 	var fleet []image
