@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+
+	"github.com/gpuimg/gpuimg/internal/atomicfile"
 )
 
 // HostOptions select a package assembled from a driver userspace that is
@@ -237,23 +239,16 @@ func elfSONAME(file string) string {
 // into place, so a failed run leaves nothing behind.
 func publishRun(dir, work string, p *driverPackage) (string, error) {
 	runPath := filepath.Join(dir, p.opts.runName())
-	tmp, err := os.CreateTemp(dir, ".fromhost-run-")
+	out, err := atomicfile.Create(runPath)
 	if err != nil {
-		return "", fmt.Errorf("package from host: create %s: %w", runPath, err)
+		return "", fmt.Errorf("stand-in driver: create %s: %w", runPath, err)
 	}
-	defer os.Remove(tmp.Name()) // no-op once renamed
-	err = writeRun(tmp, work, p)
-	if err == nil {
-		err = tmp.Chmod(0o755)
+	defer out.Discard() // no-op once committed
+	if err := writeRun(out.File(), work, p); err != nil {
+		return "", err
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), runPath)
-	}
-	if err != nil {
-		return "", fmt.Errorf("package from host: write %s: %w", runPath, err)
+	if err := out.Commit(0o755); err != nil {
+		return "", fmt.Errorf("stand-in driver: write %s: %w", runPath, err)
 	}
 	return runPath, nil
 }

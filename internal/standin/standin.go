@@ -114,27 +114,7 @@ func Generate(dir string, opts Options) (runPath string, err error) {
 	if err := buildBinaries(work, pkg); err != nil {
 		return "", err
 	}
-	runPath = filepath.Join(dir, opts.runName())
-	tmp, err := os.CreateTemp(dir, ".standin-run-")
-	if err != nil {
-		return "", fmt.Errorf("stand-in driver: create %s: %w", runPath, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op once renamed
-	if err := writeRun(tmp, work, pkg); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("stand-in driver: chmod %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("stand-in driver: write %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), runPath); err != nil {
-		return "", fmt.Errorf("stand-in driver: %w", err)
-	}
-	return runPath, nil
+	return publishRun(dir, work, pkg)
 }
 
 // versionAtLeast compares dotted numeric versions segment by segment
