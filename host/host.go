@@ -147,11 +147,16 @@ type Node struct {
 	Minor int    `json:"minor"`
 	// Exists: a character device is at Path.
 	Exists bool `json:"exists"`
-	// Mismatch: a node exists at Path with other numbers than expected.
-	Mismatch bool        `json:"mismatch,omitempty"`
-	Mode     os.FileMode `json:"mode,omitempty"`
-	UID      int         `json:"uid"`
-	GID      int         `json:"gid"`
+	// Mismatch: something is at Path that is not the expected node: a
+	// character device with other numbers (Exists too), or no character
+	// device at all. Found says what it is. It is never passed on.
+	Mismatch bool `json:"mismatch,omitempty"`
+	// Found is what a mismatched path really holds: "character device
+	// 237:0", "a regular file", "a symlink to \"/dev/null\"".
+	Found string      `json:"found,omitempty"`
+	Mode  os.FileMode `json:"mode,omitempty"`
+	UID   int         `json:"uid"`
+	GID   int         `json:"gid"`
 	// Group is GID's name from <root>/etc/group, when known.
 	Group string `json:"group,omitempty"`
 	// CharLink: /dev/char/<major>:<minor> points at Path.

@@ -36,6 +36,9 @@ type Action struct {
 	UID, GID     int
 	// For symlink: the link's target, relative to the link's directory.
 	Target string
+	// Replaces says what wrong thing the mknod replaces ("a regular file",
+	// "character device 237:0"); empty when the path is free.
+	Replaces string
 }
 
 // String is the action as the shell command that does the same.
@@ -45,6 +48,9 @@ func (a Action) String() string {
 		s := fmt.Sprintf("mknod -m %04o %s c %d %d", a.Mode.Perm(), a.Path, a.Major, a.Minor)
 		if a.UID != 0 || a.GID != 0 {
 			s += fmt.Sprintf(" && chown %d:%d %s", a.UID, a.GID, a.Path)
+		}
+		if a.Replaces != "" {
+			s = fmt.Sprintf("rm -f %s && %s  # replaces %s", a.Path, s, a.Replaces)
 		}
 		return s
 	case ActionSymlink:
@@ -58,8 +64,9 @@ func (a Action) String() string {
 // (major from /proc/devices, minors from information), /dev/nvidia-uvm and
 // -tools, the caps of existing MIG devices, and the links of all of them.
 // IMEX channels are made only when asked for (imexChannels), since a channel
-// grants access to memory other nodes export. It is pure: it reads only h.
-// An empty plan means there is nothing to do.
+// grants access to memory other nodes export. A path holding the wrong thing
+// (a stale node, a regular file, a symlink) is replaced. It is pure: it
+// reads only h. An empty plan means there is nothing to do.
 func PlanInitDevices(h Host, imexChannels ...int) ([]Action, error) {
 	if err := h.RequireDriver(); err != nil {
 		return nil, err
@@ -67,14 +74,10 @@ func PlanInitDevices(h Host, imexChannels ...int) ([]Action, error) {
 	if h.Majors.UVM == 0 {
 		return nil, fmt.Errorf("nvidia-uvm is not loaded (no nvidia-uvm line in %s), so its major is unknown: pass --load-modules, or run `modprobe nvidia-uvm` first", procDevicesPath)
 	}
-	var mismatched []string
 	for _, n := range h.Nodes {
-		if n.Mismatch {
-			mismatched = append(mismatched, n.Path)
+		if n.Mismatch && !n.Exists && strings.HasPrefix(n.Found, "a directory") {
+			return nil, fmt.Errorf("%s is a directory, not the device node %d:%d: remove it (rm -r under %s) and run init-devices again", n.Path, n.Major, n.Minor, h.Root)
 		}
-	}
-	if len(mismatched) > 0 {
-		return nil, fmt.Errorf("%s exist(s) with other major:minor than the driver's; remove them (they belong to another driver load) and run init-devices again", strings.Join(mismatched, ", "))
 	}
 	var actions []Action
 	for _, n := range h.Nodes {
@@ -85,8 +88,10 @@ func PlanInitDevices(h Host, imexChannels ...int) ([]Action, error) {
 		if n.Major == 0 {
 			continue // a cap node of a module that is not loaded
 		}
-		if !n.Exists {
-			a := Action{Kind: ActionMknod, Path: n.Path, Major: n.Major, Minor: n.Minor, Mode: 0o666}
+		if !n.Exists || n.Mismatch {
+			// A stale node, a regular file or a symlink is replaced the same
+			// way a missing node is created: renamed over, shown in --dry-run.
+			a := Action{Kind: ActionMknod, Path: n.Path, Major: n.Major, Minor: n.Minor, Mode: 0o666, Replaces: n.Found}
 			switch n.Kind {
 			case KindControl, KindGPU:
 				a.Mode, a.UID, a.GID = h.Params.DeviceFileMode, h.Params.DeviceFileUID, h.Params.DeviceFileGID

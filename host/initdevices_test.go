@@ -39,6 +39,8 @@ func devTree(t *testing.T, root string) []string {
 		case unix.S_IFLNK:
 			dest, _ := os.Readlink(path)
 			out = append(out, fmt.Sprintf("/%s -> %s", rel, dest))
+		case unix.S_IFREG:
+			out = append(out, fmt.Sprintf("/%s regular file", rel))
 		}
 		return nil
 	})
@@ -114,16 +116,118 @@ func TestInitDevicesCreatesMissingNodesAndLinksOnce(t *testing.T) {
 	}
 }
 
-func TestInitDevicesRefusesWrongNumbersAndChangesNothing(t *testing.T) {
+// wrongNodesRoot is a scratch host whose /dev/nvidia0 is stale (195:9, from
+// another driver load), /dev/nvidiactl a regular file and /dev/nvidia-uvm a
+// symlink to /dev/null: the three wrong things a node path can hold.
+func wrongNodesRoot(t *testing.T) string {
+	t.Helper()
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "no-uvm-550.54.15"), true)
+	for _, p := range []string{"dev/nvidia0", "dev/nvidiactl"} {
+		if err := os.Remove(filepath.Join(root, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hosttest.MakeNode(t, root, hosttest.DevNode{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 9, Mode: 0o666})
+	write(t, root, "dev/nvidiactl", "")
+	if err := os.Symlink("/dev/null", filepath.Join(root, "dev/nvidia-uvm")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// A stale node, a regular file and a symlink are each reported as what they
+// are, shown by --dry-run, and replaced by init-devices (the script too).
+func TestInitDevicesReplacesWrongNodes(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := wrongNodesRoot(t)
+	h, err := host.Read(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, found := range map[string]string{
+		"/dev/nvidia0":    "character device 195:9",
+		"/dev/nvidiactl":  "a regular file",
+		"/dev/nvidia-uvm": `a symlink to "/dev/null"`,
+	} {
+		n, _ := h.Node(path)
+		if !n.Mismatch || n.Found != found {
+			t.Errorf("%s: mismatch %v found %q, want %q", path, n.Mismatch, n.Found, found)
+		}
+		if !strings.Contains(strings.Join(h.Warnings, "\n"), path+" is ") {
+			t.Errorf("no warning names %s: %q", path, h.Warnings)
+		}
+	}
+	if !strings.Contains(strings.Join(h.Warnings, "\n"), "init-devices --root "+root) {
+		t.Errorf("the warnings' fix omits --root: %q", h.Warnings)
+	}
+
+	before := devTree(t, root)
+	planned, err := host.InitDevices(host.InitOptions{Root: root, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text []string
+	for _, a := range planned {
+		text = append(text, a.String())
+	}
+	for _, want := range []string{
+		"rm -f /dev/nvidia0 && mknod -m 0666 /dev/nvidia0 c 195 0  # replaces character device 195:9",
+		"rm -f /dev/nvidiactl && mknod -m 0666 /dev/nvidiactl c 195 255  # replaces a regular file",
+		`rm -f /dev/nvidia-uvm && mknod -m 0666 /dev/nvidia-uvm c 511 0  # replaces a symlink to "/dev/null"`,
+	} {
+		if !strings.Contains(strings.Join(text, "\n"), want) {
+			t.Errorf("--dry-run does not show %q:\n%s", want, strings.Join(text, "\n"))
+		}
+	}
+	if got := devTree(t, root); strings.Join(got, "\n") != strings.Join(before, "\n") {
+		t.Errorf("--dry-run changed the tree:\n%s", strings.Join(got, "\n"))
+	}
+
+	if _, err := host.InitDevices(host.InitOptions{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := host.Read(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range after.Nodes {
+		if n.Mismatch {
+			t.Errorf("after init-devices %s still holds %s", n.Path, n.Found)
+		}
+	}
+	if again, err := host.InitDevices(host.InitOptions{Root: root}); err != nil || len(again) != 0 {
+		t.Errorf("second run: %v %v, want nothing to do", again, err)
+	}
+
+	byScript := wrongNodesRoot(t)
+	script, err := templates.Render("init-devices.sh.tmpl", struct {
+		LoadModules bool
+		Gpuimg      string
+	}{false, "gpuimg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), "GPUIMG_ROOT="+byScript)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("script: %v\n%s", err, out)
+	}
+	if goTree, shTree := strings.Join(devTree(t, root), "\n"), strings.Join(devTree(t, byScript), "\n"); goTree != shTree {
+		t.Errorf("init-devices made:\n%s\nthe script made:\n%s", goTree, shTree)
+	}
+}
+
+// A directory at a node path is not removed behind the user's back.
+func TestInitDevicesRefusesADirectoryAndChangesNothing(t *testing.T) {
 	testenv.RequireRoot(t)
 	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "no-uvm-550.54.15"), true)
-	// /dev/nvidia0 left over from another driver load with another minor.
-	os.Remove(filepath.Join(root, "dev/nvidia0"))
-	hosttest.MakeNode(t, root, hosttest.DevNode{Path: "/dev/nvidia0", Type: "c", Major: 195, Minor: 9, Mode: 0o666})
+	if err := os.Mkdir(filepath.Join(root, "dev/nvidia-uvm"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	before := devTree(t, root)
 	_, err := host.InitDevices(host.InitOptions{Root: root})
-	if err == nil || !strings.Contains(err.Error(), "/dev/nvidia0") {
-		t.Fatalf("err = %v, want one naming /dev/nvidia0", err)
+	if err == nil || !strings.Contains(err.Error(), "/dev/nvidia-uvm is a directory") || !strings.Contains(err.Error(), "remove it") {
+		t.Fatalf("err = %v, want one naming the directory and the fix", err)
 	}
 	if got := devTree(t, root); strings.Join(got, "\n") != strings.Join(before, "\n") {
 		t.Errorf("tree changed after a refusal:\n%s", strings.Join(got, "\n"))

@@ -33,6 +33,9 @@ type DeviceNode struct {
 	Major, Minor int
 	Mode         os.FileMode
 	UID, GID     int
+	// NotChar says what is at the path when it is not a character device
+	// ("a regular file", "a symlink to /dev/null"); the numbers are then 0.
+	NotChar string
 }
 
 // statDevices are the real device nodes under a root.
@@ -49,7 +52,7 @@ func (d statDevices) Node(path string) (DeviceNode, bool, error) {
 		return DeviceNode{}, false, fmt.Errorf("stat %s: %w", p, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFCHR {
-		return DeviceNode{}, false, nil
+		return DeviceNode{NotChar: describeNotChar(p, st.Mode)}, true, nil
 	}
 	return DeviceNode{
 		Major: int(unix.Major(uint64(st.Rdev))),
@@ -58,6 +61,22 @@ func (d statDevices) Node(path string) (DeviceNode, bool, error) {
 		UID:   int(st.Uid),
 		GID:   int(st.Gid),
 	}, true, nil
+}
+
+// describeNotChar names what a non-device file at a node path is.
+func describeNotChar(p string, mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "a regular file"
+	case unix.S_IFDIR:
+		return "a directory"
+	case unix.S_IFBLK:
+		return "a block device"
+	case unix.S_IFLNK:
+		dest, _ := os.Readlink(p)
+		return "a symlink to " + strconv.Quote(dest)
+	}
+	return fmt.Sprintf("a file of type %#o", mode&unix.S_IFMT)
 }
 
 func (d statDevices) Names(dir string) ([]string, error) {
@@ -118,17 +137,7 @@ func (r reader) readNodes(h *Host) error {
 			return err
 		}
 		if ok {
-			n.Exists = true
-			if n.Major == 0 {
-				// Unknown from /proc/devices (module not loaded?): trust the node.
-				n.Major, n.Minor = f.Major, f.Minor
-			} else if f.Major != n.Major || f.Minor != n.Minor {
-				n.Mismatch = true
-				h.Warnings = append(h.Warnings, fmt.Sprintf("%s is %d:%d but the driver says %d:%d: remove it and run `%s`",
-					n.Path, f.Major, f.Minor, n.Major, n.Minor, InitDevicesCommand(r.root)))
-			}
-			n.Mode, n.UID, n.GID = f.Mode, f.UID, f.GID
-			n.Group = groups[n.GID]
+			r.compareNode(h, &n, f, groups)
 		}
 		if n.Major != 0 {
 			n.CharLink = r.charLinkPointsAt(n.CharLinkPath(), n.Path)
@@ -136,6 +145,32 @@ func (r reader) readNodes(h *Host) error {
 		h.Nodes = append(h.Nodes, n)
 	}
 	return nil
+}
+
+// compareNode records what is really at n's path: a character device with
+// the driver's numbers (Exists), one with other numbers (Exists and
+// Mismatch: stale, from another driver load), or something that is not a
+// character device at all (Mismatch only). Found says what a mismatched
+// path holds; such a node never reaches a container.
+func (r reader) compareNode(h *Host, n *Node, f DeviceNode, groups map[int]string) {
+	fix := InitDevicesCommand(r.root)
+	if f.NotChar != "" {
+		n.Mismatch, n.Found = true, f.NotChar
+		h.Warnings = append(h.Warnings, fmt.Sprintf("%s is %s, not the character device %d:%d the driver needs: `%s` replaces it (add --dry-run to see how)",
+			n.Path, f.NotChar, n.Major, n.Minor, fix))
+		return
+	}
+	n.Exists = true
+	if n.Major == 0 {
+		// Unknown from /proc/devices (module not loaded?): trust the node.
+		n.Major, n.Minor = f.Major, f.Minor
+	} else if f.Major != n.Major || f.Minor != n.Minor {
+		n.Mismatch, n.Found = true, fmt.Sprintf("character device %d:%d", f.Major, f.Minor)
+		h.Warnings = append(h.Warnings, fmt.Sprintf("%s is %d:%d but the driver says %d:%d (stale, from another driver load): `%s` replaces it (add --dry-run to see how)",
+			n.Path, f.Major, f.Minor, n.Major, n.Minor, fix))
+	}
+	n.Mode, n.UID, n.GID = f.Mode, f.UID, f.GID
+	n.Group = groups[n.GID]
 }
 
 var capNodeName = regexp.MustCompile(`^nvidia-cap(\d+)$`)

@@ -157,12 +157,19 @@ func (r reader) readDriver(h *Host) error {
 	d := &h.Driver
 	d.Loaded = sysOK || procOK
 	if sysOK {
-		d.SysVersion = strings.TrimSpace(sysText)
+		// Validated like any version, and quoted when it is not one: control
+		// bytes from a damaged file must never reach a label or a terminal.
+		if v := strings.TrimSpace(sysText); versionToken.MatchString(v) {
+			d.SysVersion = v
+		} else {
+			h.Warnings = append(h.Warnings, fmt.Sprintf("%s holds %s, which is not a driver version (want e.g. 580.159.04); ignoring it: check the module with `modinfo nvidia`",
+				SysVersionPath, quoteCapped(sysText)))
+		}
 	}
 	if procOK {
 		v, module, ok := ParseProcVersion(procText)
 		if !ok {
-			h.Warnings = append(h.Warnings, fmt.Sprintf("%s: no version after \"Kernel Module\" in %q", ProcVersionPath, firstLine(procText)))
+			h.Warnings = append(h.Warnings, fmt.Sprintf("%s: no version after \"Kernel Module\" in %s", ProcVersionPath, quoteCapped(firstLine(procText))))
 		}
 		d.ProcVersion, d.Module = v, module
 	}
@@ -205,6 +212,15 @@ func (r reader) readArch() (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// quoteCapped quotes s for a message, escaping control bytes, and keeps
+// at most 64 bytes of it.
+func quoteCapped(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 func firstLine(s string) string {

@@ -318,3 +318,21 @@ func write(t *testing.T, root, rel, content string) {
 		t.Fatal(err)
 	}
 }
+
+// Control bytes in /sys/module/nvidia/version are not a version: ignored,
+// quoted in the warning, and the /proc version is used.
+func TestGarbageSysVersionIsRefusedAndEscaped(t *testing.T) {
+	root := hosttest.ScratchRoot(t, testenv.HostFixture(t, "h200-580.159.04"), false)
+	write(t, root, "sys/module/nvidia/version", "580.159.04\x1b[2J\x07\n")
+	h, err := host.Read(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Driver.SysVersion != "" || h.Driver.Version != "580.159.04" {
+		t.Errorf("driver = %+v, want the /proc version and no sys version", h.Driver)
+	}
+	warnings := strings.Join(h.Warnings, "\n")
+	if !strings.Contains(warnings, `"580.159.04\x1b[2J\a\n"`) || !strings.Contains(warnings, "not a driver version") || strings.ContainsAny(warnings, "\x1b\x07") {
+		t.Errorf("warnings = %q, want the bytes quoted and escaped", warnings)
+	}
+}

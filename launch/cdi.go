@@ -35,10 +35,14 @@ func CDISpec(h host.Host) (*cdispec.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	needed, missing := neededNodes(h, all, DefaultCapabilities)
+	needed, missing, wrong := neededNodes(h, all, DefaultCapabilities)
 	for _, m := range h.MIG {
-		n, extra := neededNodes(h, Selection{MIG: []host.MIGDevice{m}}, nil)
-		needed, missing = append(needed, n...), append(missing, extra...)
+		n, extra, bad := neededNodes(h, Selection{MIG: []host.MIGDevice{m}}, nil)
+		needed, missing, wrong = append(needed, n...), append(missing, extra...), append(wrong, bad...)
+	}
+	if len(wrong) > 0 {
+		return nil, fmt.Errorf("%w: %s under %s: the runtime would inject what is there; replace it with `%s` before generating the CDI spec",
+			ErrWrongNode, strings.Join(dedupe(wrong), "; "), h.Root, host.InitDevicesCommand(h.Root))
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w: %s not present under %s: create it with `%s` before generating the CDI spec (a spec made without them cannot inject them)",

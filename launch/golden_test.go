@@ -41,6 +41,9 @@ func TestFlagsGolden(t *testing.T) {
 	}
 	withStandinSMI(t)
 	for _, c := range cases {
+		if c.plan.GPUs == "" {
+			c.plan.GPUs = "all" // the flag's default
+		}
 		for _, format := range launch.Formats {
 			t.Run(c.name+"/"+format, func(t *testing.T) {
 				root := testenv.HostFixture(t, c.fixture)
@@ -120,12 +123,16 @@ func TestBadInput(t *testing.T) {
 		{"unknown format", "h200-580.159.04", launch.FlagsOptions{Format: "yaml"}, nil, []string{`--format "yaml"`}},
 		{"unknown runtime", "h200-580.159.04", launch.FlagsOptions{Runtime: "lxc"}, nil, []string{`"lxc"`, "--format oci"}},
 		{"unknown fallback", "h200-580.159.04", launch.FlagsOptions{Plan: launch.Options{Fallback: "cdi"}}, nil, []string{`"cdi"`}},
+		{"empty selection", "8gpu-550.127.05", launch.FlagsOptions{Plan: launch.Options{GPUs: " "}}, launch.ErrSelector, []string{"selection is empty", "--gpus all"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := hosttest.Read(t, testenv.HostFixture(t, c.fixture))
 			if c.opts.Runtime == "" {
 				c.opts.Runtime = "docker"
+			}
+			if c.opts.Plan.GPUs == "" {
+				c.opts.Plan.GPUs = "all" // the flags' defaults
 			}
 			out, _, err := launch.Flags(context.Background(), h, c.opts)
 			if err == nil {

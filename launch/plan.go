@@ -25,9 +25,14 @@ const (
 // ErrMissingNode is wrapped when a node the selection needs does not exist.
 var ErrMissingNode = errors.New("device node missing")
 
+// ErrWrongNode is wrapped when a node path holds a stale device (other
+// numbers than the driver's) or something that is not a device at all.
+var ErrWrongNode = errors.New("wrong device node")
+
 // Options choose what to give the container.
 type Options struct {
-	// GPUs is the --gpus selector (default "all").
+	// GPUs is the --gpus selector: "all" or the GPUs to give. Empty is
+	// refused (the flag defaults to "all"; an empty value is a mistake).
 	GPUs string
 	// Capabilities decide the extra nodes: compute → uvm, display → modeset,
 	// graphics/video → the GPU's /dev/dri nodes. Default compute,utility.
@@ -141,10 +146,15 @@ func NewPlan(h host.Host, opts Options) (Plan, error) {
 		return privilegedPlan(sel, p, "")
 	}
 
-	needed, missing := neededNodes(h, sel, caps)
+	needed, missing, wrong := neededNodes(h, sel, caps)
+	if len(wrong) > 0 {
+		// Never passed on, and no --fallback either: the fix is certain.
+		return Plan{}, fmt.Errorf("%w: %s under %s: a wrong node must not reach a container; replace it with `%s` (add --dry-run to see the steps)",
+			ErrWrongNode, strings.Join(wrong, "; "), h.Root, host.InitDevicesCommand(h.Root))
+	}
 	needed = append(needed, extra...)
 	if opts.Modeset && !slices.Contains(caps, "display") {
-		if n, ok := h.Node("/dev/nvidia-modeset"); ok && n.Exists {
+		if n, ok := h.Node("/dev/nvidia-modeset"); ok && n.Exists && !n.Mismatch {
 			needed = append(needed, n)
 		} else {
 			p.Warnings = append(p.Warnings, "the image has graphics/display components but /dev/nvidia-modeset is missing (nvidia-modeset not loaded): display output will fail; load it with `sudo nvidia-modprobe -m`")
@@ -223,8 +233,9 @@ func parseCapabilities(list []string) ([]string, error) {
 }
 
 // neededNodes lists the host nodes a selection needs, in a stable order:
-// control, GPUs, MIG caps, uvm, modeset, DRI. missing names absent ones.
-func neededNodes(h host.Host, sel Selection, caps []string) (needed []host.Node, missing []string) {
+// control, GPUs, MIG caps, uvm, modeset, DRI. missing names absent ones,
+// wrong says what is at the paths that hold the wrong thing.
+func neededNodes(h host.Host, sel Selection, caps []string) (needed []host.Node, missing, wrong []string) {
 	want := func(c string) bool {
 		for _, x := range caps {
 			if x == c {
@@ -240,6 +251,10 @@ func neededNodes(h host.Host, sel Selection, caps []string) (needed []host.Node,
 		}
 		seen[path] = true
 		n, ok := h.Node(path)
+		if ok && n.Mismatch {
+			wrong = append(wrong, fmt.Sprintf("%s is %s, not %d:%d", path, n.Found, n.Major, n.Minor))
+			return
+		}
 		if !ok || !n.Exists {
 			missing = append(missing, path)
 			return
@@ -277,7 +292,7 @@ func neededNodes(h host.Host, sel Selection, caps []string) (needed []host.Node,
 			}
 		}
 	}
-	return needed, missing
+	return needed, missing, wrong
 }
 
 // optInNodes are the IMEX channel and NVSwitch nodes the options ask for; a
@@ -294,7 +309,7 @@ func optInNodes(h host.Host, opts Options) ([]host.Node, error) {
 	if opts.NVSwitch {
 		found := false
 		for _, n := range h.Nodes {
-			if n.Kind == host.KindNVSwitch && n.Exists {
+			if n.Kind == host.KindNVSwitch && n.Exists && !n.Mismatch {
 				nodes, found = append(nodes, n), true
 			}
 		}

@@ -37,10 +37,12 @@ type Selection struct {
 // MIG UUIDs are known only to NVML: the old form MIG-GPU-<uuid>/<gi>/<ci>
 // names its GI and CI, and the new one is mapped through `nvidia-smi -L`
 // when nvidia-smi is on PATH.
+// An empty selector is refused, never read as "all": a script whose $GPU is
+// unset must not give away every GPU of the host.
 func Select(h host.Host, selector string) (Selection, error) {
 	selector = strings.TrimSpace(selector)
 	if selector == "" {
-		selector = "all"
+		return Selection{}, fmt.Errorf("%w: the GPU selection is empty (an unset variable in --gpus \"$GPU\"?): name the GPUs, e.g. --gpus 0,2, or give every GPU with --gpus all", ErrSelector)
 	}
 	if len(h.GPUs) == 0 {
 		return Selection{}, fmt.Errorf("%w: %q: the host under %s has no GPUs in /proc/driver/nvidia/gpus (is the driver loaded? see `gpuimg host`)", ErrSelector, selector, h.Root)

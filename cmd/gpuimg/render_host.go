@@ -109,6 +109,10 @@ func writeHostNodes(w io.Writer, h host.Host) {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "  PATH\tMAJ:MIN\tMODE\tOWNER\t/dev/char LINK\tNOTE\n")
 	for _, n := range h.Nodes {
+		if n.Mismatch && !n.Exists {
+			fmt.Fprintf(tw, "  %s\t%s\t-\t-\t-\tWRONG: %s, not a device node\n", n.Path, majMin(n), n.Found)
+			continue
+		}
 		if !n.Exists {
 			note := "missing"
 			if !neededNode(n) {
@@ -127,7 +131,7 @@ func writeHostNodes(w io.Writer, h host.Host) {
 		}
 		note := n.Cap
 		if n.Mismatch {
-			note = "WRONG NUMBERS"
+			note = "WRONG: the node is " + n.Found
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%04o\t%s\t%s\t%s\n", n.Path, majMin(n), n.Mode.Perm(), owner, link, note)
 	}
@@ -164,9 +168,11 @@ func writeHostAdvice(w io.Writer, h host.Host) {
 	} else if h.Driver.Loaded {
 		fmt.Fprintf(w, "nvidia-persistenced: not running (no %s)\n", host.PersistencedSocket)
 	}
-	var missing, noLink []string
+	var missing, wrong, noLink []string
 	for _, n := range h.Nodes {
 		switch {
+		case n.Mismatch:
+			wrong = append(wrong, n.Path)
 		case !n.Exists && neededNode(n):
 			missing = append(missing, n.Path)
 		case n.Exists && !n.CharLink:
@@ -176,6 +182,9 @@ func writeHostAdvice(w io.Writer, h host.Host) {
 	fix := host.InitDevicesCommand(h.Root)
 	if len(missing) > 0 {
 		fmt.Fprintf(w, "missing nodes: %s: run `%s`\n", strings.Join(missing, " "), fix)
+	}
+	if len(wrong) > 0 {
+		fmt.Fprintf(w, "wrong nodes (never passed to a container): %s: run `%s` to replace them\n", strings.Join(wrong, " "), fix)
 	}
 	if len(noLink) > 0 {
 		fmt.Fprintf(w, "missing /dev/char links: %s: run `%s` (else `systemctl daemon-reload` revokes GPU access: \"Failed to initialize NVML: Unknown Error\")\n", strings.Join(noLink, " "), fix)
