@@ -23,9 +23,13 @@ uvm=$(major nvidia-uvm)
 mode=$(param DeviceFileMode); mode=$(printf '%o' "${mode:-438}")
 owner="$(param DeviceFileUID | sed 's/^$/0/'):$(param DeviceFileGID | sed 's/^$/0/')"
 
-# node PATH MAJOR MINOR MODE OWNER: make the node if absent, then its /dev/char link.
+# node PATH MAJOR MINOR MODE OWNER: make the node if absent, replace whatever else is
+# there (a stale node, a regular file, a symlink), then make its /dev/char link.
 node() {
-  if [ ! -c "$R$1" ]; then
+  if [ -d "$R$1" ] && [ ! -L "$R$1" ]; then
+    echo "init-devices: $1 is a directory, not a device node: remove it and run again" >&2; exit 1
+  fi
+  if [ -L "$R$1" ] || [ ! -c "$R$1" ] || [ "$(stat -c %t:%T "$R$1")" != "$(printf %x:%x "$2" "$3")" ]; then
     mkdir -p "$(dirname "$R$1")"
     mknod -m "$4" "$R$1.gpuimg-tmp" c "$2" "$3"
     chown "$5" "$R$1.gpuimg-tmp"
