@@ -156,20 +156,28 @@ func FindCached(cacheDir string, v Version, arch, variant string) (Resolved, err
 	}
 	p, _ := pinFor(w, []string{w.Variant})
 	file := RunFileName(v, w.Arch, w.Variant)
-	if r, ok := findCached(dir, file, p); ok {
+	r, ok, err := findCached(dir, file, p)
+	if ok {
 		return r, nil
+	}
+	if err != nil {
+		return Resolved{}, fmt.Errorf("%w: fetch it again with `gpuimg drivers fetch %s --arch %s`", err, v, arch)
 	}
 	return Resolved{}, fmt.Errorf("%w: %s is not in the driver cache %s: run `gpuimg drivers fetch %s --arch %s` on a connected machine, or `gpuimg drivers import FILE` with a copy", ErrNotCached, file, dir, v, arch)
 }
 
 // findCached looks file up in the cache: by the pinned checksum when there
-// is one, else by name. A hit's header must still name the package.
-func findCached(dir, file string, p pin) (Resolved, bool) {
+// is one, else by name. A hit is hashed, every time: its content must still
+// be the checksum it is stored under (a flipped byte is found in about a
+// second for 300 MB). A damaged copy is removed and reported as an
+// ErrCacheDamaged error, so the caller fetches again or refuses offline.
+// The hit's header must still name the package.
+func findCached(dir, file string, p pin) (Resolved, bool, error) {
 	r := Resolved{Source: "cache", SHA256: p.sha256, VerifiedBy: p.by}
 	if p.sha256 != "" {
 		path, ok := cachedBySHA(dir, p.sha256, file, p.size)
 		if !ok {
-			return Resolved{}, false
+			return Resolved{}, false, nil
 		}
 		r.Path = path
 	} else if path, sha, ok := cachedByName(dir, cacheVerified, file); ok {
@@ -177,20 +185,62 @@ func findCached(dir, file string, p pin) (Resolved, bool) {
 	} else if path, sha, ok := cachedUnverified(dir, file); ok {
 		r.Path, r.SHA256, r.VerifiedBy = path, sha, ""
 	} else {
-		return Resolved{}, false
+		return Resolved{}, false, nil
+	}
+	if err := checkCachedContent(dir, r.Path, r.SHA256, file); err != nil {
+		return Resolved{}, false, err
 	}
 	h, err := ReadHeaderFile(r.Path)
 	if err != nil {
-		return Resolved{}, false
+		return Resolved{}, false, nil
 	}
 	if r.Version, err = h.Version(); err != nil {
-		return Resolved{}, false
+		return Resolved{}, false, nil
 	}
 	r.Arch, r.Variant = h.TargetArch, variantFromName(file)
 	if st, err := os.Stat(r.Path); err == nil {
 		r.Size = st.Size()
 	}
-	return r, RunFileName(r.Version, r.Arch, r.Variant) == file
+	return r, RunFileName(r.Version, r.Arch, r.Variant) == file, nil
+}
+
+// ErrCacheDamaged marks a cached package whose content is no longer the
+// checksum it was stored under.
+var ErrCacheDamaged = errors.New("damaged driver cache entry")
+
+// checkCachedContent hashes a cache hit; when it is not what it is stored
+// under, it removes the blob and the name links to it (a damaged copy is
+// never kept to be found again) and says so.
+func checkCachedContent(dir, path, sha, file string) error {
+	got, _, err := FileSHA256(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrCacheDamaged, err)
+	}
+	if got == sha {
+		return nil
+	}
+	removed := "removed it"
+	if err := removeBlob(dir, sha, file); err != nil {
+		removed = fmt.Sprintf("could not remove it (%v): delete %s by hand", err, filepath.Dir(path))
+	}
+	return fmt.Errorf("%w: the cached %s has sha256 %s, not the %s it was stored as (changed on disk); %s", ErrCacheDamaged, path, got, sha, removed)
+}
+
+// removeBlob deletes a cached package and the verified/, unverified/ and
+// names/ links that point at it.
+func removeBlob(dir, sha, file string) error {
+	target := filepath.Join("..", cacheBlobs, sha, file)
+	for _, index := range []string{cacheVerified, cacheUnverified, cacheLegacy} {
+		link := filepath.Join(dir, index, file)
+		if cur, err := os.Readlink(link); err == nil && cur == target {
+			os.Remove(link)
+		}
+	}
+	if err := os.Remove(blobPath(dir, sha, file)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	os.Remove(filepath.Join(dir, cacheBlobs, sha)) // empty now, unless another file shares it
+	return nil
 }
 
 // ErrNotCached marks a package that is not in the cache when the network may

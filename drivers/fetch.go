@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -55,7 +56,9 @@ func (f *fetcher) fetch(ctx context.Context) (Resolved, []string, error) {
 	}
 	defer unlock()
 	// Another process may have finished the same download while we waited.
-	if r, ok := findCached(f.dir, f.file, f.pin); ok {
+	// (A damaged copy was reported and removed by Resolve's look-up; one
+	// found here is removed too and downloaded again.)
+	if r, ok, _ := findCached(f.dir, f.file, f.pin); ok {
 		return f.w.judgeCached(r, nil)
 	}
 	return f.download(ctx)
@@ -145,6 +148,15 @@ func (f *fetcher) download(ctx context.Context) (Resolved, []string, error) {
 			r.Path, r.Source = path, u
 			return r, warnings, nil
 		}
+		if errors.Is(err, syscall.ENOSPC) {
+			// Neither a retry nor another URL frees the disk: stop, and do
+			// not leave the partial file filling it.
+			if f.w.KeepPartial && f.verified() {
+				return Resolved{}, warnings, fmt.Errorf("fetch %s: %w (the partial download %s is kept, as --keep-partial asks: run the command again to resume)", f.file, err, part)
+			}
+			os.Remove(part)
+			return Resolved{}, warnings, fmt.Errorf("fetch %s: %w (the partial download was removed)", f.file, err)
+		}
 		if ctx.Err() != nil {
 			if !f.verified() {
 				return Resolved{}, warnings, fmt.Errorf("fetch %s: %w", f.file, context.Cause(ctx))
@@ -224,7 +236,7 @@ func (f *fetcher) downloadURL(ctx context.Context, u, part string) (string, int6
 		}
 		lastErr = err
 		var status *errHTTPStatus
-		if errors.As(err, &status) && status.code < 500 || ctx.Err() != nil {
+		if errors.As(err, &status) && status.code < 500 || ctx.Err() != nil || errors.Is(err, syscall.ENOSPC) {
 			return "", 0, err
 		}
 	}
@@ -296,6 +308,13 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	} else {
 		total = f.pin.size
 	}
+	need := int64(-1)
+	if total >= 0 {
+		need = total - have
+	}
+	if err := checkFreeSpace(filepath.Dir(part), f.file, need); err != nil {
+		return "", 0, err
+	}
 	bar := newProgress(f.w.Progress, f.w.ProgressBar, f.file, u, have, total)
 	body := newStallReader(resp.Body, f.w.StallTimeout, cancel)
 	n, err := copyHashing(out, h, body, func(n int64) { bar.update(have + n) })
@@ -310,6 +329,12 @@ func (f *fetcher) downloadAttempt(ctx context.Context, u, part string) (string, 
 	// and a cache hit re-checks the size and header (fromCache).
 	bar.finish(err)
 	if err != nil {
+		if total >= 0 {
+			need = total - size
+		}
+		if err = asNoSpace(err, filepath.Dir(part), f.file, need); errors.Is(err, syscall.ENOSPC) {
+			return "", 0, err
+		}
 		return "", 0, explainStall(reqCtx, fmt.Errorf("%s: download stopped at byte %d: %w", u, size, err), f.w.StallTimeout)
 	}
 	return hex.EncodeToString(h.Sum(nil)), size, nil

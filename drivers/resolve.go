@@ -52,6 +52,10 @@ type Want struct {
 	// before each new attempt (default 1s).
 	Attempts   int
 	RetryDelay time.Duration
+	// KeepPartial keeps a verified partial download when the disk is full
+	// (to resume after freeing space); by default it is removed, so it does
+	// not keep the disk full.
+	KeepPartial bool
 	// Progress receives progress lines (nil: none); ProgressBar redraws one
 	// line in place, for a terminal.
 	Progress    io.Writer
@@ -122,7 +126,29 @@ func (r Resolved) CatalogFile() string {
 // copied into the cache with Download; otherwise the cache answers, then a
 // download (Download) or the URLs a builder downloads from (pinned by the
 // checksum). Warnings are for the user's stderr.
+//
+// An unverified package on this machine is also walked whole (as `drivers
+// inspect` does) before it is accepted: no checksum vouches for it, and a
+// truncated one would otherwise fail only inside the installer ("Error in
+// check sums"). A cached one that fails is removed.
 func Resolve(ctx context.Context, w Want) (Resolved, []string, error) {
+	r, warnings, err := resolve(ctx, w)
+	if err != nil || r.Verified() || r.Path == "" {
+		return r, warnings, err
+	}
+	if _, err := Inspect(r.Path); err != nil {
+		what := "fix or replace the file"
+		if r.Path != w.File {
+			if dir, _ := cacheDirOrDefault(w.CacheDir); removeBlob(dir, r.SHA256, filepath.Base(r.Path)) == nil {
+				what = "it was removed from the cache: fetch or import a whole copy"
+			}
+		}
+		return Resolved{}, warnings, fmt.Errorf("the unverified driver package is not whole: %w (%s)", err, what)
+	}
+	return r, warnings, nil
+}
+
+func resolve(ctx context.Context, w Want) (Resolved, []string, error) {
 	w, err := w.normalize()
 	if err != nil {
 		return Resolved{}, nil, err
@@ -136,8 +162,15 @@ func Resolve(ctx context.Context, w Want) (Resolved, []string, error) {
 		return Resolved{}, warnings, err
 	}
 	file := RunFileName(w.Version, w.Arch, w.Variant)
-	if r, ok := findCached(dir, file, p); ok {
+	r, ok, damaged := findCached(dir, file, p)
+	if ok {
 		return w.judgeCached(r, warnings)
+	}
+	if damaged != nil {
+		if w.Offline {
+			return Resolved{}, warnings, fmt.Errorf("%w; --offline forbids downloading it again: fetch it on a connected machine with the same --cache-dir, or `gpuimg drivers import FILE`", damaged)
+		}
+		warnings = append(warnings, damaged.Error()+"; downloading it again")
 	}
 	if w.Offline {
 		return Resolved{}, warnings, fmt.Errorf("%w: %s (%s) is not in the driver cache %s and --offline forbids downloading it: fetch it on a connected machine with the same --cache-dir, or `gpuimg drivers import FILE`", ErrNotCached, file, p.note(), dir)

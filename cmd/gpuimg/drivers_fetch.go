@@ -46,6 +46,7 @@ Mirrors: us, download, international, cn (NVIDIA's hosts), or a URL template wit
 	cmd.Flags().StringVar(&opts.CacheDir, "cache-dir", "", "driver cache (default $XDG_CACHE_HOME/gpuimg/drivers)")
 	cmd.Flags().BoolVar(&opts.Offline, "offline", false, "use the cache only; never touch the network")
 	cmd.Flags().DurationVar(&opts.StallTimeout, "stall-timeout", 0, "give up on a server that sends nothing for this long (default 30s)")
+	cmd.Flags().BoolVar(&opts.KeepPartial, "keep-partial", false, "on a full disk, keep the partial download to resume after freeing space (default: remove it)")
 	return cmd
 }
 

@@ -248,10 +248,8 @@ func TestDriversFetchInterruptedThenResumed(t *testing.T) {
 	// Interrupt once some of the file is on disk (it is written in 1 MiB
 	// chunks; the server sends half, then stalls).
 	part := filepath.Join(cache, "partial", "NVIDIA-Linux-x86_64-998.10.01.run."+sha+".part")
-	var kept int64
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if st, err := os.Stat(part); err == nil && st.Size() > 0 {
-			kept = st.Size()
 			break
 		}
 		if time.Now().After(deadline) {
@@ -265,15 +263,22 @@ func TestDriversFetchInterruptedThenResumed(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(errOut.String(), "run the command again to resume") {
 		t.Fatalf("interrupted fetch: %v, stderr %q; want exit 130 and how to resume", err, errOut.String())
 	}
+	// How much of the sent half had arrived when the signal came depends on
+	// the machine's load; what must hold is that the next run resumes at
+	// exactly what the interrupted one left on disk.
+	st, err := os.Stat(part)
+	if err != nil || st.Size() == 0 || st.Size() > int64(len(data)/2) {
+		t.Fatalf("after the interrupt the partial file is %v, %v; want 1 to %d bytes", st, err, len(data)/2)
+	}
+	kept := st.Size()
 
 	hold.Store(false)
 	out, errText, code := gpuimg(t, nil, args...)
 	if code != 0 {
 		t.Fatalf("resumed fetch: exit %d, %s", code, errText)
 	}
-	// Ctrl-C also flushes what was received after the last full chunk.
-	if got := <-ranges; got != "bytes="+strconv.Itoa(len(data)/2)+"-" || kept > int64(len(data)/2) {
-		t.Errorf("the second run asked for %s (partial had %d bytes at the interrupt, half is %d)", got, kept, len(data)/2)
+	if got := <-ranges; got != "bytes="+strconv.FormatInt(kept, 10)+"-" {
+		t.Errorf("the second run asked for %s; the partial file held %d bytes", got, kept)
 	}
 	if got, _ := os.ReadFile(strings.TrimSpace(out)); !bytes.Equal(got, data) {
 		t.Errorf("the resumed file is not the package")
