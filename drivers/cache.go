@@ -52,7 +52,7 @@ func cacheDirOrDefault(dir string) (string, error) {
 
 // prepareCache creates the cache's directories, explaining an unwritable one.
 func prepareCache(dir string) error {
-	for _, sub := range []string{cacheBlobs, cacheVerified, cacheUnverified, cacheLocks} {
+	for _, sub := range []string{cacheBlobs, cacheVerified, cacheUnverified, cacheLocks, cachePartials} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return unwritableCache(dir, err)
 		}

@@ -1,6 +1,7 @@
 package imagebuild
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -89,7 +90,8 @@ func expand(s, driver, arch string) string {
 }
 
 // checkWritable refuses, before any build starts, a destination whose
-// directory cannot be created or written.
+// directory cannot be created or written. It creates nothing: the
+// directory is made when the build writes, and removed again if it fails.
 func checkWritable(dest string) error {
 	if err := atomicfile.ProbeDir(filepath.Dir(dest)); err != nil {
 		return fmt.Errorf("destination %s is not writable: %w", dest, err)
@@ -111,14 +113,14 @@ func newPendingDest(dest string, dir bool) (pendingDest, error) {
 			return pendingDest{}, fmt.Errorf("destination %s is a directory: dest= must name a file for this exporter", dest)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return pendingDest{}, fmt.Errorf("destination %s: cannot create its directory: %w", dest, err)
-	}
 	create := atomicfile.Create
 	if dir {
 		create = atomicfile.CreateDir
 	}
 	p, err := create(dest)
+	if errors.Is(err, atomicfile.ErrBusy) {
+		return pendingDest{}, fmt.Errorf("destination %s is being written by another gpuimg build right now (%w): wait for it to finish, or choose another dest= (two builds to one file would leave only one image)", dest, err)
+	}
 	if err != nil {
 		return pendingDest{}, fmt.Errorf("destination %s is not writable: %w", dest, err)
 	}

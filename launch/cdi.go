@@ -126,7 +126,7 @@ func WriteCDISpec(spec *cdispec.Spec, path string) ([]byte, error) {
 	target := path
 	if target == "" {
 		// Validated through a file all the same, then discarded.
-		target = filepath.Join(os.TempDir(), "gpuimg-cdi.yaml")
+		target = filepath.Join(os.TempDir(), fmt.Sprintf("gpuimg-cdi-%d.yaml", os.Getpid()))
 	}
 	pending, err := atomicfile.Create(target)
 	if err != nil {
