@@ -59,4 +59,10 @@ type Options struct {
 	SourceDateEpoch *time.Time
 	// ConnectTimeout bounds reaching the builder (5 s when zero).
 	ConnectTimeout time.Duration
+	// IdleTimeout abandons a build that received no status from the
+	// builder and wrote no byte for this long (DefaultIdleTimeout when zero).
+	IdleTimeout time.Duration
+	// FailFast stops every image when one fails (--fail-fast); by default
+	// the others are finished and each failure is reported.
+	FailFast bool
 }

@@ -128,9 +128,10 @@ func newPendingDest(dest string, dir bool) (pendingDest, error) {
 }
 
 // attach points BuildKit's export entry at the temporary name.
-func (p pendingDest) attach(e *client.ExportEntry) {
+// Its bytes count as signs of life for the watchdog.
+func (p pendingDest) attach(e *client.ExportEntry, watch *watchdog) {
 	if f := p.File(); f != nil {
-		e.Output = func(map[string]string) (io.WriteCloser, error) { return f, nil }
+		e.Output = func(map[string]string) (io.WriteCloser, error) { return watch.writer(f), nil }
 		return
 	}
 	e.OutputDir = p.Name()

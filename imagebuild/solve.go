@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"errors"
 	"regexp"
 	"sort"
 	"strconv"
@@ -32,7 +33,6 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/tonistiigi/fsutil"
-	"golang.org/x/sync/errgroup"
 )
 
 // compatibilityVersion pins BuildKit's output-affecting defaults (media types
@@ -133,11 +133,13 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 		// Runs on its own context so the last lines show even on Ctrl-C.
 		_, _ = display.UpdateFrom(context.Background(), merged)
 	}()
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watch := newWatchdog(b.in.IdleTimeout, cancel)
+	defer watch.stop()
 	var forwarders sync.WaitGroup
-	results := make([]ImageResult, len(b.images))
-	eg, ectx := errgroup.WithContext(ctx)
 	// Each c.Build closes its status channel; every one is forwarded to the
-	// single display.
+	// single display, and counts as the builder's sign of life.
 	newStatus := func() chan *client.SolveStatus {
 		ch := make(chan *client.SolveStatus)
 		forwarders.Add(1)
@@ -145,36 +147,80 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 			defer forwarders.Done()
 			for s := range ch {
 				tap.add(s)
+				watch.status(s)
 				merged <- s
 			}
 		}()
 		return ch
 	}
+	// Images are independent: one failing does not stop the others, unless
+	// --fail-fast asks for that.
+	results := make([]ImageResult, len(b.images))
+	errs := make([]error, len(b.images))
+	var images sync.WaitGroup
 	for i, im := range b.images {
-		eg.Go(func() error {
-			res, err := b.solveImage(ectx, c, im, layoutStore, attachables, newStatus)
+		images.Add(1)
+		go func() {
+			defer images.Done()
+			res, err := b.solveImage(bctx, c, im, layoutStore, attachables, newStatus, watch)
 			if err != nil {
-				return tap.explain(im.driver(), err)
+				errs[i] = tap.explain(im.driver(), b.builderGone(err))
+				if b.in.FailFast {
+					cancel(errs[i])
+				}
+				return
 			}
 			results[i] = res
-			return nil
-		})
+		}()
 	}
-	err = eg.Wait()
+	images.Wait()
 	forwarders.Wait()
 	close(merged)
 	<-displayDone
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("build interrupted; destinations not finished were discarded, none is left half-written: %w", context.Canceled)
-		}
-		return nil, err
+	return b.collect(ctx, bctx, results, errs, watch)
+}
+
+// collect turns the images' outcomes into the summary of those built and
+// an error: Ctrl-C, a silent builder or registry, or a builder that went
+// away concern the whole build; otherwise each failed image is reported
+// (a BuildError when there were several images).
+func (b *Builder) collect(ctx, bctx context.Context, results []ImageResult, errs []error, watch *watchdog) (*Summary, error) {
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("build interrupted; destinations not finished were discarded, none is left half-written: %w", context.Canceled)
 	}
-	return &Summary{Images: results}, nil
+	if errors.Is(context.Cause(bctx), errIdle) {
+		return nil, b.idleError(watch)
+	}
+	summary := &Summary{}
+	var failed []ImageError
+	for i, im := range b.images {
+		if errs[i] == nil {
+			summary.Images = append(summary.Images, results[i])
+			continue
+		}
+		var gone *builderGoneError
+		if errors.As(errs[i], &gone) {
+			return nil, gone
+		}
+		failed = append(failed, ImageError{Driver: im.driver().String(), Platforms: b.result(im).Platforms, Err: errs[i]})
+	}
+	switch {
+	case len(failed) == 0:
+		return summary, nil
+	case b.in.FailFast:
+		cause := context.Cause(bctx)
+		if len(b.images) > 1 {
+			cause = fmt.Errorf("%w (--fail-fast: the other images were stopped and nothing of them was written)", cause)
+		}
+		return nil, cause
+	case len(b.images) == 1:
+		return nil, failed[0].Err
+	}
+	return summary, &BuildError{Failed: failed, Built: len(summary.Images)}
 }
 
 func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, layoutStore content.Store,
-	attachables []session.Attachable, newStatus func() chan *client.SolveStatus) (ImageResult, error) {
+	attachables []session.Attachable, newStatus func() chan *client.SolveStatus, watch *watchdog) (ImageResult, error) {
 	opt, err := b.solveOpt(im, layoutStore, attachables)
 	if err != nil {
 		return ImageResult{}, err
@@ -206,7 +252,7 @@ func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, l
 				return res, err
 			}
 			pending = append(pending, pd)
-			pd.attach(&e)
+			pd.attach(&e, watch)
 		}
 		opt.Exports = append(opt.Exports, e)
 	}

@@ -70,6 +70,8 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f.StringVar(&o.Compression, "compression", "gzip", "compression of the added layer: gzip or zstd")
 	f.StringVar(&o.Emit, "emit", "", "print instead of building: dockerfile (the docker build equivalent) or llb (the definition, for buildctl)")
 	f.BoolVar(&asJSON, "json", false, "print a JSON summary of the images on stdout")
+	f.DurationVar(&o.IdleTimeout, "idle-timeout", imagebuild.DefaultIdleTimeout, "abandon the build when the builder sends no status and no data for this long (a frozen builder, a registry that never answers)")
+	f.BoolVar(&o.FailFast, "fail-fast", false, "with several images, stop all of them when one fails (default: finish the others, report each failure, exit 2)")
 	_ = cmd.RegisterFlagCompletionFunc("progress", cobra.FixedCompletions([]string{"auto", "plain", "tty", "quiet", "rawjson"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("compression", cobra.FixedCompletions([]string{"gzip", "zstd"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("emit", cobra.FixedCompletions([]string{"dockerfile", "llb"}, cobra.ShellCompDirectiveNoFileComp))
@@ -96,12 +98,22 @@ func runBuild(cmd *cobra.Command, o imagebuild.Options, asJSON bool) error {
 	}
 	summary, warnings, err := b.Build(cmd.Context(), cmd.ErrOrStderr())
 	printWarnings(cmd, warnings)
-	if err != nil {
+	if summary == nil {
 		return err
 	}
+	// With a BuildError the images that were built are still printed.
 	if asJSON {
-		return writeJSON(cmd.OutOrStdout(), summary)
+		if jerr := writeJSON(cmd.OutOrStdout(), summary); jerr != nil {
+			return jerr
+		}
+		return err
 	}
+	printBuilt(cmd, summary)
+	return err
+}
+
+// printBuilt prints one REF@digest or destination per output of each image.
+func printBuilt(cmd *cobra.Command, summary *imagebuild.Summary) {
 	for _, img := range summary.Images {
 		for _, out := range img.Outputs {
 			line := out.Ref
@@ -111,7 +123,6 @@ func runBuild(cmd *cobra.Command, o imagebuild.Options, asJSON bool) error {
 			fmt.Fprintln(cmd.OutOrStdout(), line)
 		}
 	}
-	return nil
 }
 
 // siblingExtractor is the static gpuimg-unpack next to this executable
