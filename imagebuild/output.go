@@ -139,4 +139,8 @@ func (p pendingDest) attach(e *client.ExportEntry, watch *watchdog) {
 
 func (p pendingDest) commit() error { return p.Commit(0o644) }
 
-func (p pendingDest) discard() { p.Discard() }
+func (p pendingDest) discard() {
+	if p.Pending != nil {
+		p.Discard()
+	}
+}

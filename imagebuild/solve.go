@@ -72,7 +72,22 @@ type OutputResult struct {
 // Build connects to the builder and builds every image, showing BuildKit's
 // progress display on progress. It returns one ImageResult per image, and
 // warnings for the user's stderr.
+//
+// Every destination is taken (locked, under a temporary name) before the
+// builder is even reached: a second build to the same file is refused at
+// once, and whatever fails, no destination is left half-written.
 func (b *Builder) Build(ctx context.Context, progress io.Writer) (*Summary, []string, error) {
+	dests, err := b.openDests()
+	defer func() {
+		for _, pending := range dests {
+			for _, pd := range pending {
+				pd.discard() // after a commit: nothing
+			}
+		}
+	}()
+	if err != nil {
+		return nil, nil, err
+	}
 	c, builder, err := b.in.connect(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -92,14 +107,33 @@ func (b *Builder) Build(ctx context.Context, progress io.Writer) (*Summary, []st
 	if !builder.storesImages && b.hasUnpushedImage() {
 		warnings = append(warnings, fmt.Sprintf("type=image without push=true: the builder at %s (an OCI worker) keeps no images, so only the digest is printed; add push=true (or --push) or use type=docker,dest=FILE", b.in.Address()))
 	}
-	summary, err := b.solve(ctx, c, progress)
+	summary, err := b.solve(ctx, c, progress, dests)
 	return summary, warnings, err
+}
+
+// openDests starts every file or directory destination of every image, in
+// the order of im.exports (nil for image outputs).
+func (b *Builder) openDests() ([][]pendingDest, error) {
+	dests := make([][]pendingDest, len(b.images))
+	for i, im := range b.images {
+		for _, pe := range im.exports {
+			var pd pendingDest
+			if pe.dest != "" {
+				var err error
+				if pd, err = newPendingDest(pe.dest, pe.spec.writesDir()); err != nil {
+					return dests, err
+				}
+			}
+			dests[i] = append(dests[i], pd)
+		}
+	}
+	return dests, nil
 }
 
 // solve runs one BuildKit build per image, concurrently on one connection
 // (the solver shares the base and any identical vertex), with one progress
 // display for all of them.
-func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Writer) (*Summary, error) {
+func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Writer, dests [][]pendingDest) (*Summary, error) {
 	mode := progressui.DisplayMode(b.in.Progress)
 	if mode == "" {
 		mode = progressui.DisplayMode(os.Getenv("BUILDKIT_PROGRESS"))
@@ -162,9 +196,9 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 		images.Add(1)
 		go func() {
 			defer images.Done()
-			res, err := b.solveImage(bctx, c, im, layoutStore, attachables, newStatus, watch)
+			res, err := b.solveImage(bctx, c, im, dests[i], layoutStore, attachables, newStatus, watch)
 			if err != nil {
-				errs[i] = tap.explain(im.driver(), b.builderGone(err))
+				errs[i] = tap.explain(im.driver(), b.explainPush(im, b.builderGone(err)))
 				if b.in.FailFast {
 					cancel(errs[i])
 				}
@@ -219,7 +253,9 @@ func (b *Builder) collect(ctx, bctx context.Context, results []ImageResult, errs
 	return summary, &BuildError{Failed: failed, Built: len(summary.Images)}
 }
 
-func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, layoutStore content.Store,
+// solveImage builds image im into its destinations, pending (one per
+// export, nil for image outputs), committing them when the build succeeded.
+func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, pending []pendingDest, layoutStore content.Store,
 	attachables []session.Attachable, newStatus func() chan *client.SolveStatus, watch *watchdog) (ImageResult, error) {
 	opt, err := b.solveOpt(im, layoutStore, attachables)
 	if err != nil {
@@ -238,21 +274,10 @@ func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, l
 		res.Outputs = outputsOf(im, digest)
 		return res, nil
 	}
-	var pending []pendingDest
-	defer func() {
-		for _, pd := range pending {
-			pd.discard()
-		}
-	}()
-	for _, pe := range im.exports {
+	for i, pe := range im.exports {
 		e := client.ExportEntry{Type: pe.spec.Type, Attrs: pe.attrs}
 		if pe.dest != "" {
-			pd, err := newPendingDest(pe.dest, pe.spec.writesDir())
-			if err != nil {
-				return res, err
-			}
-			pending = append(pending, pd)
-			pd.attach(&e, watch)
+			pending[i].attach(&e, watch)
 		}
 		opt.Exports = append(opt.Exports, e)
 	}
@@ -262,12 +287,13 @@ func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, l
 	}
 	res.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
 	res.Outputs = outputsOf(im, res.Digest)
-	for _, pd := range pending {
-		if err := pd.commit(); err != nil {
-			return res, err
+	for i, pe := range im.exports {
+		if pe.dest != "" {
+			if err := pending[i].commit(); err != nil {
+				return res, err
+			}
 		}
 	}
-	pending = nil
 	return res, nil
 }
 
@@ -423,7 +449,7 @@ func (b *Builder) resolveBase(ctx context.Context, gw gateway.Client, pl ocispec
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &pl, ResolveMode: bk.ResolveModeDefault.String()},
 	})
 	if err != nil {
-		return llb.Base{}, nil, fmt.Errorf("--base %s: cannot resolve it on the builder: %w (check the name, the registry's reachability from the builder, and `docker login`; air-gapped: use oci-layout://DIR)", base.Given, err)
+		return llb.Base{}, nil, fmt.Errorf("--base %s: cannot resolve it on the builder: %w (check the name, the registry's reachability from the builder, and `docker login`; without a network: pass --base oci-layout://DIR[:TAG] with the base saved as an OCI layout, and --offline with a cached or --driver-file .run)", base.Given, err)
 	}
 	if err := checkBaseArch(base.Given, config, pl); err != nil {
 		return llb.Base{}, nil, err

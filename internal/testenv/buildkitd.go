@@ -163,16 +163,26 @@ func (d *BuildkitDaemon) LogTail(lines int) string {
 	return tail(filepath.Join(d.Dir, "buildkitd.log"), lines)
 }
 
-// Stop ends the daemon (SIGTERM, then SIGKILL after 20 s) and removes its directory.
+// Stop ends the daemon (SIGTERM, then SIGKILL after 20 s) and removes its
+// directory, unmounting what a killed daemon left mounted there.
 func (d *BuildkitDaemon) Stop() {
 	d.stopProcess()
+	unmountBelow(d.Dir)
 	_ = os.RemoveAll(d.Dir)
+}
+
+// Signal sends sig to the daemon's process group (buildkitd and the runc
+// containers it runs), for fault tests: SIGSTOP freezes the builder,
+// SIGCONT thaws it, SIGKILL kills it mid-build.
+func (d *BuildkitDaemon) Signal(sig syscall.Signal) error {
+	return syscall.Kill(-d.cmd.Process.Pid, sig)
 }
 
 func (d *BuildkitDaemon) stopProcess() {
 	if d.cmd == nil {
 		return
 	}
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGCONT) // a frozen daemon cannot act on SIGTERM
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:

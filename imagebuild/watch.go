@@ -1,0 +1,239 @@
+package imagebuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/util/grpcerrors"
+	"google.golang.org/grpc/codes"
+)
+
+// DefaultIdleTimeout is how long a build may go without any status from
+// the builder and without any byte of an export before it is abandoned.
+// An install step prints as it goes and a push reports its bytes, so five
+// silent minutes mean a frozen builder or a registry that does not answer.
+const DefaultIdleTimeout = 5 * time.Minute
+
+// errIdle is the cancel cause when the watchdog fires.
+var errIdle = errors.New("no progress")
+
+// watchdog cancels the builds when neither a status nor an exported byte
+// arrived for the idle timeout. It also remembers the vertices in progress,
+// to say what was stuck.
+type watchdog struct {
+	timeout time.Duration
+	timer   *time.Timer
+	mu      sync.Mutex
+	active  map[string]string // vertex digest (/status ID) → name, started and not completed
+}
+
+func newWatchdog(timeout time.Duration, cancel context.CancelCauseFunc) *watchdog {
+	if timeout <= 0 {
+		timeout = DefaultIdleTimeout
+	}
+	return &watchdog{timeout: timeout, active: map[string]string{},
+		timer: time.AfterFunc(timeout, func() { cancel(errIdle) })}
+}
+
+// status records a status update as activity.
+func (w *watchdog) status(s *client.SolveStatus) {
+	w.timer.Reset(w.timeout)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, v := range s.Vertexes {
+		switch {
+		case v.Completed != nil:
+			delete(w.active, v.Digest.String())
+		case v.Started != nil:
+			w.active[v.Digest.String()] = v.Name
+		}
+	}
+	// Statuses are a vertex's sub-steps ("pushing layers" of "exporting
+	// to image"): they say best what is waiting.
+	for _, st := range s.Statuses {
+		key := st.Vertex.String() + "/" + st.ID
+		switch {
+		case st.Completed != nil:
+			delete(w.active, key)
+		case st.Started != nil:
+			w.active[key] = st.Name
+		}
+	}
+}
+
+func (w *watchdog) stop() { w.timer.Stop() }
+
+// writer counts the bytes of an export written on this machine as activity.
+func (w *watchdog) writer(dst io.WriteCloser) io.WriteCloser {
+	return activeWriter{dst, w}
+}
+
+type activeWriter struct {
+	io.WriteCloser
+	w *watchdog
+}
+
+func (a activeWriter) Write(p []byte) (int, error) {
+	a.w.timer.Reset(a.w.timeout)
+	return a.WriteCloser.Write(p)
+}
+
+// stuck names the steps in progress when the watchdog fired.
+func (w *watchdog) stuck() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var names []string
+	for _, n := range w.active {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// idleError says what went silent: the registries when a push or a base
+// lookup was in progress, else the builder.
+func (b *Builder) idleError(w *watchdog) error {
+	steps := w.stuck()
+	waiting := "while " + orNothing(strings.Join(steps, "; "))
+	var registries []string
+	for _, s := range steps {
+		if strings.Contains(s, "push") || strings.HasPrefix(s, "resolve image config") || strings.HasPrefix(s, "[internal] load metadata") {
+			registries = b.registries()
+			break
+		}
+	}
+	if len(registries) > 0 {
+		return fmt.Errorf("%w for %s %s: the registry %s does not answer (it accepted the connection but sent nothing back): check that it is up and reachable from the builder at %s, or raise --idle-timeout; no destination was written",
+			errIdle, w.timeout, waiting, strings.Join(registries, ", "), b.in.Address())
+	}
+	return fmt.Errorf("%w for %s %s: the builder at %s sent no status and no data (frozen, stopped with SIGSTOP, or overloaded): check buildkitd on that host (`ps -o stat= -p PID`: T is stopped; `kill -CONT PID`), or raise --idle-timeout; no destination was written",
+		errIdle, w.timeout, waiting, b.in.Address())
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "no step was running"
+	}
+	return s
+}
+
+// registries lists the registry hosts this build pushes to or pulls its
+// base from.
+func (b *Builder) registries() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(name string) {
+		if named, err := reference.ParseNormalizedNamed(name); err == nil && !seen[reference.Domain(named)] {
+			seen[reference.Domain(named)] = true
+			out = append(out, reference.Domain(named))
+		}
+	}
+	for _, im := range b.images {
+		for _, e := range im.exports {
+			if e.attrs["push"] == "true" {
+				for _, n := range strings.Split(e.attrs["name"], ",") {
+					add(n)
+				}
+			}
+		}
+	}
+	if b.base.Named != nil {
+		add(b.base.Named.String())
+	}
+	return out
+}
+
+// builderGone turns the gRPC error of a builder that died mid-build
+// ("rpc error: code = Unavailable desc = error reading from server: EOF")
+// into one that says so; other errors are returned as they are.
+func (b *Builder) builderGone(err error) error {
+	if err == nil || (grpcerrors.Code(err) != codes.Unavailable && !strings.Contains(err.Error(), "code = Unavailable")) {
+		return err
+	}
+	return &builderGoneError{addr: b.in.Address(), err: err}
+}
+
+type builderGoneError struct {
+	addr string
+	err  error
+}
+
+func (e *builderGoneError) Error() string {
+	return fmt.Sprintf("the builder at %s went away during the build (the connection was lost: %v): check that buildkitd is still running there (its log; `systemctl status buildkit`; the OOM killer in `dmesg`), then run the command again; no destination was written",
+		e.addr, e.err)
+}
+
+func (e *builderGoneError) Unwrap() error { return e.err }
+
+// ImageError is one image of a several-image build that failed.
+type ImageError struct {
+	Driver    string
+	Platforms []string
+	Err       error
+}
+
+// BuildError reports the images of a several-image build that failed while
+// the others were built (they are in the Summary returned with it).
+type BuildError struct {
+	Failed []ImageError
+	Built  int
+}
+
+func (e *BuildError) Error() string {
+	lines := make([]string, len(e.Failed))
+	for i, f := range e.Failed {
+		lines[i] = fmt.Sprintf("driver %s (%s): %v", f.Driver, strings.Join(f.Platforms, ","), f.Err)
+	}
+	return fmt.Sprintf("%d of %d images failed (the %d built are listed on stdout; fix the failed ones and build them again):\n  %s",
+		len(e.Failed), len(e.Failed)+e.Built, e.Built, strings.Join(lines, "\n  "))
+}
+
+func (e *BuildError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+// ExitCode is 2 when some images were built and others failed, 1 when
+// none was built.
+func (e *BuildError) ExitCode() int {
+	if e.Built > 0 {
+		return 2
+	}
+	return 1
+}
+
+// explainPush adds, to a push that failed (a registry answering 500, or
+// one that died mid-push), which registry it was and what to check.
+func (b *Builder) explainPush(im *image, err error) error {
+	var gone *builderGoneError
+	if err == nil || errors.As(err, &gone) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var hosts []string
+	for _, e := range im.exports {
+		if e.attrs["push"] != "true" {
+			continue
+		}
+		for _, n := range strings.Split(e.attrs["name"], ",") {
+			if named, perr := reference.ParseNormalizedNamed(n); perr == nil && strings.Contains(err.Error(), reference.Domain(named)) {
+				hosts = append(hosts, reference.Domain(named))
+			}
+		}
+	}
+	if len(hosts) == 0 {
+		return err
+	}
+	return fmt.Errorf("pushing to the registry %s failed: %w: check that it is up and reachable from the builder at %s, the image name, and your credentials (`docker login %s`); the push did not complete, so the tag was not updated",
+		hosts[0], err, b.in.Address(), hosts[0])
+}
