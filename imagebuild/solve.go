@@ -191,27 +191,81 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	// --fail-fast asks for that.
 	results := make([]ImageResult, len(b.images))
 	errs := make([]error, len(b.images))
-	var images sync.WaitGroup
-	for i, im := range b.images {
-		images.Add(1)
-		go func() {
-			defer images.Done()
-			res, err := b.solveImage(bctx, c, im, dests[i], layoutStore, attachables, newStatus, watch)
-			if err != nil {
-				errs[i] = tap.explain(im.driver(), b.explainPush(im, b.builderGone(err)))
-				if b.in.FailFast {
-					cancel(errs[i])
-				}
-				return
+	one := func(i int) {
+		im := b.images[i]
+		res, err := b.solveImage(bctx, c, im, dests[i], layoutStore, attachables, newStatus, watch)
+		if err != nil {
+			errs[i] = tap.explain(im.driver(), b.explainBase(b.explainPush(im, b.builderGone(err))))
+			if b.in.FailFast {
+				cancel(errs[i])
 			}
-			results[i] = res
-		}()
+			return
+		}
+		results[i], errs[i] = res, nil
+	}
+	var images sync.WaitGroup
+	for i := range b.images {
+		images.Add(1)
+		go func() { defer images.Done(); one(i) }()
 	}
 	images.Wait()
+	// BuildKit shares identical steps (the base) between concurrent builds,
+	// and a shared step can end with the session of the build that failed
+	// ("error reading from server: EOF"): each failed image is tried once
+	// more, alone, so a healthy one is not lost to another's failure.
+	if b.retryAlone(ctx, bctx, errs) {
+		for i, err := range errs {
+			if err == nil {
+				continue
+			}
+			if dests[i], err = b.reopenDests(i, dests[i]); err != nil {
+				errs[i] = err
+				continue
+			}
+			one(i)
+		}
+	}
 	forwarders.Wait()
 	close(merged)
 	<-displayDone
 	return b.collect(ctx, bctx, results, errs, watch)
+}
+
+// retryAlone says whether the failed images of a several-image build are
+// tried again one at a time: not with --fail-fast, after Ctrl-C or the
+// watchdog, when the builder went away, or when nothing failed.
+func (b *Builder) retryAlone(ctx, bctx context.Context, errs []error) bool {
+	if b.in.FailFast || len(b.images) < 2 || ctx.Err() != nil || bctx.Err() != nil {
+		return false
+	}
+	failed := false
+	for _, err := range errs {
+		var gone *builderGoneError
+		if errors.As(err, &gone) {
+			return false
+		}
+		failed = failed || err != nil
+	}
+	return failed
+}
+
+// reopenDests discards image i's pending destinations (a failed export may
+// have written part of them) and starts them afresh.
+func (b *Builder) reopenDests(i int, pending []pendingDest) ([]pendingDest, error) {
+	for _, pd := range pending {
+		pd.discard()
+	}
+	fresh := make([]pendingDest, len(pending))
+	for j, pe := range b.images[i].exports {
+		if pe.dest != "" {
+			pd, err := newPendingDest(pe.dest, pe.spec.writesDir())
+			if err != nil {
+				return fresh, err
+			}
+			fresh[j] = pd
+		}
+	}
+	return fresh, nil
 }
 
 // collect turns the images' outcomes into the summary of those built and
@@ -283,7 +337,7 @@ func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, p
 	}
 	resp, err := c.Build(ctx, opt, "gpuimg", buildFunc, newStatus())
 	if err != nil {
-		return res, err
+		return res, explainFullDisk(im, err)
 	}
 	res.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
 	res.Outputs = outputsOf(im, res.Digest)
@@ -449,7 +503,7 @@ func (b *Builder) resolveBase(ctx context.Context, gw gateway.Client, pl ocispec
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &pl, ResolveMode: bk.ResolveModeDefault.String()},
 	})
 	if err != nil {
-		return llb.Base{}, nil, fmt.Errorf("--base %s: cannot resolve it on the builder: %w (check the name, the registry's reachability from the builder, and `docker login`; without a network: pass --base oci-layout://DIR[:TAG] with the base saved as an OCI layout, and --offline with a cached or --driver-file .run)", base.Given, err)
+		return llb.Base{}, nil, unresolvableBase(base.Given, err)
 	}
 	if err := checkBaseArch(base.Given, config, pl); err != nil {
 		return llb.Base{}, nil, err

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/distribution/reference"
@@ -236,4 +237,38 @@ func (b *Builder) explainPush(im *image, err error) error {
 	}
 	return fmt.Errorf("pushing to the registry %s failed: %w: check that it is up and reachable from the builder at %s, the image name, and your credentials (`docker login %s`); the push did not complete, so the tag was not updated",
 		hosts[0], err, b.in.Address(), hosts[0])
+}
+
+// explainFullDisk names the destinations and the fix when an export failed
+// because their disk filled up (the exporter writes them on this machine).
+func explainFullDisk(im *image, err error) error {
+	if !errors.Is(err, syscall.ENOSPC) && !strings.Contains(err.Error(), "no space left on device") {
+		return err
+	}
+	var dests []string
+	for _, e := range im.exports {
+		if e.dest != "" {
+			dests = append(dests, e.dest)
+		}
+	}
+	if len(dests) == 0 {
+		return err // the builder's own disk: its message says where
+	}
+	return fmt.Errorf("writing %s: the disk is full (%w): free space there, or choose a dest= on another disk; nothing was left at the destination",
+		strings.Join(dests, ", "), err)
+}
+
+// explainBase adds the way out to a registry base the builder could not
+// reach (no network, a DNS failure): BuildKit reports it from the step
+// that resolves the base, so the base's own wrapping does not survive.
+func (b *Builder) explainBase(err error) error {
+	if err == nil || b.base.Named == nil || !strings.Contains(err.Error(), reference.Path(b.base.Named)) ||
+		strings.Contains(err.Error(), "cannot resolve it on the builder") {
+		return err
+	}
+	return unresolvableBase(b.base.Given, err)
+}
+
+func unresolvableBase(given string, err error) error {
+	return fmt.Errorf("--base %s: cannot resolve it on the builder: %w (check the name, the registry's reachability from the builder, and `docker login`; without a network: pass --base oci-layout://DIR[:TAG] with the base saved as an OCI layout, and --offline with a cached or --driver-file .run)", given, err)
 }
