@@ -3,11 +3,11 @@ package imagebuild
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"errors"
 	"regexp"
 	"sort"
 	"strconv"
