@@ -228,7 +228,7 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	forwarders.Wait()
 	close(merged)
 	<-displayDone
-	return b.collect(ctx, bctx, results, errs, watch)
+	return b.collect(ctx, bctx, c, results, errs, watch)
 }
 
 // retryAlone says whether the failed images of a several-image build are
@@ -272,12 +272,12 @@ func (b *Builder) reopenDests(i int, pending []pendingDest) ([]pendingDest, erro
 // an error: Ctrl-C, a silent builder or registry, or a builder that went
 // away concern the whole build; otherwise each failed image is reported
 // (a BuildError when there were several images).
-func (b *Builder) collect(ctx, bctx context.Context, results []ImageResult, errs []error, watch *watchdog) (*Summary, error) {
+func (b *Builder) collect(ctx, bctx context.Context, c *client.Client, results []ImageResult, errs []error, watch *watchdog) (*Summary, error) {
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("build interrupted; destinations not finished were discarded, none is left half-written: %w", context.Canceled)
 	}
 	if errors.Is(context.Cause(bctx), errIdle) {
-		return nil, b.idleError(watch)
+		return nil, b.idleError(watch, c)
 	}
 	summary := &Summary{}
 	var failed []ImageError

@@ -34,14 +34,24 @@ type watchdog struct {
 	timer   *time.Timer
 	mu      sync.Mutex
 	active  map[string]string // vertex digest (/status ID) → name, started and not completed
+	// stuckAtFire is what was in progress when it fired (the cancellation
+	// then completes every step).
+	stuckAtFire []string
 }
 
 func newWatchdog(timeout time.Duration, cancel context.CancelCauseFunc) *watchdog {
 	if timeout <= 0 {
 		timeout = DefaultIdleTimeout
 	}
-	return &watchdog{timeout: timeout, active: map[string]string{},
-		timer: time.AfterFunc(timeout, func() { cancel(errIdle) })}
+	w := &watchdog{timeout: timeout, active: map[string]string{}}
+	w.timer = time.AfterFunc(timeout, func() {
+		stuck := w.inProgress()
+		w.mu.Lock()
+		w.stuckAtFire = stuck
+		w.mu.Unlock()
+		cancel(errIdle)
+	})
+	return w
 }
 
 // status records a status update as activity.
@@ -91,31 +101,46 @@ func (a activeWriter) Write(p []byte) (int, error) {
 func (w *watchdog) stuck() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.stuckAtFire
+}
+
+// inProgress names the steps started and not completed.
+func (w *watchdog) inProgress() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var names []string
 	for _, n := range w.active {
-		names = append(names, n)
+		if n != "" {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return names
 }
 
-// idleError says what went silent: the registries when a push or a base
-// lookup was in progress, else the builder.
-func (b *Builder) idleError(w *watchdog) error {
+// idleError says what went silent. A builder that does not answer a
+// plain request either is frozen; one that answers was waiting on a
+// registry (when a push or a registry base was in progress) or on a step
+// that is slow or hung.
+func (b *Builder) idleError(w *watchdog, c *client.Client) error {
 	steps := w.stuck()
 	waiting := "while " + orNothing(strings.Join(steps, "; "))
-	var registries []string
-	for _, s := range steps {
-		if strings.Contains(s, "push") || strings.HasPrefix(s, "resolve image config") || strings.HasPrefix(s, "[internal] load metadata") {
-			registries = b.registries()
-			break
-		}
+	probe, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.ListWorkers(probe); err != nil {
+		return fmt.Errorf("%w for %s %s: the builder at %s sent no status and no data and does not answer (frozen, stopped with SIGSTOP, or overloaded): check buildkitd on that host (`ps -o stat= -p PID`: T is stopped; `kill -CONT PID`), or raise --idle-timeout; no destination was written",
+			errIdle, w.timeout, waiting, b.in.Address())
 	}
-	if len(registries) > 0 {
-		return fmt.Errorf("%w for %s %s: the registry %s does not answer (it accepted the connection but sent nothing back): check that it is up and reachable from the builder at %s, or raise --idle-timeout; no destination was written",
+	registryStep := false
+	for _, s := range steps {
+		registryStep = registryStep || strings.Contains(s, "push") || s == "exporting to image" ||
+			strings.HasPrefix(s, "resolve image config") || strings.HasPrefix(s, "[internal] load metadata")
+	}
+	if registries := b.registries(); registryStep && len(registries) > 0 {
+		return fmt.Errorf("%w for %s %s: the registry %s does not answer (the builder at %s does; the registry accepted the connection but sent nothing back): check that it is up and reachable from the builder, or raise --idle-timeout; no destination was written",
 			errIdle, w.timeout, waiting, strings.Join(registries, ", "), b.in.Address())
 	}
-	return fmt.Errorf("%w for %s %s: the builder at %s sent no status and no data (frozen, stopped with SIGSTOP, or overloaded): check buildkitd on that host (`ps -o stat= -p PID`: T is stopped; `kill -CONT PID`), or raise --idle-timeout; no destination was written",
+	return fmt.Errorf("%w for %s %s: the builder at %s answers, but the step sent nothing: it is slow (raise --idle-timeout) or hung (see the builder's log); no destination was written",
 		errIdle, w.timeout, waiting, b.in.Address())
 }
 
