@@ -296,21 +296,31 @@ func (b *Builder) planExport(im *image, out OutputSpec, tags []string, dests map
 	return pe, b.compressionAttrs(pe), nil
 }
 
-// compressionAttrs sets the layer compression on image-producing exporters.
-// The base's layers are reused as they are (no force-compression): only the
-// driver layer is compressed here, once. (File times need no exporter
-// rewrite-timestamp pass, which would decompress and recompress the layer:
-// the install step sets them to SOURCE_DATE_EPOCH itself.)
+// compressionAttrs sets the layer compression on image-producing exporters,
+// always with force-compression: BuildKit keys a layer's blob without its
+// compression, so without it the first compression a builder made of a
+// layer is reused whatever is asked later (a zstd build after a gzip one
+// gave gzip). Forced, every layer is what was asked for: the driver layer,
+// and the base's layers too, which are converted when they were stored
+// otherwise (gzip bases are kept as they are with gzip; with zstd they are
+// recompressed once, then cached by the builder). (File times need no
+// exporter rewrite-timestamp pass, which would decompress and recompress
+// the layer: the install step sets them to SOURCE_DATE_EPOCH itself.)
 func (b *Builder) compressionAttrs(pe plannedExport) []string {
 	switch pe.spec.Type {
 	case client.ExporterImage, client.ExporterDocker, client.ExporterOCI:
 	default:
 		return nil
 	}
-	if b.in.Compression != "zstd" {
+	compression := b.in.Compression
+	if compression == "" {
+		compression = "gzip"
+	}
+	setDefault(pe.attrs, "compression", compression)
+	setDefault(pe.attrs, "force-compression", "true")
+	if compression != "zstd" {
 		return nil
 	}
-	setDefault(pe.attrs, "compression", "zstd")
 	// zstd layers need OCI media types.
 	setDefault(pe.attrs, "oci-mediatypes", "true")
 	if pe.spec.Type == client.ExporterDocker {

@@ -45,7 +45,7 @@ type Options struct {
 	Progress    string // auto|plain|tty|quiet|rawjson
 	CacheFrom   []string
 	CacheTo     []string
-	Compression string // gzip|zstd (the added layer; the base's layers are kept)
+	Compression string // gzip|zstd, forced on every layer (see compressionAttrs)
 	Emit        string // dockerfile|llb: print instead of building
 
 	// Extractor is the static gpuimg-unpack binary: with it, a verified

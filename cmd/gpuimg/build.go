@@ -67,7 +67,7 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f.StringVar(&o.Progress, "progress", "", "progress output: auto, plain, tty, quiet, rawjson (default $BUILDKIT_PROGRESS, else auto)")
 	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "BuildKit cache import: type=registry,ref=REF | type=local,src=DIR (several images: one record each, tag suffixed -<driver>-<arch>)")
 	f.StringArrayVar(&o.CacheTo, "cache-to", nil, "BuildKit cache export: type=registry,ref=REF,mode=max | type=local,dest=DIR (several images: one record each, tag suffixed -<driver>-<arch>)")
-	f.StringVar(&o.Compression, "compression", "gzip", "compression of the added layer: gzip or zstd")
+	f.StringVar(&o.Compression, "compression", "gzip", "compression of every layer, forced (the base's are converted when stored otherwise): gzip or zstd")
 	f.StringVar(&o.Emit, "emit", "", "print instead of building: dockerfile (the docker build equivalent) or llb (the definition, for buildctl)")
 	f.BoolVar(&asJSON, "json", false, "print a JSON summary of the images on stdout")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", imagebuild.DefaultIdleTimeout, "abandon the build when the builder sends no status and no data for this long (a frozen builder, a registry that never answers)")
