@@ -268,43 +268,45 @@ func (b *Builder) reopenDests(i int, pending []pendingDest) ([]pendingDest, erro
 	return fresh, nil
 }
 
-// collect turns the images' outcomes into the summary of those built and
-// an error: Ctrl-C, a silent builder or registry, or a builder that went
-// away concern the whole build; otherwise each failed image is reported
-// (a BuildError when there were several images).
+// collect turns the images' outcomes into the summary of those built (nil
+// when none was) and an error: Ctrl-C, a silent builder or registry, a
+// builder that went away, or --fail-fast concern the whole build;
+// otherwise each failed image is reported (a BuildError when there were
+// several images). Images finished before a failure stay finished.
 func (b *Builder) collect(ctx, bctx context.Context, c *client.Client, results []ImageResult, errs []error, watch *watchdog) (*Summary, error) {
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("build interrupted; destinations not finished were discarded, none is left half-written: %w", context.Canceled)
-	}
-	if errors.Is(context.Cause(bctx), errIdle) {
-		return nil, b.idleError(watch, c)
-	}
-	summary := &Summary{}
+	var built *Summary
 	var failed []ImageError
+	var gone *builderGoneError
 	for i, im := range b.images {
 		if errs[i] == nil {
-			summary.Images = append(summary.Images, results[i])
+			if built == nil {
+				built = &Summary{}
+			}
+			built.Images = append(built.Images, results[i])
 			continue
 		}
-		var gone *builderGoneError
-		if errors.As(errs[i], &gone) {
-			return nil, gone
-		}
+		errors.As(errs[i], &gone)
 		failed = append(failed, ImageError{Driver: im.driver().String(), Platforms: b.result(im).Platforms, Err: errs[i]})
 	}
 	switch {
+	case ctx.Err() != nil:
+		return built, fmt.Errorf("build interrupted; destinations not finished were discarded, none is left half-written: %w", context.Canceled)
+	case errors.Is(context.Cause(bctx), errIdle):
+		return built, b.idleError(watch, c)
+	case gone != nil:
+		return built, gone
 	case len(failed) == 0:
-		return summary, nil
+		return built, nil
 	case b.in.FailFast:
 		cause := context.Cause(bctx)
 		if len(b.images) > 1 {
-			cause = fmt.Errorf("%w (--fail-fast: the other images were stopped and nothing of them was written)", cause)
+			cause = fmt.Errorf("%w (--fail-fast: the images not finished were stopped, and nothing of them was left)", cause)
 		}
-		return nil, cause
+		return built, cause
 	case len(b.images) == 1:
 		return nil, failed[0].Err
 	}
-	return summary, &BuildError{Failed: failed, Built: len(summary.Images)}
+	return built, &BuildError{Failed: failed, Built: len(b.images) - len(failed)}
 }
 
 // solveImage builds image im into its destinations, pending (one per

@@ -128,7 +128,7 @@ func (b *Builder) idleError(w *watchdog, c *client.Client) error {
 	probe, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := c.ListWorkers(probe); err != nil {
-		return fmt.Errorf("%w for %s %s: the builder at %s sent no status and no data and does not answer (frozen, stopped with SIGSTOP, or overloaded): check buildkitd on that host (`ps -o stat= -p PID`: T is stopped; `kill -CONT PID`), or raise --idle-timeout; no destination was written",
+		return fmt.Errorf("%w for %s %s: the builder at %s sent no status and no data and does not answer (frozen, stopped with SIGSTOP, or overloaded): check buildkitd on that host (`ps -o stat= -p PID`: T is stopped; `kill -CONT PID`), or raise --idle-timeout; no unfinished destination was left",
 			errIdle, w.timeout, waiting, b.in.Address())
 	}
 	registryStep := false
@@ -137,10 +137,10 @@ func (b *Builder) idleError(w *watchdog, c *client.Client) error {
 			strings.HasPrefix(s, "resolve image config") || strings.HasPrefix(s, "[internal] load metadata")
 	}
 	if registries := b.registries(); registryStep && len(registries) > 0 {
-		return fmt.Errorf("%w for %s %s: the registry %s does not answer (the builder at %s does; the registry accepted the connection but sent nothing back): check that it is up and reachable from the builder, or raise --idle-timeout; no destination was written",
+		return fmt.Errorf("%w for %s %s: the registry %s does not answer (the builder at %s does; the registry accepted the connection but sent nothing back): check that it is up and reachable from the builder, or raise --idle-timeout; no unfinished destination was left",
 			errIdle, w.timeout, waiting, strings.Join(registries, ", "), b.in.Address())
 	}
-	return fmt.Errorf("%w for %s %s: the builder at %s answers, but the step sent nothing: it is slow (raise --idle-timeout) or hung (see the builder's log); no destination was written",
+	return fmt.Errorf("%w for %s %s: the builder at %s answers, but the step sent nothing: it is slow (raise --idle-timeout) or hung (see the builder's log); no unfinished destination was left",
 		errIdle, w.timeout, waiting, b.in.Address())
 }
 
@@ -193,7 +193,7 @@ type builderGoneError struct {
 }
 
 func (e *builderGoneError) Error() string {
-	return fmt.Sprintf("the builder at %s went away during the build (the connection was lost: %v): check that buildkitd is still running there (its log; `systemctl status buildkit`; the OOM killer in `dmesg`), then run the command again; no destination was written",
+	return fmt.Sprintf("the builder at %s went away during the build (the connection was lost: %v): check that buildkitd is still running there (its log; `systemctl status buildkit`; the OOM killer in `dmesg`), then run the command again; no unfinished destination was left",
 		e.addr, e.err)
 }
 

@@ -66,7 +66,7 @@ func TestFaultBuilderFrozen(t *testing.T) {
 	p := b.build(t, run, sum, "--idle-timeout", "3s", "-o", "type=docker,dest="+filepath.Join(out, "img", "out.tar"))
 	b.freezeMidBuild(t, p)
 	r := p.wait(t)
-	r.expect(t, 1, "no progress for 3s", "the builder at "+b.bk.Addr+" sent no status and no data", "kill -CONT", "--idle-timeout", "no destination was written")
+	r.expect(t, 1, "no progress for 3s", "the builder at "+b.bk.Addr+" sent no status and no data", "kill -CONT", "--idle-timeout", "no unfinished destination was left")
 	leftNothing(t, out)
 }
 
@@ -79,7 +79,7 @@ func TestFaultBuilderKilled(t *testing.T) {
 	b.freezeMidBuild(t, p) // mid-build for sure
 	must(t, b.bk.Signal(syscall.SIGKILL))
 	r := p.wait(t)
-	r.expect(t, 1, "the builder at "+b.bk.Addr+" went away during the build", "check that buildkitd is still running", "no destination was written")
+	r.expect(t, 1, "the builder at "+b.bk.Addr+" went away during the build", "check that buildkitd is still running", "no unfinished destination was left")
 	if strings.HasPrefix(strings.TrimPrefix(r.stderr[strings.LastIndex(r.stderr, "gpuimg: "):], "gpuimg: "), "failed to receive status") {
 		t.Errorf("raw gRPC error:\n%s", tail(r.stderr))
 	}
@@ -181,7 +181,7 @@ func TestFaultFleetWithOneBadDriver(t *testing.T) {
 
 	out = t.TempDir()
 	r = fleet(out, "--fail-fast")
-	r.expect(t, 1, bad, "--fail-fast: the other images were stopped")
+	r.expect(t, 1, bad, "--fail-fast: the images not finished were stopped")
 	if left := entries(t, out); len(left) > 1 || (len(left) == 1 && left[0] != good+".tar") {
 		t.Errorf("--fail-fast left %q: only a finished image may be there", left)
 	}
