@@ -200,10 +200,7 @@ func TestInitDevicesReplacesWrongNodes(t *testing.T) {
 	}
 
 	byScript := wrongNodesRoot(t)
-	script, err := templates.Render("init-devices.sh.tmpl", struct {
-		LoadModules bool
-		Gpuimg      string
-	}{false, "gpuimg"})
+	script, err := templates.Render("init-devices.sh.tmpl", templates.InitDevices{Gpuimg: "gpuimg"})
 	if err != nil {
 		t.Fatal(err)
 	}

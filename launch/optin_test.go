@@ -21,7 +21,7 @@ func TestPersistencedSocketGolden(t *testing.T) {
 	fixture := testenv.HostFixture(t, "h200-580.159.04")
 	root := hosttest.ScratchRoot(t, fixture, false)
 	copyFile(t, filepath.Join(fixture, hosttest.DevNodesList), filepath.Join(root, hosttest.DevNodesList))
-	opts := launch.FlagsOptions{Runtime: "docker", Plan: launch.Options{Persistenced: true}}
+	opts := launch.FlagsOptions{Runtime: "docker", Plan: launch.Options{GPUs: "all", Persistenced: true}}
 	if _, _, err := launch.Flags(context.Background(), hosttest.Read(t, root), opts); err == nil || !strings.Contains(err.Error(), "systemctl start nvidia-persistenced") {
 		t.Fatalf("no socket: %v, want an error with the fix", err)
 	}
@@ -60,7 +60,7 @@ func TestModesetFromImageComponents(t *testing.T) {
 		{withModeset, compute, false, ""},
 		{without, graphics, false, "sudo nvidia-modprobe -m"},
 	} {
-		out, warnings, err := launch.Flags(context.Background(), hosttest.Read(t, c.root), launch.FlagsOptions{Image: c.image, Runtime: "docker"})
+		out, warnings, err := launch.Flags(context.Background(), hosttest.Read(t, c.root), launch.FlagsOptions{Image: c.image, Runtime: "docker", Plan: launch.Options{GPUs: "all"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,12 +82,12 @@ func TestOptInBadInput(t *testing.T) {
 		plan launch.Options
 		says string
 	}{
-		{hgx, launch.Options{IMEXChannels: "2"}, "IMEX channel 2 does not exist"},
-		{hgx, launch.Options{IMEXChannels: "0,-1"}, "use channel numbers such as 0,1"},
-		{hgx, launch.Options{IMEXChannels: "4096"}, "the driver offers channels 0-2047"},
-		{hgx, launch.Options{IMEXChannels: "al"}, "use channel numbers such as 0,1 (or all)"},
-		{testenv.HostFixture(t, "8gpu-550.127.05"), launch.Options{IMEXChannels: "all"}, "no nvidia-caps-imex-channels line"},
-		{testenv.HostFixture(t, "8gpu-550.127.05"), launch.Options{NVSwitch: true}, "has no /dev/nvidia-nvswitch* nodes"},
+		{hgx, launch.Options{GPUs: "all", IMEXChannels: "2"}, "IMEX channel 2 does not exist"},
+		{hgx, launch.Options{GPUs: "all", IMEXChannels: "0,-1"}, "use channel numbers such as 0,1"},
+		{hgx, launch.Options{GPUs: "all", IMEXChannels: "4096"}, "the driver offers channels 0-2047"},
+		{hgx, launch.Options{GPUs: "all", IMEXChannels: "al"}, "use channel numbers such as 0,1 (or all)"},
+		{testenv.HostFixture(t, "8gpu-550.127.05"), launch.Options{GPUs: "all", IMEXChannels: "all"}, "no nvidia-caps-imex-channels line"},
+		{testenv.HostFixture(t, "8gpu-550.127.05"), launch.Options{GPUs: "all", NVSwitch: true}, "has no /dev/nvidia-nvswitch* nodes"},
 		{testenv.HostFixture(t, "mig-535.183.01"), launch.Options{GPUs: "MIG-00000000-2222-5333-8444-555555555501"}, "no MIG device MIG-00000000"},
 		{testenv.HostFixture(t, "mig-535.183.01"), launch.Options{GPUs: "MIG-11111111-2222-5333-8444-555555555501", Privileged: true}, "MIG UUIDs are known only to NVML"},
 	} {
