@@ -121,6 +121,11 @@ func diagnoseNodes(h Host, add addFunc, initDevices string) {
 	var missing, mismatched, noLink, groupOnly []string
 	for _, n := range h.Nodes {
 		switch {
+		case n.Mismatch:
+			// A stale node or something that is not a device: reported as
+			// what it is, never as missing.
+			mismatched = append(mismatched, fmt.Sprintf("%s (%s, not %d:%d)", n.Path, n.Found, n.Major, n.Minor))
+			continue
 		case n.Kind == KindModeset || n.Kind == KindDRI:
 			if !n.Exists {
 				continue // display/graphics only
@@ -130,9 +135,6 @@ func diagnoseNodes(h Host, add addFunc, initDevices string) {
 				missing = append(missing, n.Path)
 			}
 			continue
-		}
-		if n.Mismatch {
-			mismatched = append(mismatched, n.Path)
 		}
 		if !n.CharLink {
 			noLink = append(noLink, n.CharLinkPath())
@@ -145,7 +147,7 @@ func diagnoseNodes(h Host, add addFunc, initDevices string) {
 	case len(missing) > 0:
 		add("nodes", StatusProblem, initDevices, "missing device nodes: %s", strings.Join(missing, " "))
 	case len(mismatched) > 0:
-		add("nodes", StatusProblem, "sudo rm "+strings.Join(mismatched, " ")+" && "+initDevices, "nodes with other numbers than the driver's (left from another driver load): %s", strings.Join(mismatched, " "))
+		add("nodes", StatusProblem, initDevices, "wrong device nodes (never passed to a container; init-devices replaces them): %s", strings.Join(mismatched, "; "))
 	default:
 		add("nodes", StatusOK, "", "every device node is present with the driver's major:minor")
 	}

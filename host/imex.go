@@ -62,6 +62,10 @@ func (h Host) IMEXChannelNodes(all bool, channels []int) ([]Node, error) {
 			return nil, err
 		}
 		n, ok := h.Node(IMEXChannelPath(c))
+		if ok && n.Mismatch {
+			return nil, fmt.Errorf("%w: %s under %s is %s, not the channel's %d:%d: replace it with `sudo gpuimg host init-devices --imex-channels %d`",
+				ErrIMEXChannel, IMEXChannelPath(c), h.Root, n.Found, n.Major, n.Minor, c)
+		}
 		if !ok || !n.Exists {
 			return nil, fmt.Errorf("%w: IMEX channel %d does not exist (no %s under %s; channels made: %s): make it with `sudo gpuimg host init-devices --imex-channels %d`",
 				ErrIMEXChannel, c, IMEXChannelPath(c), h.Root, orNone(h.IMEXChannels()), c)

@@ -67,6 +67,14 @@ func TestFaultWrongDeviceNodes(t *testing.T) {
 				t.Errorf("`gpuimg host` does not report what is at /dev/nvidia-uvm (%s):\n%s", c.found, r.stdout)
 			}
 
+			if c.found != "" {
+				r = gpuimg(t, nil, "doctor", "--root", root)
+				if r.code != 1 || !strings.Contains(r.stdout, "wrong device nodes") || !strings.Contains(r.stdout, "/dev/nvidia-uvm ("+c.found+", not 511:0)") ||
+					strings.Contains(r.stdout, "missing device nodes") {
+					t.Errorf("doctor: exit %d, does not report the wrong node as what it is:\n%s%s", r.code, r.stdout, r.stderr)
+				}
+			}
+
 			before := entries(t, filepath.Join(root, "dev"))
 			r = gpuimg(t, nil, "host", "init-devices", "--root", root, "--dry-run")
 			r.expect(t, 0)
