@@ -104,14 +104,11 @@ func checkWritable(dest string) error {
 // is ever left at the destination.
 type pendingDest struct{ *atomicfile.Pending }
 
+// A directory destination that already exists is refused only when it is
+// about to be written (checkFreshDir): an unchanged one is left as it is.
 func newPendingDest(dest string, dir bool) (pendingDest, error) {
-	if fi, err := os.Stat(dest); err == nil {
-		if dir {
-			return pendingDest{}, fmt.Errorf("destination %s already exists: remove it or choose another dest=", dest)
-		}
-		if fi.IsDir() {
-			return pendingDest{}, fmt.Errorf("destination %s is a directory: dest= must name a file for this exporter", dest)
-		}
+	if fi, err := os.Stat(dest); err == nil && !dir && fi.IsDir() {
+		return pendingDest{}, fmt.Errorf("destination %s is a directory: dest= must name a file for this exporter", dest)
 	}
 	create := atomicfile.Create
 	if dir {
@@ -125,6 +122,15 @@ func newPendingDest(dest string, dir bool) (pendingDest, error) {
 		return pendingDest{}, fmt.Errorf("destination %s is not writable: %w", dest, err)
 	}
 	return pendingDest{p}, nil
+}
+
+// checkFreshDir refuses to export into a directory destination that exists
+// (a rename cannot replace it).
+func checkFreshDir(pe plannedExport) error {
+	if _, err := os.Stat(pe.dest); err == nil && pe.spec.writesDir() {
+		return fmt.Errorf("destination %s already exists: remove it or choose another dest=", pe.dest)
+	}
+	return nil
 }
 
 // attach points BuildKit's export entry at the temporary name.

@@ -333,6 +333,9 @@ func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, p
 	for i, pe := range im.exports {
 		e := client.ExportEntry{Type: pe.spec.Type, Attrs: pe.attrs}
 		if pe.dest != "" {
+			if err := checkFreshDir(pe); err != nil {
+				return res, err
+			}
 			pending[i].attach(&e, watch)
 		}
 		opt.Exports = append(opt.Exports, e)
