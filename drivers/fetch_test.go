@@ -376,7 +376,11 @@ func TestFetchResumesAcrossRuns(t *testing.T) {
 	}
 	st, _ := os.Stat(filepath.Join(cache, partials[0]))
 	s.setMode("")
-	run, err := fetchRun(context.Background(), testOptions(s, "998.10.01", sha, cache))
+	// The server now answers in full: a short stall timeout would only
+	// let a loaded machine's slowness cut the resumed download again.
+	resume := testOptions(s, "998.10.01", sha, cache)
+	resume.StallTimeout = time.Minute
+	run, err := fetchRun(context.Background(), resume)
 	if err != nil {
 		t.Fatal(err)
 	}
