@@ -400,16 +400,22 @@ func (b *bench) multi(ctx context.Context, res *Results) error {
 	if err = benchenv.Prune(ctx, b.bk); err != nil {
 		return err
 	}
+	cpu0, _ := b.bk.CPUSeconds()
 	if m.OneSeconds, err = timed(func() error { return build(versions[0]) }); err != nil {
 		return err
 	}
+	cpu1, _ := b.bk.CPUSeconds()
+	m.OneCPU = cpu1 - cpu0
 	progress("one driver                   %6.1f s", m.OneSeconds)
 	if err = benchenv.Prune(ctx, b.bk); err != nil {
 		return err
 	}
+	cpu0, _ = b.bk.CPUSeconds()
 	if m.ThreeInOneSeconds, err = timed(func() error { return build(strings.Join(versions, ",")) }); err != nil {
 		return err
 	}
+	cpu1, _ = b.bk.CPUSeconds()
+	m.ThreeInOneCPU = cpu1 - cpu0
 	progress("three drivers in one build   %6.1f s", m.ThreeInOneSeconds)
 	if err = benchenv.Prune(ctx, b.bk); err != nil {
 		return err

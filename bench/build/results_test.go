@@ -183,3 +183,53 @@ func TestStatusLogStepsOrderAndOffsets(t *testing.T) {
 		t.Errorf("cached step = %+v", got[0])
 	}
 }
+
+func TestMissedColdTargetSaysWhereTheTimeWent(t *testing.T) {
+	r := &Results{Runs: 1, Payload: "zstd", Machine: Machine{CPUs: 2}}
+	r.Builds = append(r.Builds, runs(sideRecipe, kindCold, 30)...)
+	r.Builds = append(r.Builds, runs(sideRecipe, kindWarm, 3)...)
+	r.Builds = append(r.Builds, Run{Side: sideGzip, Kind: kindCold, Seconds: 18, Steps: []Step{
+		{Name: "extract NVIDIA-Linux-x86_64-999.10.01.run (once per package, for every base)", Seconds: 1.5, At: 1},
+		{Name: "exporting to docker image format", Seconds: 12, At: 6},
+		{Name: "exporting layers", Seconds: 9, At: 6, Sub: true},
+		{Name: "sending tarball", Seconds: 3, At: 15, Sub: true},
+		{Name: "exporting to image", Seconds: 1, At: 17},
+		{Name: "pushing layers", Seconds: 1, At: 17, Sub: true},
+	}})
+	r.Builds = append(r.Builds, Run{Side: sideZstd, Kind: kindCold, Seconds: 13, Steps: []Step{
+		{Name: "exporting to docker image format", Seconds: 6, At: 6},
+		{Name: "exporting layers", Seconds: 3, At: 6, Sub: true},
+	}})
+	r.finish()
+	why := map[string]string{}
+	for _, tg := range r.Targets {
+		why[tg.What] = tg.Why
+	}
+	gz := why["cold build, gzip layers (ratio to the recipe)"]
+	for _, want := range []string{"before the export 6.0 s = 0.20x", "extraction 1.5 s = 0.05x", "one core 9.0 s = 0.30x",
+		"tarball 3.0 s = 0.10x", "push after it 1.0 s = 0.03x", "on 2 cores instead of one would bring it to about 13.5 s = 0.45x"} {
+		if !strings.Contains(gz, want) {
+			t.Errorf("gzip target's why = %q, want it to say %q", gz, want)
+		}
+	}
+	// 13 s minus 3 s of compression is still 0.33x: compression alone cannot explain it.
+	if z := why["cold build, --compression zstd (ratio to the recipe)"]; !strings.Contains(z, "without any compression at all it would still take 10.0 s = 0.33x") {
+		t.Errorf("zstd target's why = %q", z)
+	}
+	if w := why["unchanged rebuild (ratio to the recipe's rebuild)"]; w != "" {
+		t.Errorf("a target with no cold build has a why: %q", w)
+	}
+}
+
+func TestBytesTargetIsWithinOnePercent(t *testing.T) {
+	r := &Results{Floor: &Floor{Gzip6Bytes: 1000e6, Zstd3Bytes: 1000e6}}
+	r.Added = []Added{{Side: sideGzip, Bytes: 989e6}, {Side: sideZstd, Bytes: 1009e6}}
+	r.finish()
+	met := map[string]bool{}
+	for _, tg := range r.Targets {
+		met[tg.What] = tg.Met
+	}
+	if met["bytes added, gzip (vs the files' own gzip -6 size)"] || !met["bytes added, zstd (vs the files' own zstd -3 size)"] {
+		t.Errorf("1.1%% under must miss and 0.9%% over must meet: %+v", r.Targets)
+	}
+}
