@@ -182,31 +182,57 @@ func TestPlanRefusesBadInputBeforeBuilding(t *testing.T) {
 		o       Options
 		wantErr string
 	}{
-		"no driver":          {Options{}, "no driver given"},
-		"bad version":        {Options{Drivers: []string{"450.102"}, DriverFile: run}, "--driver"},
-		"bad output":         {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker"}}, "needs dest="},
-		"bad components":     {Options{DriverFile: run, SHA256: sum, Components: "cuda"}, "unknown component"},
-		"bad compression":    {Options{DriverFile: run, SHA256: sum, Compression: "lz4"}, "--compression"},
-		"other arch":         {Options{DriverFile: run, SHA256: sum, Platforms: []string{"linux/arm64"}}, `is for "x86_64", not aarch64`},
-		"wrong version":      {Options{Drivers: []string{"535.261.03"}, DriverFile: run, SHA256: sum}, `holds driver "999.10.01", not 535.261.03`},
-		"no checksum":        {Options{DriverFile: run}, "cannot be verified"},
-		"wrong --sha256":     {Options{DriverFile: run, SHA256: hex64}, "not the --sha256"},
-		"catalog mismatch":   {Options{DriverFile: catalogRun}, "the catalog's 580.159.04 x86_64 package has"},
-		"two drivers, file":  {Options{Drivers: []string{"470.256.02,535.261.03"}, DriverFile: run}, "one package"},
-		"two drivers, 1 tag": {Options{Drivers: []string{"470.256.02,535.261.03"}, Tags: []string{"x:1"}, Offline: true}, "put {driver} in it"},
-		"offline, no cache":  {Options{Drivers: []string{"470.256.02"}, Offline: true, CacheDir: t.TempDir()}, "--offline"},
-		"not in catalog":     {Options{Drivers: []string{"999.1.01"}, Mirror: "http://127.0.0.1:1/{file}"}, "not in gpuimg's catalog"},
-		"bad tag":            {Options{DriverFile: run, SHA256: sum, Tags: []string{"UPPER:x"}}, "image name"},
-		"bad cache-to":       {Options{DriverFile: run, SHA256: sum, CacheTo: []string{"dest=x"}}, "--cache-to"},
-		"unwritable dest":    {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker,dest=/proc/gpuimg/x.tar"}}, "destination /proc/gpuimg/x.tar"},
-		"sha256 per driver":  {Options{Drivers: []string{"999.1.01,999.2.01"}, SHA256: hex64, Tags: []string{"x:{driver}"}}, "1 values for 2 drivers"},
-		"bad sha256":         {Options{DriverFile: run, SHA256: "abc"}, "--sha256"},
-		"emit two":           {Options{Drivers: []string{"470.256.02"}, Platforms: []string{"linux/amd64,linux/arm64"}, Emit: "llb", Tags: []string{"x:{arch}"}}, "one image"},
+		"no driver":           {Options{}, "no driver given"},
+		"bad version":         {Options{Drivers: []string{"450.102"}, DriverFile: run}, "--driver"},
+		"bad output":          {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker"}}, "needs dest="},
+		"bad components":      {Options{DriverFile: run, SHA256: sum, Components: "cuda"}, "unknown component"},
+		"bad compression":     {Options{DriverFile: run, SHA256: sum, Compression: "lz4"}, "--compression"},
+		"other arch":          {Options{DriverFile: run, SHA256: sum, Platforms: []string{"linux/arm64"}}, `is for "x86_64", not aarch64`},
+		"wrong version":       {Options{Drivers: []string{"535.261.03"}, DriverFile: run, SHA256: sum}, `holds driver "999.10.01", not 535.261.03`},
+		"no checksum":         {Options{DriverFile: run}, "cannot be verified"},
+		"wrong --sha256":      {Options{DriverFile: run, SHA256: hex64}, "not the --sha256"},
+		"catalog mismatch":    {Options{DriverFile: catalogRun}, "the catalog's 580.159.04 x86_64 package has"},
+		"two drivers, file":   {Options{Drivers: []string{"470.256.02,535.261.03"}, DriverFile: run}, "one package"},
+		"two drivers, 1 tag":  {Options{Drivers: []string{"470.256.02,535.261.03"}, Tags: []string{"x:1"}, Offline: true}, "put {driver} in it"},
+		"offline, no cache":   {Options{Drivers: []string{"470.256.02"}, Offline: true, CacheDir: t.TempDir()}, "--offline"},
+		"not in catalog":      {Options{Drivers: []string{"999.1.01"}, Mirror: "http://127.0.0.1:1/{file}"}, "not in gpuimg's catalog"},
+		"bad tag":             {Options{DriverFile: run, SHA256: sum, Tags: []string{"UPPER:x"}}, "image name"},
+		"bad cache-to":        {Options{DriverFile: run, SHA256: sum, CacheTo: []string{"dest=x"}}, "--cache-to"},
+		"unwritable dest":     {Options{DriverFile: run, SHA256: sum, Outputs: []string{"type=docker,dest=/proc/gpuimg/x.tar"}}, "destination /proc/gpuimg/x.tar"},
+		"sha256 per driver":   {Options{Drivers: []string{"999.1.01,999.2.01"}, SHA256: hex64, Tags: []string{"x:{driver}"}}, "1 values for 2 drivers"},
+		"bad sha256":          {Options{DriverFile: run, SHA256: "abc"}, "--sha256"},
+		"emit two":            {Options{Drivers: []string{"470.256.02"}, Platforms: []string{"linux/amd64,linux/arm64"}, Emit: "llb", Tags: []string{"x:{arch}"}}, "one image"},
+		"layers, no splitter": {Options{DriverFile: run, SHA256: sum, DriverLayers: 4}, "needs the static gpuimg-unpack"},
+		"too many layers":     {Options{DriverFile: run, SHA256: sum, DriverLayers: 17}, "--driver-layers 17: use 1"},
+		"negative layers":     {Options{DriverFile: run, SHA256: sum, DriverLayers: -1}, "--driver-layers -1: use 1"},
 	} {
 		tc.o.Base = base
 		_, _, err := Prepare(context.Background(), tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("%s: error %v, want %q", name, err, tc.wantErr)
+		}
+	}
+}
+
+// The driver's files take DefaultDriverLayers layers when gpuimg-unpack
+// can split them, one layer otherwise, and what --driver-layers says.
+func TestDriverLayersDefault(t *testing.T) {
+	run, sum := writeRun(t, "999.10.01")
+	unpack := filepath.Join(t.TempDir(), "gpuimg-unpack")
+	if err := os.WriteFile(unpack, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		extractor string
+		asked     int
+		want      int
+	}{{"", 0, 1}, {unpack, 0, DefaultDriverLayers}, {unpack, 1, 1}, {unpack, 7, 7}} {
+		b, _, err := Prepare(context.Background(), Options{DriverFile: run, SHA256: sum, Base: "debian:bookworm", Extractor: c.extractor, DriverLayers: c.asked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.driverLayers != c.want {
+			t.Errorf("extractor %q, --driver-layers %d: %d layers, want %d", c.extractor, c.asked, b.driverLayers, c.want)
 		}
 	}
 }

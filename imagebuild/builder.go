@@ -33,7 +33,15 @@ type Builder struct {
 	// extractorDir holds its binary (synced to the builder).
 	extractor    *llb.Extractor
 	extractorDir string
+	driverLayers int
 }
+
+// DefaultDriverLayers is how many layers the driver's files take by
+// default: BuildKit compresses each on a core of its own, so the big
+// layer's compression (the longest part of a cold build) spreads over 4
+// cores, which covers common CI runners; past that the largest single file
+// (about a seventh of a full driver) bounds the gain.
+const DefaultDriverLayers = 4
 
 // image is one image: a driver version for one platform, or for several when
 // they share an index (no {arch} in names and destinations).
@@ -73,6 +81,23 @@ const extractorLocalName = "gpuimg-extractor"
 // spec is the llb.Spec of target t on base.
 func (b *Builder) spec(t target, base llb.Base) llb.Spec {
 	return llb.Spec{Driver: t.driver, Platform: t.platform, Base: base, Components: b.components, Compat32: b.in.Compat32, Prune: t.prune, Epoch: b.epoch.Unix()}
+}
+
+// chooseDriverLayers settles Options.DriverLayers.
+func (b *Builder) chooseDriverLayers() error {
+	n := b.in.DriverLayers
+	switch {
+	case n == 0 && b.extractor != nil:
+		n = DefaultDriverLayers
+	case n == 0:
+		n = 1
+	case n < 0 || n > llb.MaxDriverLayers:
+		return fmt.Errorf("--driver-layers %d: use 1 (the driver's files in one layer) to %d", n, llb.MaxDriverLayers)
+	case n > 1 && b.extractor == nil:
+		return fmt.Errorf("--driver-layers %d: splitting the driver's files needs the static gpuimg-unpack next to gpuimg (make build puts it there); or use --driver-layers 1", n)
+	}
+	b.driverLayers = n
+	return nil
 }
 
 // Prepare parses and checks every input and resolves the driver packages:
@@ -155,6 +180,9 @@ func (b *Builder) parseSettings() error {
 		b.extractorDir = filepath.Dir(o.Extractor)
 		b.extractor = &llb.Extractor{LocalName: extractorLocalName, FileName: filepath.Base(o.Extractor),
 			Platform: ocispecs.Platform{OS: "linux", Architecture: runtime.GOARCH}}
+	}
+	if err := b.chooseDriverLayers(); err != nil {
+		return err
 	}
 	if b.cacheFrom, err = parseCacheOptions("--cache-from", o.CacheFrom); err != nil {
 		return err

@@ -5,14 +5,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -33,6 +36,7 @@ import (
 	"github.com/gpuimg/gpuimg/imagebuild"
 	"github.com/gpuimg/gpuimg/internal/standin"
 	"github.com/gpuimg/gpuimg/internal/testenv"
+	"github.com/gpuimg/gpuimg/llb"
 	"github.com/moby/buildkit/client"
 	"github.com/tonistiigi/fsutil"
 )
@@ -115,14 +119,23 @@ func (e *e2e) baseLayers(t *testing.T) []v1.Hash {
 // layer's entries by path.
 func (e *e2e) addedLayer(t *testing.T, img v1.Image) map[string]*tar.Header {
 	t.Helper()
+	entries, _ := e.addedLayers(t, img, 1)
+	return entries
+}
+
+// addedLayers checks img is the base plus n layers and returns what those
+// layers hold together, applied in order (whiteouts delete), by path: the
+// entries and the sha256 of each regular file's contents.
+func (e *e2e) addedLayers(t *testing.T, img v1.Image, n int) (map[string]*tar.Header, map[string]string) {
+	t.Helper()
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := e.baseLayers(t)
 	got := cfg.RootFS.DiffIDs
-	if len(got) != len(base)+1 {
-		t.Fatalf("image has %d layers, want the base's %d plus one", len(got), len(base))
+	if len(got) != len(base)+n {
+		t.Fatalf("image has %d layers, want the base's %d plus %d", len(got), len(base), n)
 	}
 	for i := range base {
 		if got[i] != base[i] {
@@ -133,24 +146,38 @@ func (e *e2e) addedLayer(t *testing.T, img v1.Image) map[string]*tar.Header {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := layers[len(layers)-1].Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	entries := map[string]*tar.Header{}
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	entries, sums := map[string]*tar.Header{}, map[string]string{}
+	for _, l := range layers[len(base):] {
+		rc, err := l.Uncompressed()
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries[strings.TrimPrefix(strings.TrimSuffix(h.Name, "/"), "./")] = h
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := strings.TrimPrefix(strings.TrimSuffix(h.Name, "/"), "./")
+			if dir, file := path.Split(p); strings.HasPrefix(file, ".wh.") {
+				delete(entries, dir+strings.TrimPrefix(file, ".wh."))
+				continue
+			}
+			entries[p] = h
+			if h.Typeflag == tar.TypeReg {
+				sum := sha256.New()
+				if _, err := io.Copy(sum, tr); err != nil {
+					t.Fatal(err)
+				}
+				sums[p] = fmt.Sprintf("%x", sum.Sum(nil))
+			}
+		}
+		rc.Close()
 	}
-	return entries
+	return entries, sums
 }
 
 // checkDriverLayer asserts the added layer holds the driver userspace and
@@ -834,9 +861,11 @@ func TestEmittedDockerfileBuilds(t *testing.T) {
 
 // TestExtractionStepGivesTheSameImage: gpuimg with gpuimg-unpack next to it
 // (make build) unpacks a verified package in a step of its own and runs the
-// installer from that tree; the image is byte for byte the one the .run's
-// own unpacking gives. Another component set reuses the extraction, and an
-// unverified package keeps the .run's own unpacking (and its CRC/MD5 check).
+// installer from that tree; with --driver-layers 1 the image is byte for
+// byte the one the .run's own unpacking gives, and by default the same files
+// spread over DefaultDriverLayers layers. Another component set reuses the
+// extraction, and an unverified package keeps the .run's own unpacking (and
+// its CRC/MD5 check).
 func TestExtractionStepGivesTheSameImage(t *testing.T) {
 	e := setup(t)
 	run, sum := standinRun(t, driverA)
@@ -845,7 +874,7 @@ func TestExtractionStepGivesTheSameImage(t *testing.T) {
 	digests := map[string]string{}
 	for name, x := range map[string]*e2e{"in the install step": e, "extraction step": &withExtractor} {
 		dest := filepath.Join(t.TempDir(), "image.tar")
-		_, stderr, err := x.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dest)
+		_, stderr, err := x.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base, "--driver-layers", "1", "--output", "type=oci,dest="+dest)
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", name, err, tailLines(stderr, 40))
 		}
@@ -855,6 +884,12 @@ func TestExtractionStepGivesTheSameImage(t *testing.T) {
 		img := ociTarImage(t, dest)
 		checkDriverLayer(t, e.addedLayer(t, img), driverA)
 		digests[name] = digestOf(t, img)
+		if x == e {
+			checkSplitLayers(t, e, img, driverA, func(args ...string) (string, error) {
+				_, stderr, err := withExtractor.gpuimg(t, append([]string{"build", "--driver-file", run, "--sha256", sum, "--base", e.base}, args...)...)
+				return stderr, err
+			})
+		}
 	}
 	if digests["in the install step"] != digests["extraction step"] {
 		t.Errorf("the extraction step changed the image: %v", digests)
@@ -876,6 +911,62 @@ func TestExtractionStepGivesTheSameImage(t *testing.T) {
 	}
 	if strings.Contains(stderr, "(once per package") {
 		t.Error("an unverified package was unpacked outside its stub, skipping the stub's integrity check")
+	}
+}
+
+// checkSplitLayers: by default the driver's files are spread over
+// DefaultDriverLayers layers, each holding some of them, and together they
+// are the one-layer image's files (path, type, mode, owner, times, link,
+// contents); the config has a history entry per layer and says why.
+func checkSplitLayers(t *testing.T, e *e2e, oneLayer v1.Image, version string, build func(args ...string) (string, error)) {
+	t.Helper()
+	dest := filepath.Join(t.TempDir(), "split.tar")
+	if stderr, err := build("--output", "type=oci,dest="+dest); err != nil {
+		t.Fatalf("split build: %v\n%s", err, tailLines(stderr, 40))
+	}
+	img := ociTarImage(t, dest)
+	want, wantSums := e.addedLayers(t, oneLayer, 1)
+	got, gotSums := e.addedLayers(t, img, imagebuild.DefaultDriverLayers)
+	checkDriverLayer(t, got, version)
+	for p, w := range want {
+		g := got[p]
+		if g == nil {
+			t.Errorf("%s: missing from the split layers", p)
+			continue
+		}
+		if g.Typeflag != w.Typeflag || g.Mode != w.Mode || g.Uid != w.Uid || g.Gid != w.Gid || g.Linkname != w.Linkname ||
+			!g.ModTime.Equal(w.ModTime) || gotSums[p] != wantSums[p] {
+			t.Errorf("%s: split %+v (sha256 %s), one layer %+v (sha256 %s)", p, g, gotSums[p], w, wantSums[p])
+		}
+	}
+	for p := range got {
+		if want[p] == nil {
+			t.Errorf("%s: only in the split layers", p)
+		}
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range layers[len(e.baseLayers(t)):] {
+		size, err := l.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An empty tar compresses to well under 100 bytes.
+		if size < 1000 {
+			t.Errorf("driver layer %d holds nothing (%d bytes compressed)", i+1, size)
+		}
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cfg.History) - len(e.baseLayers(t)); n != imagebuild.DefaultDriverLayers {
+		t.Errorf("%d history entries after the base's, want one per driver layer", n)
+	}
+	if note := cfg.Config.Labels[llb.LabelDriverLayers]; !strings.HasPrefix(note, fmt.Sprintf("%d: ", imagebuild.DefaultDriverLayers)) {
+		t.Errorf("label %s = %q", llb.LabelDriverLayers, note)
 	}
 }
 

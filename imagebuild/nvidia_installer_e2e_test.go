@@ -47,7 +47,7 @@ func TestBuildWithNVIDIAsInstaller(t *testing.T) {
 			full, fullLayer, _ := build()
 			checkNVIDIAInstall(t, fullLayer, release, true)
 			if releases := manifesttypes.Releases(); release == releases[0] || release == releases[len(releases)-1] {
-				checkExtractionStepWithNVIDIAsInstaller(t, e, run)
+				checkExtractionStepWithNVIDIAsInstaller(t, e, run, release)
 			}
 			linked := ldconfigP(t, full)
 			for _, soname := range []string{"libcuda.so.1", "libnvidia-ml.so.1", "libGLX_nvidia.so.0", "libEGL_nvidia.so.0"} {
@@ -209,8 +209,9 @@ func TestBuildRefusesWhatNVIDIAsInstallerRefuses(t *testing.T) {
 
 // checkExtractionStepWithNVIDIAsInstaller: NVIDIA's installer run from the
 // tree the extraction step unpacked installs exactly what it installs when
-// the .run unpacks itself: the two images have the same digest.
-func checkExtractionStepWithNVIDIAsInstaller(t *testing.T, e *e2e, run string) {
+// the .run unpacks itself: with --driver-layers 1 the two images have the
+// same digest, and by default the same files spread over several layers.
+func checkExtractionStepWithNVIDIAsInstaller(t *testing.T, e *e2e, run, version string) {
 	t.Helper()
 	sum, _, err := drivers.FileSHA256(run)
 	if err != nil {
@@ -218,19 +219,23 @@ func checkExtractionStepWithNVIDIAsInstaller(t *testing.T, e *e2e, run string) {
 	}
 	withExtractor := *e
 	withExtractor.bin = testenv.GpuimgWithExtractor(t)
-	var digests []string
+	var images []v1.Image
 	for _, x := range []*e2e{e, &withExtractor} {
 		dest := filepath.Join(t.TempDir(), "image.tar")
-		_, stderr, err := x.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base, "--output", "type=oci,dest="+dest)
+		_, stderr, err := x.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base, "--driver-layers", "1", "--output", "type=oci,dest="+dest)
 		if err != nil {
 			t.Fatalf("gpuimg build: %v\n%s", err, tailLines(stderr, 60))
 		}
 		if got := strings.Contains(stderr, "(once per package"); got != (x == &withExtractor) {
 			t.Errorf("extraction step in the progress: %v", got)
 		}
-		digests = append(digests, digestOf(t, ociTarImage(t, dest)))
+		images = append(images, ociTarImage(t, dest))
 	}
-	if digests[0] != digests[1] {
-		t.Errorf("NVIDIA's installer from the extracted tree gave another image: %s, the .run's own unpacking %s", digests[1], digests[0])
+	if a, b := digestOf(t, images[0]), digestOf(t, images[1]); a != b {
+		t.Errorf("NVIDIA's installer from the extracted tree gave another image: %s, the .run's own unpacking %s", b, a)
 	}
+	checkSplitLayers(t, e, images[0], version, func(args ...string) (string, error) {
+		_, stderr, err := withExtractor.gpuimg(t, append([]string{"build", "--driver-file", run, "--sha256", sum, "--base", e.base}, args...)...)
+		return stderr, err
+	})
 }

@@ -54,6 +54,11 @@ type Options struct {
 	// installer from that tree. Empty: the .run unpacks itself inside the
 	// install step, on every build. The command passes the one next to it.
 	Extractor string
+	// DriverLayers spreads the driver's files over this many layers of about
+	// equal size, which BuildKit compresses in parallel (one core each): 0
+	// means DefaultDriverLayers with the Extractor, 1 without it (the split
+	// runs the Extractor's binary inside the install step).
+	DriverLayers int
 
 	// SourceDateEpoch, when non-nil, fixes every timestamp (SOURCE_DATE_EPOCH).
 	SourceDateEpoch *time.Time

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,6 +104,10 @@ func (b *Builder) Build(ctx context.Context, progress io.Writer) (*Summary, []st
 		copied := *b
 		copied.extractor = nil
 		b = &copied
+		if b.driverLayers > 1 {
+			warnings = append(warnings, fmt.Sprintf("the builder at %s cannot run this machine's linux/%s programs: the driver's files go into one layer, not %d (the split runs this machine's gpuimg-unpack)",
+				b.in.Address(), runtime.GOARCH, b.driverLayers))
+		}
 	}
 	if !builder.storesImages && b.hasUnpushedImage() {
 		warnings = append(warnings, fmt.Sprintf("type=image without push=true: the builder at %s (an OCI worker) keeps no images, so only the digest is printed; add push=true (or --push) or use type=docker,dest=FILE", b.in.Address()))
@@ -475,6 +480,9 @@ func (b *Builder) solveTarget(ctx context.Context, gw gateway.Client, t target, 
 		// Unpacked once per package, for every base, component set and
 		// rebuild; an unverified package keeps the stub's own CRC/MD5 check.
 		spec.Extractor = b.extractor
+	}
+	if b.extractor != nil {
+		spec.DriverLayers, spec.Splitter = b.driverLayers, b.extractor
 	}
 	graph, err := llb.Build(spec)
 	if err != nil {

@@ -19,7 +19,8 @@ const (
 	LabelDriverComponents = "io.gpuimg.driver.components"
 	LabelDriverArch       = "io.gpuimg.driver.arch"
 	LabelDriverVerified   = "io.gpuimg.driver.verified"
-	// LabelDriverLayers is set on an image of base + 2 layers, and says why.
+	// LabelDriverLayers is set on an image of base + more than one layer,
+	// and says why.
 	LabelDriverLayers = "io.gpuimg.driver.layers"
 )
 
@@ -48,14 +49,32 @@ func Labels(spec Spec) map[string]string {
 	if !d.Verified() {
 		labels[ocispecs.AnnotationDescription] += " (UNVERIFIED: the .run's checksum was not confirmed)"
 	}
-	if spec.SplitLinkerCache {
-		labels[LabelDriverLayers] = SplitLayersNote
+	if note := layersNote(spec); note != "" {
+		labels[LabelDriverLayers] = note
 	}
 	return labels
 }
 
-// SplitLayersNote is LabelDriverLayers' value.
+// SplitLayersNote is LabelDriverLayers' value for one driver layer and a
+// linker cache layer.
 const SplitLayersNote = "2: the driver files (one layer, the same blob on every base of the family, so registries and hosts store and pull it once) and this base's linker cache (/etc/ld.so.cache)"
+
+// layersNote is LabelDriverLayers' value: how many layers the image adds
+// to its base, and why; "" for one.
+func layersNote(spec Spec) string {
+	n := spec.driverLayers()
+	switch {
+	case n == 1 && spec.SplitLinkerCache:
+		return SplitLayersNote
+	case n == 1:
+		return ""
+	}
+	note := fmt.Sprintf("%d: the driver files in %d parts of about equal size (BuildKit compresses each part on a core of its own; registries and hosts push and pull them in parallel)", n, n)
+	if spec.SplitLinkerCache {
+		note = fmt.Sprintf("%d: the driver files in %d parts of about equal size (compressed in parallel, and the same blobs on every base of the family, so registries and hosts store and pull them once) and this base's linker cache (/etc/ld.so.cache)", n+1, n)
+	}
+	return note
+}
 
 // VisibleDevicesEnv keeps a host's nvidia-container-toolkit from injecting
 // a second, clashing driver into the image.
@@ -97,6 +116,13 @@ func ImageConfig(baseConfig []byte, spec Spec) ([]byte, error) {
 		CreatedBy: fmt.Sprintf("gpuimg: sh %s %s", spec.Driver.FileName(), strings.Join(InstallerFlags(spec.Driver.Version, spec.Driver.Arch, spec.Components, spec.Compat32), " ")),
 		Comment:   "components " + spec.Components.String(),
 	})
+	for i := 2; i <= spec.driverLayers(); i++ {
+		img.History = append(img.History, ocispecs.History{
+			Created:   &created,
+			CreatedBy: fmt.Sprintf("gpuimg: driver files, part %d of %d", i, spec.driverLayers()),
+			Comment:   "the installed files are split by size into layers that compress, push and pull in parallel",
+		})
+	}
 	if spec.SplitLinkerCache {
 		img.History = append(img.History, ocispecs.History{
 			Created:   &created,

@@ -1,8 +1,9 @@
 // Package llb plans a driver image as BuildKit LLB: the base, an install step
 // that runs NVIDIA's .run with --no-kernel-module in isolation (the .run and
 // stub module utilities mounted read-only, temp space on tmpfs, no network),
-// and a result that adds exactly one layer (the installer's changes) to the
-// base. Everything here is pure: specs in, llb.State and image config out.
+// and a result that adds the installer's changes to the base, in one layer or
+// spread over several (DriverLayers). Everything here is pure: specs in,
+// llb.State and image config out.
 package llb
 
 import (
@@ -101,6 +102,13 @@ type Spec struct {
 	// Extract) and the install step runs NVIDIA's installer from that tree.
 	// The stub's CRC/MD5 self-check does not run then, so it needs Verified.
 	Extractor *Extractor
+	// DriverLayers spreads the driver's files over this many layers of about
+	// equal size (1 or 0: one layer). BuildKit compresses one layer per core,
+	// so a big driver layer split N ways compresses on N cores. Splitter, the
+	// static gpuimg-unpack (the Extractor's binary), does it inside the
+	// install step; it needs no verified package.
+	DriverLayers int
+	Splitter     *Extractor
 	// SplitLinkerCache keeps /etc/ld.so.cache, the one file whose contents
 	// depend on the base, out of the driver layer: the result is the base, the
 	// driver files (the same blob on every base of the family, see OnBase) and
@@ -117,7 +125,8 @@ type Graph struct {
 	Base      bk.State
 	Extracted bk.State // the package's tree (with an Extractor; else unset)
 	Installed bk.State // the base after the install step (build-time only)
-	// DriverLayer is the install's diff: every file the installer added.
+	// DriverLayer is every file the installer added: the install's diff,
+	// merged with the step's other layer outputs when DriverLayers > 1.
 	DriverLayer bk.State
 	// Result is base + DriverLayer, and with SplitLinkerCache + the base's
 	// linker cache layer.
@@ -125,7 +134,9 @@ type Graph struct {
 }
 
 // Build plans the LLB for spec. The result is llb.Merge([base, llb.Diff(base,
-// installed)]): the base's own layers, unchanged, plus one layer.
+// installed)]): the base's own layers, unchanged, plus one layer; with
+// DriverLayers N, the diff is merged with the install step's N-1 extra
+// outputs, the files the splitter moved there.
 func Build(spec Spec) (Graph, error) {
 	if err := spec.validate(); err != nil {
 		return Graph{}, err
@@ -165,8 +176,19 @@ func Build(spec Spec) (Graph, error) {
 		// ldconfig's aux-cache (inodes and ctimes) stays off the layer.
 		runOpts = append(runOpts, bk.AddMount("/var/cache/ldconfig", bk.Scratch(), bk.Tmpfs()))
 	}
-	installed := base.Run(runOpts...).Root()
+	if spec.driverLayers() > 1 {
+		runOpts = append(runOpts, bk.AddMount(ExtractorDir, extractorState(*spec.Splitter), bk.Readonly))
+	}
+	exec := base.Run(runOpts...)
+	installed := exec.Root()
 	diff := bk.Diff(base, installed, platform)
+	if parts := layerDirs(spec); len(parts) > 0 {
+		layers := []bk.State{diff}
+		for _, dir := range parts {
+			layers = append(layers, exec.AddMount(dir, bk.Scratch()))
+		}
+		diff = bk.Merge(layers, platform, bk.WithCustomNamef("driver %s files in %d layers", spec.Driver.Version, len(layers)))
+	}
 	graph := Graph{Base: base, Extracted: extracted, Installed: installed, DriverLayer: diff}
 	if spec.SplitLinkerCache {
 		return OnBase(graph, spec, base), nil
@@ -174,6 +196,25 @@ func Build(spec Spec) (Graph, error) {
 	graph.Result = bk.Merge([]bk.State{base, diff}, platform,
 		bk.WithCustomNamef("base + driver %s layer", spec.Driver.Version))
 	return graph, nil
+}
+
+// MaxDriverLayers bounds DriverLayers: past the cores of most builders
+// more parts only add per-layer overhead.
+const MaxDriverLayers = 16
+
+// LayersDir holds the install step's extra layer outputs, one per driver
+// layer after the first.
+const LayersDir = "/gpuimg/layers"
+
+func (s Spec) driverLayers() int { return max(s.DriverLayers, 1) }
+
+// layerDirs are the install step's extra layer outputs.
+func layerDirs(s Spec) []string {
+	var dirs []string
+	for i := 2; i <= s.driverLayers(); i++ {
+		dirs = append(dirs, fmt.Sprintf("%s/%d", LayersDir, i))
+	}
+	return dirs
 }
 
 // baseState is the base image from its registry or OCI layout.
@@ -198,6 +239,10 @@ func (s Spec) validate() error {
 		return fmt.Errorf("driver %s: no sha256 to pin it", d.Version)
 	case s.Platform.OS == "" || s.Platform.Architecture == "":
 		return fmt.Errorf("no platform in the build spec")
+	case s.DriverLayers > 1 && s.Splitter == nil:
+		return fmt.Errorf("driver %s: %d driver layers need the static gpuimg-unpack, which splits the files inside the install step", d.Version, s.DriverLayers)
+	case s.DriverLayers > MaxDriverLayers:
+		return fmt.Errorf("driver %s: %d driver layers: at most %d", d.Version, s.DriverLayers, MaxDriverLayers)
 	case s.Extractor != nil && !d.Verified():
 		return fmt.Errorf("driver %s: extracting the payload outside the .run's stub needs a verified package (its sha256 pinned): the stub's own integrity check would not run", d.Version)
 	}
@@ -264,7 +309,7 @@ if ! (PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; command
   echo "gpuimg: the base image has no ldconfig (glibc's), which nvidia-installer needs to place and register the libraries; use a glibc distribution base (debian, ubuntu, ubi) rather than a distroless or scratch image" >&2
   exit %[1]d
 fi
-%[6]shad_nvidia_state=0; [ -e /var/lib/nvidia ] && had_nvidia_state=1
+%[6]s%[9]shad_nvidia_state=0; [ -e /var/lib/nvidia ] && had_nvidia_state=1
 touch %[2]s/gpuimg-install.stamp
 if ! (%[3]s %[4]s $family_flags); then
   echo "gpuimg: nvidia-installer failed; the last lines of its log:" >&2
@@ -278,7 +323,7 @@ if [ -z "$(find / -xdev -cnewer %[2]s/gpuimg-install.stamp -type f -name '*.so.%
   tail -n 20 %[5]s >&2
   exit %[8]d
 fi
-`, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog, familyScript(spec), spec.Driver.Version, ExitNothingInstalled)
+`, ExitNotGlibc, TmpDir, run, strings.Join(flags, " "), InstallerLog, familyScript(spec), spec.Driver.Version, ExitNothingInstalled, listBefore(spec))
 	// Drivers from 390 on ship all three; only a full or graphics image needs them.
 	if spec.Components.Has(Graphics) && spec.Driver.Version.AtLeast("390") {
 		for _, alternatives := range icdFiles {
@@ -310,9 +355,29 @@ fi
 [ "$had_nvidia_state" = 1 ] || rm -rf /var/lib/nvidia
 rm -f /var/log/nvidia-installer.log /var/log/nvidia-uninstall.log /var/cache/ldconfig/aux-cache
 `, TmpDir)
+	if dirs := layerDirs(spec); len(dirs) > 0 {
+		// The moved files get the epoch from the splitter; the root's
+		// directories they left, from the touch below.
+		fmt.Fprintf(&b, "%s split %s %d %s || exit 1\n", splitterPath(spec), splitList, spec.Epoch, strings.Join(dirs, " "))
+	}
 	// Last, so that the removals above are covered too.
 	fmt.Fprintf(&b, "find / -xdev -cnewer %s/gpuimg-install.stamp -exec touch -h -d @%d {} +\n", TmpDir, spec.Epoch)
 	return b.String()
+}
+
+// splitList is where the install step lists the base's files before the
+// install, so the split moves only files the install created.
+const splitList = TmpDir + "/gpuimg-base-files"
+
+func splitterPath(s Spec) string { return path.Join(ExtractorDir, s.Splitter.FileName) }
+
+// listBefore is the script line listing the base's files, when the step
+// splits the driver's files into several layers.
+func listBefore(s Spec) string {
+	if len(layerDirs(s)) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s list %s || exit 1\n", splitterPath(s), splitList)
 }
 
 // familyScript sets $family_flags: where the base's family keeps what the

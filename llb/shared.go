@@ -42,12 +42,7 @@ type Extractor struct {
 // and the extractor's contents, so every base, component set and rebuild
 // after a cache trim of the install reuses it) and no network.
 func Extract(d drivers.Resolved, e Extractor) bk.State {
-	tool := bk.Local(e.LocalName,
-		bk.IncludePatterns([]string{e.FileName}),
-		bk.SharedKeyHint(e.LocalName),
-		// The same definition for every base and build: one extraction op.
-		bk.LocalUniqueID(e.LocalName),
-		bk.WithCustomName("load the static payload extractor"))
+	tool := extractorState(e)
 	st := bk.Scratch().Run(
 		bk.Args([]string{path.Join(ExtractorDir, e.FileName), path.Join(DriverDir, d.FileName()), PackageDir}),
 		bk.AddEnv("TMPDIR", TmpDir),
@@ -60,6 +55,16 @@ func Extract(d drivers.Resolved, e Extractor) bk.State {
 		bk.Platform(e.Platform),
 		bk.WithCustomNamef("extract %s (once per package, for every base)", d.FileName()))
 	return st.AddMount(PackageDir, bk.Scratch())
+}
+
+// extractorState is the directory holding the static gpuimg-unpack.
+func extractorState(e Extractor) bk.State {
+	return bk.Local(e.LocalName,
+		bk.IncludePatterns([]string{e.FileName}),
+		bk.SharedKeyHint(e.LocalName),
+		// The same definition for every base and build: one extraction op.
+		bk.LocalUniqueID(e.LocalName),
+		bk.WithCustomName("load the static gpuimg-unpack"))
 }
 
 // LdconfigWrapper stands in for ldconfig in the install step of a split

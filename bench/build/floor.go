@@ -99,8 +99,8 @@ func timedShell(ctx context.Context, script string) (float64, error) {
 	})
 }
 
-// writeAddedLayer writes the uncompressed tar of the one layer img adds to
-// the base.
+// writeAddedLayer writes the uncompressed tars of the layers img adds to the
+// base (the driver's files, in one layer or several), one after the other.
 func writeAddedLayer(img v1.Image, base map[string]bool, path string) error {
 	layers, err := img.Layers()
 	if err != nil {
@@ -116,21 +116,23 @@ func writeAddedLayer(img v1.Image, base map[string]bool, path string) error {
 			added = append(added, l)
 		}
 	}
-	if len(added) != 1 {
-		return fmt.Errorf("floor: the gpuimg image adds %d layers to the base, want 1", len(added))
+	if len(added) == 0 {
+		return fmt.Errorf("floor: the gpuimg image adds no layer to the base")
 	}
-	rc, err := added[0].Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
 	out, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, rc); err != nil {
-		out.Close()
-		return err
+	for _, l := range added {
+		rc, err := l.Uncompressed()
+		if err == nil {
+			_, err = io.Copy(out, rc)
+			rc.Close()
+		}
+		if err != nil {
+			out.Close()
+			return err
+		}
 	}
 	return out.Close()
 }

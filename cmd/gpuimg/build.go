@@ -19,7 +19,9 @@ func newBuildCmd() *cobra.Command {
 		Short: "Build images carrying the NVIDIA driver userspace, on BuildKit",
 		Long: `Build container images whose driver userspace is what NVIDIA's .run installs with
 --no-kernel-module, as BuildKit LLB on a real BuildKit (--addr, BUILDKIT_HOST, or
-unix:///run/buildkit/buildkitd.sock). The image is the base plus exactly one layer.
+unix:///run/buildkit/buildkitd.sock). The image is the base plus the driver's files,
+in 4 layers of about equal size that the builder compresses on 4 cores at once
+(--driver-layers 1: one layer).
 
 The base defaults to ` + imagebuild.DefaultBase + `; oci-layout://DIR[:TAG|@DIGEST] builds from an
 OCI layout with no registry. Outputs use BuildKit's --output syntax; without
@@ -67,6 +69,7 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f.StringVar(&o.Progress, "progress", "", "progress output: auto, plain, tty, quiet, rawjson (default $BUILDKIT_PROGRESS, else auto)")
 	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "BuildKit cache import: type=registry,ref=REF | type=local,src=DIR (several images: one record each, tag suffixed -<driver>-<arch>)")
 	f.StringArrayVar(&o.CacheTo, "cache-to", nil, "BuildKit cache export: type=registry,ref=REF,mode=max | type=local,dest=DIR (several images: one record each, tag suffixed -<driver>-<arch>)")
+	f.IntVar(&o.DriverLayers, "driver-layers", 0, fmt.Sprintf("spread the driver's files over N layers of about equal size, which the builder compresses in parallel, one core each (default %d with gpuimg-unpack next to gpuimg, else 1)", imagebuild.DefaultDriverLayers))
 	f.StringVar(&o.Compression, "compression", "gzip", "compression of every layer, forced (the base's are converted when stored otherwise): gzip or zstd")
 	f.StringVar(&o.Emit, "emit", "", "print instead of building: dockerfile (the docker build equivalent) or llb (the definition, for buildctl)")
 	f.BoolVar(&asJSON, "json", false, "print a JSON summary of the images on stdout")

@@ -1,6 +1,6 @@
 // Command imgshow prints what a built image holds, read with
 // go-containerregistry from a docker or OCI tarball: platform, labels, env,
-// layers (base and added), and the added layer's files. The demo uses it so
+// layers (base and added), and the added layers' files. The demo uses it so
 // that it needs no Docker daemon to show the result.
 //
 //	go run ./internal/cmd/imgshow IMAGE.tar
@@ -60,6 +60,10 @@ func show(path string) error {
 		return err
 	}
 	fmt.Println("layers")
+	// A base without history leaves only gpuimg's entries: align from the top.
+	made := layerHistory(cfg)
+	offset := len(layers) - len(made)
+	var added []v1.Layer
 	for i, l := range layers {
 		size, err := l.Size()
 		if err != nil {
@@ -70,45 +74,58 @@ func show(path string) error {
 			return err
 		}
 		what := "base"
-		if i == len(layers)-1 {
-			what = "added: " + historyOf(cfg)
+		if j := i - offset; j >= 0 && j < len(made) && strings.HasPrefix(made[j], "gpuimg:") {
+			what = "added: " + made[j]
+			added = append(added, l)
 		}
 		fmt.Printf("  %d  %s  %8.1f MB  %s\n", i+1, d.String()[:19], float64(size)/1e6, what)
 	}
-	return listFiles(layers[len(layers)-1])
+	return listFiles(added)
 }
 
-func historyOf(cfg *v1.ConfigFile) string {
-	if len(cfg.History) == 0 {
-		return ""
+// layerHistory is the CreatedBy of each layer, from the config's history
+// entries that made one.
+func layerHistory(cfg *v1.ConfigFile) []string {
+	var out []string
+	for _, h := range cfg.History {
+		if !h.EmptyLayer {
+			out = append(out, h.CreatedBy)
+		}
 	}
-	return cfg.History[len(cfg.History)-1].CreatedBy
+	return out
 }
 
-// listFiles summarises the added layer per directory and shows the files
+// listFiles summarises the added layers per directory and shows the files
 // that prove the driver is usable: libcuda and its SONAME link, nvidia-smi,
 // the linker cache.
-func listFiles(l v1.Layer) error {
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
+func listFiles(layers []v1.Layer) error {
 	type dirStats struct {
 		files, links int
 		bytes        int64
 	}
 	dirs := map[string]*dirStats{}
 	var key []string
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	var headers []*tar.Header
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
 		if err != nil {
 			return err
 		}
+		tr := tar.NewReader(rc)
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rc.Close()
+				return err
+			}
+			headers = append(headers, h)
+		}
+		rc.Close()
+	}
+	for _, h := range headers {
 		if h.Typeflag == tar.TypeDir {
 			continue
 		}
@@ -132,7 +149,7 @@ func listFiles(l v1.Layer) error {
 			}
 		}
 	}
-	fmt.Println("added layer, by directory")
+	fmt.Println("added layers, by directory")
 	var names []string
 	for d := range dirs {
 		names = append(names, d)
