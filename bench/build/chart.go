@@ -16,14 +16,14 @@ type bar struct {
 }
 
 var sideColors = map[string]string{
-	sideRecipe: "#9e9e9e", sideGzip: "#1f77b4", sideZstd: "#2ca02c", "gpuimg-compute": "#ff7f0e",
+	sideRecipe: "#9e9e9e", sideGzip: "#1f77b4", sideZstd: "#2ca02c", "gpuimg-compute": "#ff7f0e", sideOneLayer: "#6baed6",
 }
 
 // rewriteColors are lighter shades for rebuilds whose output file was removed.
 var rewriteColors = map[string]string{sideGzip: "#9ecae1", sideZstd: "#a1d99b"}
 
 var sideLabels = map[string]string{
-	sideRecipe: "recipe", sideGzip: "gpuimg gzip", sideZstd: "gpuimg zstd", "gpuimg-compute": "compute only",
+	sideRecipe: "recipe", sideGzip: "gpuimg gzip", sideZstd: "gpuimg zstd", "gpuimg-compute": "compute only", sideOneLayer: "gzip, 1 layer",
 }
 
 // chart draws three panels (cold time, rebuild time, bytes added) as a
@@ -34,7 +34,7 @@ func (r *Results) chart() string {
 	for _, kinds := range [][]string{{kindCold}, {kindWarm, kindRewrite}} {
 		var bars []bar
 		for _, kind := range kinds {
-			for _, side := range []string{sideRecipe, sideGzip, sideZstd} {
+			for _, side := range allSides {
 				s := r.summary(side, kind)
 				if s.Side == "" {
 					continue

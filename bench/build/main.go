@@ -215,7 +215,13 @@ const (
 	sideRecipe = "recipe"
 	sideGzip   = "gpuimg"
 	sideZstd   = "gpuimg-zstd"
+	// sideOneLayer is gpuimg with its driver files in one layer
+	// (--driver-layers 1), as before the split: what the split buys.
+	sideOneLayer = "gpuimg-1layer"
 )
+
+// allSides are the sides in table order.
+var allSides = []string{sideRecipe, sideGzip, sideZstd, sideOneLayer}
 
 // Kinds of build: cold (builder cache pruned, no output file), warm (the
 // same build again, unchanged) and rewrite (warm again, but the output file
@@ -230,7 +236,7 @@ const (
 // sides runs cold, warm and (gpuimg) rewrite builds of each side, rotating
 // the order every round so drift hits all of them.
 func (b *bench) sides(ctx context.Context, res *Results) error {
-	order := []string{sideRecipe, sideGzip, sideZstd}
+	order := allSides
 	v := versions[0]
 	failed := map[string]bool{}
 	for round := 0; round < b.cfg.runs; round++ {
@@ -240,8 +246,11 @@ func (b *bench) sides(ctx context.Context, res *Results) error {
 				continue
 			}
 			kinds := []string{kindCold, kindWarm, kindRewrite}
-			if side == sideRecipe {
+			switch side {
+			case sideRecipe:
 				kinds = kinds[:2] // its warm build already rewrites the file
+			case sideOneLayer:
+				kinds = kinds[:1] // the comparison is the cold build
 			}
 			for _, kind := range kinds {
 				if kind == kindCold {
@@ -341,8 +350,11 @@ func (b *bench) gpuimgArgs(side, v string) []string {
 		"--cache-dir", filepath.Join(b.cfg.work, "empty-driver-cache"),
 		"--base", b.baseRef, "-t", b.pushRef(side, v), "--push",
 		"--output", "type=docker,dest=" + b.tarPath(side, v)}
-	if side == sideZstd {
+	switch side {
+	case sideZstd:
 		args = append(args, "--compression", "zstd")
+	case sideOneLayer:
+		args = append(args, "--driver-layers", "1")
 	}
 	return args
 }

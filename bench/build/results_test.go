@@ -219,6 +219,13 @@ func TestMissedColdTargetSaysWhereTheTimeWent(t *testing.T) {
 	if w := why["unchanged rebuild (ratio to the recipe's rebuild)"]; w != "" {
 		t.Errorf("a target with no cold build has a why: %q", w)
 	}
+	// Driver files in 4 layers: the compression already has every core.
+	r.Added = []Added{{Side: sideGzip, Layers: 4}}
+	r.Targets, r.Summary = nil, nil
+	r.finish()
+	if gz := r.Targets[0].Why; !strings.Contains(gz, "in 4 layers at once on 2 cores 9.0 s = 0.30x") || !strings.Contains(gz, "already uses every core here: 9.0 s = 0.30x without it") {
+		t.Errorf("split layers' why = %q", gz)
+	}
 }
 
 func TestBytesTargetIsWithinOnePercent(t *testing.T) {
