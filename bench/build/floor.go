@@ -151,21 +151,21 @@ func layerSet(img v1.Image) (map[string]bool, error) {
 }
 
 // addedBytes sums the compressed sizes (from the manifest) of img's layers
-// that the base does not have.
+// above the base's: by position, since --compression zstd converts the
+// base's own layers to new blobs that add nothing.
 func addedBytes(img v1.Image, base map[string]bool) (int64, int, error) {
 	m, err := img.Manifest()
 	if err != nil {
 		return 0, 0, err
 	}
-	var sum int64
-	n := 0
-	for _, l := range m.Layers {
-		if !base[l.Digest.String()] {
-			sum += l.Size
-			n++
-		}
+	if len(m.Layers) < len(base) {
+		return 0, 0, fmt.Errorf("the image has %d layers, fewer than its base's %d", len(m.Layers), len(base))
 	}
-	return sum, n, nil
+	var sum int64
+	for _, l := range m.Layers[len(base):] {
+		sum += l.Size
+	}
+	return sum, len(m.Layers) - len(base), nil
 }
 
 // parseFloat reads a number printed by a tool.
