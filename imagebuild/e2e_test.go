@@ -310,7 +310,12 @@ func TestBuildEndToEnd(t *testing.T) {
 		}
 	})
 
+	// gpuimg as make build installs it: the driver's files in
+	// DefaultDriverLayers layers, split inside the install step, which the
+	// remote builder and the exported cache handle like any other.
 	t.Run("two drivers pushed to a registry and the same digests from a second builder over mutual TLS", func(t *testing.T) {
+		e := *e
+		e.bin = testenv.GpuimgWithExtractor(t)
 		reg := testenv.Registry(t)
 		runB, _ := standinRun(t, driverB)
 		cache := t.TempDir()
@@ -363,7 +368,8 @@ func TestBuildEndToEnd(t *testing.T) {
 			if cfg.Config.Labels["io.gpuimg.driver.version"] != img.Driver || cfg.Config.Labels["io.gpuimg.driver.verified"] != "false" {
 				t.Errorf("pushed %s has labels %v", ref, cfg.Config.Labels)
 			}
-			checkDriverLayer(t, e.addedLayer(t, pushed), img.Driver)
+			entries, _ := e.addedLayers(t, pushed, imagebuild.DefaultDriverLayers)
+			checkDriverLayer(t, entries, img.Driver)
 			digests[img.Driver] = img.Digest
 		}
 
