@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -27,6 +29,119 @@ type baseSpec struct {
 	Tag, Digest string
 	// Named is the normalised registry reference otherwise.
 	Named reference.Named
+	// Text is what {base} becomes in names and destinations (baseText).
+	Text string
+	// StoreID names the SolveOpt.OCIStores entry of Layout.
+	StoreID string
+}
+
+// parseBases parses --base: one base as before, or a comma list of several
+// (the command joins repeated flags with commas). Several bases must be
+// distinct, non-empty, and give distinct {base} texts. Each layout
+// directory gets one OCI store ID, the first the single base's.
+func parseBases(s string) ([]baseSpec, error) {
+	entries := strings.Split(s, ",")
+	if len(entries) == 1 {
+		b, err := parseBase(s)
+		b.Text, b.StoreID = baseText(b), layoutStoreID
+		return []baseSpec{b}, err
+	}
+	var out []baseSpec
+	given := map[string]string{} // identity -> as written
+	texts := map[string]string{} // {base} text -> as written
+	stores := map[string]string{}
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			return nil, fmt.Errorf("--base %q has an empty entry: list the bases as --base A,B (or repeat --base A --base B)", s)
+		}
+		b, err := parseBase(e)
+		if err != nil {
+			return nil, err
+		}
+		id := b.identity()
+		if first, dup := given[id]; dup {
+			return nil, fmt.Errorf("--base %s is given twice (as %s and %s): list each base once", e, first, e)
+		}
+		given[id] = e
+		b.Text = baseText(b)
+		if first, clash := texts[b.Text]; clash {
+			return nil, fmt.Errorf("--base %s and %s would both become {base}=%s in image names and destinations: retag one of them (or use an OCI layout directory of another name), so that the last path element and tag differ", first, e, b.Text)
+		}
+		texts[b.Text] = e
+		if b.Layout != "" {
+			dir, _ := filepath.Abs(b.Layout)
+			if stores[dir] == "" {
+				stores[dir] = layoutStoreID
+				if len(stores) > 1 {
+					stores[dir] = fmt.Sprintf("%s-%d", layoutStoreID, len(stores))
+				}
+			}
+			b.StoreID = stores[dir]
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// identity is what makes two bases the same one: the normalised reference,
+// or the layout directory with its tag or digest.
+func (b baseSpec) identity() string {
+	if b.Layout == "" {
+		return b.Named.String()
+	}
+	dir, _ := filepath.Abs(b.Layout)
+	return ociLayoutScheme + dir + ":" + b.Tag + "@" + b.Digest
+}
+
+// baseText is what {base} becomes for b: the repository's last path element
+// and the tag (127.0.0.1:5000/library/debian:bookworm: debian-bookworm); for
+// an OCI layout the directory's name and the tag, unless the name already
+// ends with it (oci-layout://./ubuntu:22.04: ubuntu-22.04); a base pinned by
+// digest alone gets the digest's first 12 hex digits instead of a tag
+// (ubuntu@sha256:0123456789ab…: ubuntu-0123456789ab). Lower case, with
+// every character a tag or a repository path may not hold turned into "-".
+func baseText(b baseSpec) string {
+	var name, tag, dgst string
+	if b.Layout != "" {
+		name, tag, dgst = filepath.Base(filepath.Clean(b.Layout)), b.Tag, b.Digest
+	} else if b.Named != nil {
+		name = path.Base(reference.Path(b.Named))
+		if tagged, ok := b.Named.(reference.Tagged); ok {
+			tag = tagged.Tag()
+		}
+		if digested, ok := b.Named.(reference.Digested); ok {
+			dgst = digested.Digest().String()
+		}
+	}
+	suffix := tag
+	if suffix == "" && dgst != "" {
+		if _, hex, ok := strings.Cut(dgst, ":"); ok && len(hex) >= 12 {
+			suffix = hex[:12]
+		}
+	}
+	text := sanitizeName(name)
+	if s := sanitizeName(suffix); s != "" && !strings.HasSuffix(text, "-"+s) && text != s {
+		text += "-" + s
+	}
+	if text == "" {
+		return "base"
+	}
+	return text
+}
+
+var (
+	notNameChar = regexp.MustCompile(`[^a-z0-9._-]+`)
+	separators  = regexp.MustCompile(`[._-]{2,}`)
+)
+
+// sanitizeName lowercases s and keeps it valid both in a tag and as a
+// repository path element: other characters and runs of separators become
+// one "-", and none leads or trails.
+func sanitizeName(s string) string {
+	s = notNameChar.ReplaceAllString(strings.ToLower(s), "-")
+	s = separators.ReplaceAllString(s, "-")
+	return strings.Trim(s, "-._")
 }
 
 func parseBase(s string) (baseSpec, error) {

@@ -22,8 +22,8 @@ import (
 // Builder holds what Prepare resolved: each fact once, read by Build and
 // Emit. It is never changed after Prepare.
 type Builder struct {
-	in         Options // connection, progress and output settings, as given
-	base       baseSpec
+	in         Options    // connection, progress and output settings, as given
+	bases      []baseSpec // one, or several: one image per base
 	components llb.Components
 	epoch      time.Time
 	cacheFrom  []client.CacheOptionsEntry
@@ -34,6 +34,9 @@ type Builder struct {
 	extractor    *llb.Extractor
 	extractorDir string
 	driverLayers int
+	// plan is what the pre-pass of a build of several bases found (Build
+	// sets it on its copy); nil with one base.
+	plan basePlan
 }
 
 // DefaultDriverLayers is how many layers the driver's files take by
@@ -43,11 +46,16 @@ type Builder struct {
 // (about a seventh of a full driver) bounds the gain.
 const DefaultDriverLayers = 4
 
-// image is one image: a driver version for one platform, or for several when
-// they share an index (no {arch} in names and destinations).
+// image is one image: a driver version on one base for one platform, or
+// for several when they share an index (no {arch} in names and
+// destinations).
 type image struct {
 	targets []target // one per platform
 	exports []plannedExport
+	base    int // index in Builder.bases
+	// cacheKey is the {base} text in a build of several bases (its cache
+	// records are told apart by it), else "".
+	cacheKey string
 }
 
 // target is what one platform of an image installs.
@@ -120,7 +128,7 @@ func Prepare(ctx context.Context, o Options) (*Builder, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	names, err := o.naming(plats, len(versions))
+	names, err := o.naming(plats, len(versions), len(b.bases))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,24 +136,30 @@ func Prepare(ctx context.Context, o Options) (*Builder, []string, error) {
 	dests := map[string]bool{}
 	for _, v := range versions {
 		for _, group := range names.groups {
-			im, more, err := b.resolveImage(ctx, v, sums, group)
+			resolved, more, err := b.resolveImage(ctx, v, sums, group)
 			warnings = append(warnings, more...)
 			if err != nil {
 				return nil, warnings, err
 			}
-			for _, out := range names.outputs {
-				pe, more, err := b.planExport(im, out, names.tags, dests)
-				warnings = append(warnings, more...)
-				if err != nil {
-					return nil, warnings, err
+			for i := range b.bases {
+				im := &image{targets: resolved.targets, base: i}
+				if len(b.bases) > 1 {
+					im.cacheKey = b.bases[i].Text
 				}
-				im.exports = append(im.exports, pe)
+				for _, out := range names.outputs {
+					pe, more, err := b.planExport(im, out, names.tags, dests)
+					warnings = append(warnings, more...)
+					if err != nil {
+						return nil, warnings, err
+					}
+					im.exports = append(im.exports, pe)
+				}
+				b.images = append(b.images, im)
 			}
-			b.images = append(b.images, im)
 		}
 	}
 	if o.Emit != "" && (len(b.images) != 1 || len(b.images[0].targets) != 1) {
-		return nil, warnings, fmt.Errorf("--emit prints one image: pass one --driver and one --platform")
+		return nil, warnings, fmt.Errorf("--emit prints one image: pass one --driver, one --platform and one --base (a Dockerfile cannot share a driver layer between bases: emit one per base)")
 	}
 	return b, warnings, nil
 }
@@ -154,7 +168,7 @@ func Prepare(ctx context.Context, o Options) (*Builder, []string, error) {
 func (b *Builder) parseSettings() error {
 	o := b.in
 	var err error
-	if b.base, err = parseBase(o.Base); err != nil {
+	if b.bases, err = parseBases(o.Base); err != nil {
 		return err
 	}
 	if b.components, err = llb.ParseComponents(o.Components); err != nil {
@@ -201,21 +215,24 @@ type naming struct {
 
 // naming decides the platform groups and checks that names and destinations
 // tell every image apart.
-func (o Options) naming(plats []ocispecs.Platform, versions int) (naming, error) {
-	outputs, err := o.outputSpecs()
+func (o Options) naming(plats []ocispecs.Platform, versions, bases int) (naming, error) {
+	outputs, err := o.outputSpecs(bases)
 	if err != nil {
 		return naming{}, err
 	}
 	tags := o.Tags
 	if len(tags) == 0 {
 		tags = []string{DefaultTag}
+		if bases > 1 {
+			tags = []string{DefaultTag + "-{base}"}
+		}
 	}
 	// Several platforms share one image (an index) unless a name or a
 	// destination asks for one per arch, or the docker exporter (which cannot
 	// hold an index) is used.
 	perArch := len(plats) > 1 && (mentionsArch(tags, outputs) || hasType(outputs, client.ExporterDocker))
 	if perArch && len(o.Tags) == 0 {
-		tags = []string{DefaultTag + "-{arch}"}
+		tags = []string{tags[0] + "-{arch}"}
 	}
 	if len(plats) > 1 && !perArch {
 		for _, out := range outputs {
@@ -226,6 +243,11 @@ func (o Options) naming(plats []ocispecs.Platform, versions int) (naming, error)
 	}
 	if versions > 1 {
 		if err := needsPlaceholder("{driver}", tags, outputs); err != nil {
+			return naming{}, err
+		}
+	}
+	if bases > 1 {
+		if err := needsPlaceholder("{base}", tags, outputs); err != nil {
 			return naming{}, err
 		}
 	}
@@ -294,17 +316,17 @@ func (b *Builder) prune(d drivers.Resolved) ([]string, error) {
 }
 
 // planExport expands one --output for image im: names from the tags,
-// {driver} and {arch} in attributes and dest, compression.
+// {driver}, {arch} and {base} in attributes and dest, compression.
 func (b *Builder) planExport(im *image, out OutputSpec, tags []string, dests map[string]bool) (plannedExport, []string, error) {
-	driver, arch := im.driver().String(), im.archName()
+	driver, arch, base := im.driver().String(), im.archName(), b.bases[im.base].Text
 	pe := plannedExport{spec: out, attrs: map[string]string{}}
 	for k, v := range out.Attrs {
-		pe.attrs[k] = expand(v, driver, arch)
+		pe.attrs[k] = expand(v, driver, arch, base)
 	}
 	if _, named := pe.attrs["name"]; !named && out.Type != client.ExporterLocal && out.Type != client.ExporterTar {
 		var names []string
 		for _, t := range tags {
-			names = append(names, expand(t, driver, arch))
+			names = append(names, expand(t, driver, arch, base))
 		}
 		pe.attrs["name"] = strings.Join(names, ",")
 	}
@@ -312,9 +334,9 @@ func (b *Builder) planExport(im *image, out OutputSpec, tags []string, dests map
 		return pe, nil, err
 	}
 	if out.Dest != "" {
-		pe.dest = expand(out.Dest, driver, arch)
+		pe.dest = expand(out.Dest, driver, arch, base)
 		if dests[pe.dest] {
-			return pe, nil, fmt.Errorf("--output dest=%s is written by more than one image: add {driver} (and {arch}) to it", out.Dest)
+			return pe, nil, fmt.Errorf("--output dest=%s is written by more than one image: add {driver} (and {arch}, {base}) to it", out.Dest)
 		}
 		dests[pe.dest] = true
 		if err := checkWritable(pe.dest); err != nil {
@@ -398,7 +420,7 @@ func (o Options) versions() ([]drivers.Version, error) {
 	return out, nil
 }
 
-func (o Options) outputSpecs() ([]OutputSpec, error) {
+func (o Options) outputSpecs(bases int) ([]OutputSpec, error) {
 	var outs []OutputSpec
 	for _, s := range o.Outputs {
 		out, err := ParseOutput(s)
@@ -414,10 +436,14 @@ func (o Options) outputSpecs() ([]OutputSpec, error) {
 		outs = append(outs, OutputSpec{Type: client.ExporterImage, Attrs: map[string]string{"push": "true"}})
 	}
 	if len(outs) == 0 {
-		dest := "nvidia-driver-{driver}.tar"
-		if len(o.Platforms) > 0 && len(strings.Split(strings.Join(o.Platforms, ","), ",")) > 1 {
-			dest = "nvidia-driver-{driver}-{arch}.tar"
+		dest := "nvidia-driver-{driver}"
+		if bases > 1 {
+			dest += "-{base}"
 		}
+		if len(o.Platforms) > 0 && len(strings.Split(strings.Join(o.Platforms, ","), ",")) > 1 {
+			dest += "-{arch}"
+		}
+		dest += ".tar"
 		outs = append(outs, OutputSpec{Type: client.ExporterDocker, Attrs: map[string]string{}, Dest: dest})
 	}
 	return outs, nil
@@ -480,7 +506,11 @@ func needsPlaceholder(ph string, tags []string, outs []OutputSpec) error {
 	}
 	for _, t := range tags {
 		if !strings.Contains(t, ph) {
-			return fmt.Errorf("-t %s would tag several images: put %s in it (e.g. -t reg/nvidia:%s)", t, ph, ph)
+			example := ph
+			if ph == "{base}" {
+				example = "{driver}-{base}"
+			}
+			return fmt.Errorf("-t %s would tag several images: put %s in it (e.g. -t reg/nvidia:%s)", t, ph, example)
 		}
 	}
 	return nil
@@ -540,8 +570,9 @@ func parseCacheOptions(flag string, specs []string) ([]client.CacheOptionsEntry,
 // concurrent exports to one local directory or registry tag would otherwise
 // overwrite each other's index, so a later import would find one image's
 // cache only. The local tag, or the registry ref's tag, gets
-// "-<driver>-<arch>" appended (local: the tag is "<driver>-<arch>" when none
-// is given). A single image uses the entries as given.
+// "-<driver>-<arch>" appended, and "-<base>" (the {base} text) with several
+// bases (local: the tag is "<driver>-<arch>" when none is given). A single
+// image uses the entries as given.
 func jobCache(entries []client.CacheOptionsEntry, im *image, images int) []client.CacheOptionsEntry {
 	if images <= 1 {
 		return entries
@@ -549,6 +580,9 @@ func jobCache(entries []client.CacheOptionsEntry, im *image, images int) []clien
 	key := im.driver().String() + "-" + im.targets[0].platform.Architecture
 	if len(im.targets) > 1 {
 		key = im.driver().String() + "-multi"
+	}
+	if im.cacheKey != "" {
+		key += "-" + im.cacheKey
 	}
 	out := make([]client.CacheOptionsEntry, 0, len(entries))
 	for _, e := range entries {

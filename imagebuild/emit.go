@@ -19,17 +19,17 @@ import (
 // one image for one platform: the output is a single document.
 func (b *Builder) Emit(ctx context.Context) ([]byte, error) {
 	t := b.images[0].targets[0]
+	given := b.bases[0]
 	var base llb.Base
-	if b.base.Layout != "" {
-		img, err := resolveLayout(b.base, t.platform)
-		if err != nil {
+	if given.Layout != "" {
+		var err error
+		if base, _, err = layoutBase(given, t.platform); err != nil {
 			return nil, err
 		}
-		base = llb.Base{Ref: "gpuimg/base@" + img.Manifest.String(), OCIStoreID: layoutStoreID, Name: img.Name}
 	} else {
 		// Pinned only when --base names a digest: pinning needs the builder's
 		// resolver, which a build asks.
-		base = llb.Base{Ref: b.base.Named.String(), Name: b.base.Named.String()}
+		base = llb.Base{Ref: given.Named.String(), Name: given.Named.String()}
 	}
 	spec := b.spec(t, base)
 	switch b.in.Emit {
@@ -60,7 +60,7 @@ func (b *Builder) dockerfile(spec llb.Spec) ([]byte, error) {
 	if d.Path != "" {
 		return nil, fmt.Errorf("--emit dockerfile downloads the .run by URL, but driver %s has no URL here (a --driver-file or a cached copy): use a catalog version without --offline, or --mirror", d.Version)
 	}
-	if b.base.Layout != "" {
+	if b.bases[0].Layout != "" {
 		return nil, fmt.Errorf("--emit dockerfile needs a registry --base (a Dockerfile cannot name an OCI layout): push the base or use its registry name")
 	}
 	labels := llb.Labels(spec)
@@ -69,7 +69,7 @@ func (b *Builder) dockerfile(spec llb.Spec) ([]byte, error) {
 		lines = append(lines, k+"="+strconv.Quote(labels[k]))
 	}
 	text, err := templates.Render("Dockerfile.tmpl", dockerfileData{
-		Driver: d.Version.String(), Base: b.base.Given, Components: b.components.String(),
+		Driver: d.Version.String(), Base: b.bases[0].Given, Components: b.components.String(),
 		SHA256: d.SHA256, URL: d.URLs[0], FileName: d.FileName(),
 		Stubs: llb.StubUtilities(), StubScript: llb.StubScript,
 		DriverDir: llb.DriverDir, ToolsDir: llb.ToolsDir, TmpDir: llb.TmpDir,

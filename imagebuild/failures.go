@@ -41,6 +41,7 @@ func (e *builderGoneError) Unwrap() error { return e.err }
 type ImageError struct {
 	Driver    string
 	Platforms []string
+	Base      string // in a build of several bases
 	Err       error
 }
 
@@ -54,7 +55,11 @@ type BuildError struct {
 func (e *BuildError) Error() string {
 	lines := make([]string, len(e.Failed))
 	for i, f := range e.Failed {
-		lines[i] = fmt.Sprintf("driver %s (%s): %v", f.Driver, strings.Join(f.Platforms, ","), f.Err)
+		on := ""
+		if f.Base != "" {
+			on = " on base " + f.Base
+		}
+		lines[i] = fmt.Sprintf("driver %s (%s)%s: %v", f.Driver, strings.Join(f.Platforms, ","), on, f.Err)
 	}
 	return fmt.Sprintf("%d of %d images failed (the %d built are listed on stdout; fix the failed ones and build them again):\n  %s",
 		len(e.Failed), len(e.Failed)+e.Built, e.Built, strings.Join(lines, "\n  "))
@@ -121,15 +126,16 @@ func explainFullDisk(im *image, err error) error {
 		strings.Join(dests, ", "), err)
 }
 
-// explainBase adds the way out to a registry base the builder could not
-// reach (no network, a DNS failure): BuildKit reports it from the step
-// that resolves the base, so the base's own wrapping does not survive.
-func (b *Builder) explainBase(err error) error {
-	if err == nil || b.base.Named == nil || !strings.Contains(err.Error(), reference.Path(b.base.Named)) ||
+// explainBase adds the way out to a registry base of image im the builder
+// could not reach (no network, a DNS failure): BuildKit reports it from the
+// step that resolves the base, so the base's own wrapping does not survive.
+func (b *Builder) explainBase(im *image, err error) error {
+	base := b.bases[im.base]
+	if err == nil || base.Named == nil || !strings.Contains(err.Error(), reference.Path(base.Named)) ||
 		strings.Contains(err.Error(), "cannot resolve it on the builder") {
 		return err
 	}
-	return unresolvableBase(b.base.Given, err)
+	return unresolvableBase(base.Given, err)
 }
 
 func unresolvableBase(given string, err error) error {

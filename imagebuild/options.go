@@ -20,9 +20,12 @@ const DefaultTag = "nvidia-driver:{driver}"
 
 // Options are `gpuimg build`'s inputs, one field per flag.
 type Options struct {
-	Drivers    []string // --driver V[,V...]
-	Base       string   // --base REF | oci-layout://DIR[:TAG|@DIGEST]
-	Tags       []string // -t/--tag, with {driver} and {arch} placeholders
+	Drivers []string // --driver V[,V...]
+	// Base is --base REF | oci-layout://DIR[:TAG|@DIGEST], or a comma list
+	// of several: one image per base, and bases of one family share one
+	// driver layer (see Builder.solveBases).
+	Base       string
+	Tags       []string // -t/--tag, with {driver}, {arch} and {base} placeholders
 	Outputs    []string // --output, BuildKit syntax
 	Push       bool     // --push = type=image,name=<tags>,push=true
 	Platforms  []string // --platform linux/amd64[,linux/arm64]

@@ -84,9 +84,9 @@ func (o OutputSpec) writesDir() bool {
 	return false
 }
 
-// expand replaces {driver} and {arch} in s.
-func expand(s, driver, arch string) string {
-	return strings.NewReplacer("{driver}", driver, "{arch}", arch).Replace(s)
+// expand replaces {driver}, {arch} and {base} in s.
+func expand(s, driver, arch, base string) string {
+	return strings.NewReplacer("{driver}", driver, "{arch}", arch, "{base}", base).Replace(s)
 }
 
 // checkWritable refuses, before any build starts, a destination whose

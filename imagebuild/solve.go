@@ -52,13 +52,18 @@ type Summary struct {
 
 // ImageResult describes one built image.
 type ImageResult struct {
-	Driver       string         `json:"driver"`
+	Driver string `json:"driver"`
+	// Base is the --base this image was built on, in a build of several.
+	Base         string         `json:"base,omitempty"`
 	Platforms    []string       `json:"platforms"`
 	Components   string         `json:"components"`
 	DriverSHA256 string         `json:"driver_sha256"`
 	Verified     bool           `json:"verified"`
 	Digest       string         `json:"digest,omitempty"`
 	Outputs      []OutputResult `json:"outputs"`
+	// DriverLayer says, in a build of several bases, which bases share this
+	// image's driver layer, per platform.
+	DriverLayer []DriverLayerUse `json:"driver_layer,omitempty"`
 }
 
 // OutputResult is one place an image went: a pushed/named reference or a file.
@@ -112,8 +117,8 @@ func (b *Builder) Build(ctx context.Context, progress io.Writer) (*Summary, []st
 	if !builder.storesImages && b.hasUnpushedImage() {
 		warnings = append(warnings, fmt.Sprintf("type=image without push=true: the builder at %s (an OCI worker) keeps no images, so only the digest is printed; add push=true (or --push) or use type=docker,dest=FILE", b.in.Address()))
 	}
-	summary, err := b.solve(ctx, c, progress, dests)
-	return summary, warnings, err
+	summary, more, err := b.solve(ctx, c, progress, dests)
+	return summary, append(warnings, more...), err
 }
 
 // openDests starts every file or directory destination of every image, in
@@ -137,8 +142,9 @@ func (b *Builder) openDests() ([][]pendingDest, error) {
 
 // solve runs one BuildKit build per image, concurrently on one connection
 // (the solver shares the base and any identical vertex), with one progress
-// display for all of them.
-func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Writer, dests [][]pendingDest) (*Summary, error) {
+// display for all of them; with several bases, after the pre-pass that
+// groups them by family (solveBases).
+func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Writer, dests [][]pendingDest) (*Summary, []string, error) {
 	mode := progressui.DisplayMode(b.in.Progress)
 	if mode == "" {
 		mode = progressui.DisplayMode(os.Getenv("BUILDKIT_PROGRESS"))
@@ -148,16 +154,14 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	}
 	display, err := progressui.NewDisplay(progress, mode)
 	if err != nil {
-		return nil, fmt.Errorf("--progress %q: %w (use auto, plain, tty, quiet or rawjson)", b.in.Progress, err)
+		return nil, nil, fmt.Errorf("--progress %q: %w (use auto, plain, tty, quiet or rawjson)", b.in.Progress, err)
 	}
 	// containerd's content store (the OCI-layout base) logs probes such as
 	// "failed check for fsverity support" as warnings: noise on a CLI's stderr.
 	logrus.SetLevel(logrus.ErrorLevel)
-	var layoutStore content.Store
-	if b.base.Layout != "" {
-		if layoutStore, err = local.NewStore(b.base.Layout); err != nil {
-			return nil, fmt.Errorf("--base %s: %w", b.base.Given, err)
-		}
+	stores, err := b.layoutStores()
+	if err != nil {
+		return nil, nil, err
 	}
 	dockerCfg := dockerconfig.LoadDefaultConfigFile(progress)
 	attachables := []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
@@ -196,11 +200,24 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	// --fail-fast asks for that.
 	results := make([]ImageResult, len(b.images))
 	errs := make([]error, len(b.images))
+	var warnings []string
+	if len(b.bases) > 1 {
+		plan, err := b.solveBases(bctx, c, stores, attachables, newStatus())
+		if err != nil {
+			for i := range errs {
+				errs[i] = fmt.Errorf("comparing the bases: %w", b.builderGone(err))
+			}
+		}
+		withPlan := *b
+		withPlan.plan = plan
+		b = &withPlan
+		warnings = b.sharingWarnings(plan)
+	}
 	one := func(i int) {
 		im := b.images[i]
-		res, err := b.solveImage(bctx, c, im, dests[i], layoutStore, attachables, newStatus, watch)
+		res, err := b.solveImage(bctx, c, im, dests[i], stores, attachables, newStatus, watch)
 		if err != nil {
-			errs[i] = tap.explain(im.driver(), b.explainBase(b.explainPush(im, b.builderGone(err))))
+			errs[i] = tap.explain(im.driver(), b.explainBase(im, b.explainPush(im, b.builderGone(err))))
 			if b.in.FailFast {
 				cancel(errs[i])
 			}
@@ -210,6 +227,9 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	}
 	var images sync.WaitGroup
 	for i := range b.images {
+		if errs[i] != nil {
+			continue
+		}
 		images.Add(1)
 		go func() { defer images.Done(); one(i) }()
 	}
@@ -233,7 +253,28 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	forwarders.Wait()
 	close(merged)
 	<-displayDone
-	return b.collect(ctx, bctx, c, results, errs, watch)
+	summary, err := b.collect(ctx, bctx, c, results, errs, watch)
+	return summary, warnings, err
+}
+
+// layoutStores opens the OCI layout of every oci-layout:// base, one
+// content store per directory, by the StoreID its bases name.
+func (b *Builder) layoutStores() (map[string]content.Store, error) {
+	stores := map[string]content.Store{}
+	for _, base := range b.bases {
+		if base.Layout == "" || stores[base.StoreID] != nil {
+			continue
+		}
+		store, err := local.NewStore(base.Layout)
+		if err != nil {
+			return nil, fmt.Errorf("--base %s: %w", base.Given, err)
+		}
+		stores[base.StoreID] = store
+	}
+	if len(stores) == 0 {
+		return nil, nil
+	}
+	return stores, nil
 }
 
 // retryAlone says whether the failed images of a several-image build are
@@ -291,7 +332,7 @@ func (b *Builder) collect(ctx, bctx context.Context, c *client.Client, results [
 			continue
 		}
 		errors.As(errs[i], &gone)
-		failed = append(failed, ImageError{Driver: im.driver().String(), Platforms: b.result(im).Platforms, Err: errs[i]})
+		failed = append(failed, ImageError{Driver: im.driver().String(), Platforms: b.result(im).Platforms, Base: b.result(im).Base, Err: errs[i]})
 	}
 	switch {
 	case ctx.Err() != nil:
@@ -316,9 +357,9 @@ func (b *Builder) collect(ctx, bctx context.Context, c *client.Client, results [
 
 // solveImage builds image im into its destinations, pending (one per
 // export, nil for image outputs), committing them when the build succeeded.
-func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, pending []pendingDest, layoutStore content.Store,
+func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, pending []pendingDest, stores map[string]content.Store,
 	attachables []session.Attachable, newStatus func() chan *client.SolveStatus, watch *watchdog) (ImageResult, error) {
-	opt, err := b.solveOpt(im, layoutStore, attachables)
+	opt, err := b.solveOpt(im, stores, attachables)
 	if err != nil {
 		return ImageResult{}, err
 	}
@@ -364,7 +405,7 @@ func (b *Builder) solveImage(ctx context.Context, c *client.Client, im *image, p
 // solveOpt is the SolveOpt of image im, without its exports: the epoch, the
 // image's own cache records, registry credentials, the OCI-layout base and
 // the local .run files.
-func (b *Builder) solveOpt(im *image, layoutStore content.Store, attachables []session.Attachable) (client.SolveOpt, error) {
+func (b *Builder) solveOpt(im *image, stores map[string]content.Store, attachables []session.Attachable) (client.SolveOpt, error) {
 	var plats []string
 	for _, t := range im.targets {
 		plats = append(plats, platforms.Format(t.platform))
@@ -379,9 +420,9 @@ func (b *Builder) solveOpt(im *image, layoutStore content.Store, attachables []s
 		Session:       attachables,
 		LocalMounts:   map[string]fsutil.FS{},
 	}
-	if layoutStore != nil {
-		opt.OCIStores = map[string]content.Store{layoutStoreID: layoutStore}
-	}
+	// Every store: an image's graph may name the base its family's driver
+	// layer is installed on.
+	opt.OCIStores = stores
 	if b.extractor != nil {
 		fs, err := fsutil.NewFS(b.extractorDir)
 		if err != nil {
@@ -408,6 +449,10 @@ func (b *Builder) result(im *image) ImageResult {
 		Components:   b.components.String(),
 		DriverSHA256: im.targets[0].driver.SHA256,
 		Verified:     true,
+		DriverLayer:  b.layerUse(im),
+	}
+	if len(b.bases) > 1 {
+		res.Base = b.bases[im.base].Given
 	}
 	for _, t := range im.targets {
 		res.Platforms = append(res.Platforms, platforms.Format(t.platform))
@@ -441,7 +486,7 @@ func (b *Builder) buildFunc(im *image, cacheImports []gateway.CacheOptionsEntry)
 		out := gateway.NewResult()
 		var plats exptypes.Platforms
 		for _, t := range im.targets {
-			ref, config, baseConfig, err := b.solveTarget(ctx, gw, t, cacheImports)
+			ref, config, baseConfig, err := b.solveTarget(ctx, gw, im, t, cacheImports)
 			if err != nil {
 				return nil, err
 			}
@@ -468,11 +513,15 @@ func (b *Builder) buildFunc(im *image, cacheImports []gateway.CacheOptionsEntry)
 	}
 }
 
-// solveTarget solves one platform's graph and returns its result with the
-// image config and the base's.
-func (b *Builder) solveTarget(ctx context.Context, gw gateway.Client, t target, cacheImports []gateway.CacheOptionsEntry) (gateway.Reference, []byte, []byte, error) {
-	base, baseConfig, err := b.resolveBase(ctx, gw, t.platform)
-	if err != nil {
+// solveTarget solves one platform's graph of image im and returns its
+// result with the image config and the base's.
+func (b *Builder) solveTarget(ctx context.Context, gw gateway.Client, im *image, t target, cacheImports []gateway.CacheOptionsEntry) (gateway.Reference, []byte, []byte, error) {
+	var base llb.Base
+	var baseConfig []byte
+	var err error
+	if f := b.plan.lookup(im.base, t.platform); f != nil && f.resolved {
+		base, baseConfig = f.pinned, f.config // as the bases were compared
+	} else if base, baseConfig, err = b.resolveBase(ctx, gw, im.base, t.platform); err != nil {
 		return nil, nil, nil, err
 	}
 	spec := b.spec(t, base)
@@ -484,7 +533,7 @@ func (b *Builder) solveTarget(ctx context.Context, gw gateway.Client, t target, 
 	if b.extractor != nil {
 		spec.DriverLayers, spec.Splitter = b.driverLayers, b.extractor
 	}
-	graph, err := llb.Build(spec)
+	graph, spec, err := b.plannedGraph(im, t, spec)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -504,14 +553,14 @@ func (b *Builder) solveTarget(ctx context.Context, gw gateway.Client, t target, 
 	return ref, config, baseConfig, err
 }
 
-// resolveBase pins the base for one platform: from the client-side OCI
+// resolveBase pins base i for one platform: from the client-side OCI
 // layout, or through the builder's resolver (registry images; the builder's
 // credentials and mirrors apply, and nothing is queried from this machine).
-func (b *Builder) resolveBase(ctx context.Context, gw gateway.Client, pl ocispecs.Platform) (llb.Base, []byte, error) {
-	if b.base.Layout != "" {
-		return b.layoutBase(pl)
+func (b *Builder) resolveBase(ctx context.Context, gw gateway.Client, i int, pl ocispecs.Platform) (llb.Base, []byte, error) {
+	base := b.bases[i]
+	if base.Layout != "" {
+		return layoutBase(base, pl)
 	}
-	base := b.base
 	_, dgst, config, err := gw.ResolveImageConfig(ctx, base.Named.String(), sourceresolver.Opt{
 		ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &pl, ResolveMode: bk.ResolveModeDefault.String()},
 	})
@@ -528,13 +577,13 @@ func (b *Builder) resolveBase(ctx context.Context, gw gateway.Client, pl ocispec
 	return llb.Base{Ref: pinned.String(), Name: base.Named.String()}, config, nil
 }
 
-// layoutBase is the base from the client-side OCI layout, for platform pl.
-func (b *Builder) layoutBase(pl ocispecs.Platform) (llb.Base, []byte, error) {
-	img, err := resolveLayout(b.base, pl)
+// layoutBase is base from its client-side OCI layout, for platform pl.
+func layoutBase(base baseSpec, pl ocispecs.Platform) (llb.Base, []byte, error) {
+	img, err := resolveLayout(base, pl)
 	if err != nil {
 		return llb.Base{}, nil, err
 	}
-	return llb.Base{Ref: "gpuimg/base@" + img.Manifest.String(), OCIStoreID: layoutStoreID, Name: img.Name}, img.Config, nil
+	return llb.Base{Ref: "gpuimg/base@" + img.Manifest.String(), OCIStoreID: base.StoreID, Name: img.Name}, img.Config, nil
 }
 
 // logTap keeps the last lines each vertex printed, so a failed install step's
@@ -577,6 +626,9 @@ var exitCodeRE = regexp.MustCompile(`exit code: (\d+)`)
 // and shows the step's last output (which includes the installer log's tail).
 func (t *logTap) explain(driver drivers.Version, err error) error {
 	m := exitCodeRE.FindStringSubmatch(err.Error())
+	if m != nil && m[1] == strconv.Itoa(llb.ExitBaseDoesNotFit) && strings.Contains(err.Error(), "/reference/"+llb.FitFile) {
+		return fmt.Errorf("building driver %s: a base no longer shows NVIDIA's installer what the base its family's driver layer was installed on showed (did it change during the build?): run the build again, or build that base on its own (one --base): %w", driver, err)
+	}
 	if m == nil || !strings.Contains(err.Error(), "gpuimg-install") {
 		return fmt.Errorf("building driver %s: %w", driver, err)
 	}

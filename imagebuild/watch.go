@@ -168,8 +168,10 @@ func (b *Builder) registries() []string {
 			}
 		}
 	}
-	if b.base.Named != nil {
-		add(b.base.Named.String())
+	for _, base := range b.bases {
+		if base.Named != nil {
+			add(base.Named.String())
+		}
 	}
 	return out
 }

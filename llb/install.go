@@ -2,8 +2,10 @@
 // that runs NVIDIA's .run with --no-kernel-module in isolation (the .run and
 // stub module utilities mounted read-only, temp space on tmpfs, no network),
 // and a result that adds the installer's changes to the base, in one layer or
-// spread over several (DriverLayers). Everything here is pure: specs in,
-// llb.State and image config out.
+// spread over several (DriverLayers); for bases of one family that share the
+// driver's layers (Fleet, OnBase), without the linker cache, plus a layer
+// with each base's own. Everything here is pure: specs in, llb.State and
+// image config out.
 package llb
 
 import (

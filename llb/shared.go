@@ -101,11 +101,22 @@ command -v pkg-config >/dev/null 2>&1 && pkg-config --exists xorg-server 2>/dev/
 true
 `
 
+// FitFile is the fingerprint's file name in Fingerprint's output.
+const FitFile = "fit"
+
+// Fingerprint is a state holding FitFile, what NVIDIA's installer looks at
+// in base b: the very step OnBase's check mounts, so a caller that solves it
+// first, to group bases by family, pays nothing for it again.
+func Fingerprint(b Base, p ocispecs.Platform) bk.State {
+	return fit(baseState(b, p), p)
+}
+
 // fit is the fingerprint file of base: FitScript's output, made by a tiny
 // step with no network.
 func fit(base bk.State, platform ocispecs.Platform) bk.State {
 	return base.Run(
-		bk.Args([]string{"/bin/sh", "-c", FitScript + ` > ` + fitDir + `/fit`}),
+		// exec: the whole script's output, not only its last command's.
+		bk.Args([]string{"/bin/sh", "-c", "exec > " + fitDir + "/" + FitFile + "\n" + FitScript}),
 		bk.Dir("/"),
 		bk.User("0:0"),
 		bk.Network(pb.NetMode_NONE),

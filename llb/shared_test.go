@@ -303,3 +303,36 @@ exit $rc`, "cache", dir, root, reference, this, LinkerCacheScript(1700000000))
 		}
 	}
 }
+
+// The fingerprint step sends the whole script's output to its file (a
+// redirect after the script would catch only its last command's), has no
+// network, and is the very step the linker-cache check mounts, so solving
+// it first to group bases is not paid again.
+func TestFingerprintIsTheCheckedStep(t *testing.T) {
+	spec := splitSpec(t, "580.159.04")
+	d := decode(t, Fingerprint(spec.Base, spec.Platform), spec.Platform)
+	execs := d.execs()
+	if len(execs) != 1 {
+		t.Fatalf("%d steps", len(execs))
+	}
+	ex := execs[0].GetExec()
+	if args := ex.Meta.Args; len(args) != 3 || args[2] != "exec > "+fitDir+"/"+FitFile+"\n"+FitScript {
+		t.Errorf("fingerprint step args %q", args)
+	}
+	if ex.Network != pb.NetMode_NONE {
+		t.Error("the fingerprint step has network")
+	}
+	dt, _ := execs[0].MarshalVT()
+	plan, err := Build(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := decode(t, plan.Result, spec.Platform)
+	step := check.execWith("/reference/" + FitFile)[0]
+	for _, dest := range []string{fitDir + "/reference", fitDir + "/this"} {
+		mounted, _ := check.input(step, int(mountAt(step, dest).Input)).MarshalVT()
+		if digest.FromBytes(mounted) != digest.FromBytes(dt) {
+			t.Errorf("%s is not the Fingerprint step", dest)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gpuimg/gpuimg/imagebuild"
@@ -14,6 +15,7 @@ import (
 func newBuildCmd() *cobra.Command {
 	var o imagebuild.Options
 	var asJSON bool
+	var bases []string
 	cmd := &cobra.Command{
 		Use:   "build --driver VERSION[,VERSION...] [flags]",
 		Short: "Build images carrying the NVIDIA driver userspace, on BuildKit",
@@ -27,10 +29,22 @@ The base defaults to ` + imagebuild.DefaultBase + `; oci-layout://DIR[:TAG|@DIGE
 OCI layout with no registry. Outputs use BuildKit's --output syntax; without
 --output or --push, a docker tarball nvidia-driver-<driver>.tar is written.
 -t and dest= accept {driver} and {arch}, so one command builds a fleet matrix.
+
+Several bases (--base A,B or --base A --base B) give one image per base, named
+with {base} (debian:bookworm gives debian-bookworm). Bases of one family
+(checked first: what NVIDIA's installer looks at in each) share the driver:
+one install per driver and platform, and each image is its base + the same
+driver layers (the same blobs on every base: stored and pulled once) + one
+small layer with the base's own linker cache (/etc/ld.so.cache), which the
+io.gpuimg.driver.layers label explains. A base unlike the others (another
+family, its own libglvnd) gets an install of its own, as a single base does,
+with a warning naming the difference.
+
 Timestamps come from SOURCE_DATE_EPOCH (0 when unset): the same inputs give the
 same digest. stdout: one REF@sha256:… or destination per image.`,
 		Example: `  gpuimg build --driver 450.102.04
   gpuimg build --driver 470.256.02,535.261.03 -t reg.example.com/nvidia:{driver} --push
+  gpuimg build --driver 580.159.04 --base debian:bookworm,ubuntu:24.04 -t reg.example.com/nvidia:{driver}-{base} --push
   gpuimg build --driver-file NVIDIA-Linux-x86_64-580.159.04.run --base oci-layout://./debian:bookworm \
       --output type=docker,dest=driver.tar --offline`,
 		Args: cobra.NoArgs,
@@ -43,13 +57,14 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 				t := time.Unix(sec, 0)
 				o.SourceDateEpoch = &t
 			}
+			o.Base = strings.Join(bases, ",")
 			return runBuild(cmd, o, asJSON)
 		},
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Drivers, "driver", nil, "driver version(s) to build, e.g. 450.102.04 or 470.256.02,535.261.03")
-	f.StringVar(&o.Base, "base", imagebuild.DefaultBase, "base image: a registry reference, or oci-layout://DIR[:TAG|@DIGEST]")
-	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "image name; {driver} and {arch} (x86_64, aarch64) are replaced (default "+imagebuild.DefaultTag+")")
+	f.StringSliceVar(&bases, "base", []string{imagebuild.DefaultBase}, "base image(s): a registry reference, or oci-layout://DIR[:TAG|@DIGEST]; several (comma list or repeated): one image per base, one driver layer per family")
+	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "image name; {driver}, {arch} (x86_64, aarch64) and {base} are replaced (default "+imagebuild.DefaultTag+", with -{base} for several bases)")
 	f.StringArrayVarP(&o.Outputs, "output", "o", nil, "BuildKit output: type=image,name=REF,push=true | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false]")
 	f.BoolVar(&o.Push, "push", false, "push the tagged images (type=image,push=true)")
 	f.StringSliceVar(&o.Platforms, "platform", nil, "target platform(s): linux/amd64, linux/arm64 (default linux/amd64)")
@@ -67,8 +82,8 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 	f.StringVar(&o.TLSKey, "tlskey", "", "client key for a tcp:// builder (mutual TLS)")
 	f.StringVar(&o.TLSServer, "tlsservername", "", "server name the builder's certificate carries (default: the host in --addr)")
 	f.StringVar(&o.Progress, "progress", "", "progress output: auto, plain, tty, quiet, rawjson (default $BUILDKIT_PROGRESS, else auto)")
-	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "BuildKit cache import: type=registry,ref=REF | type=local,src=DIR (several images: one record each, tag suffixed -<driver>-<arch>)")
-	f.StringArrayVar(&o.CacheTo, "cache-to", nil, "BuildKit cache export: type=registry,ref=REF,mode=max | type=local,dest=DIR (several images: one record each, tag suffixed -<driver>-<arch>)")
+	f.StringArrayVar(&o.CacheFrom, "cache-from", nil, "BuildKit cache import: type=registry,ref=REF | type=local,src=DIR (several images: one record each, tag suffixed -<driver>-<arch>[-<base>])")
+	f.StringArrayVar(&o.CacheTo, "cache-to", nil, "BuildKit cache export: type=registry,ref=REF,mode=max | type=local,dest=DIR (several images: one record each, tag suffixed -<driver>-<arch>[-<base>])")
 	f.IntVar(&o.DriverLayers, "driver-layers", 0, fmt.Sprintf("spread the driver's files over N layers of about equal size, which the builder compresses in parallel, one core each (default %d with gpuimg-unpack next to gpuimg, else 1)", imagebuild.DefaultDriverLayers))
 	f.StringVar(&o.Compression, "compression", "gzip", "compression of every layer, forced (the base's are converted when stored otherwise): gzip or zstd")
 	f.StringVar(&o.Emit, "emit", "", "print instead of building: dockerfile (the docker build equivalent) or llb (the definition, for buildctl)")
