@@ -1,22 +1,24 @@
-// Command fleet measures the issue-11 plans on one private buildkitd, next
-// to today's: extraction once per package (a step keyed by the .run, not the
-// base) and one driver layer for many bases (the linker cache in a layer of
-// its own). It solves the llb package's plans directly through the BuildKit
-// client and pushes each image to a registry on 127.0.0.1 (no docker
-// tarball): cold today, cold split, the same driver on a second base of the
-// family right after, an unchanged rebuild, and a fleet of 3 drivers x 2
-// bases in one session; then it reads the pushed manifests back (is the
-// driver layer one blob on both bases? how big are the layers?). A
+// Command fleet measures issue 11's one-driver-layer-for-many-bases through
+// the CLI, as a user runs it, on one private buildkitd and a registry on
+// 127.0.0.1 (every image is pushed: no docker tarball): `gpuimg build` of one
+// driver on one base cold, the unchanged rebuild, the same driver on two
+// bases of one family in one command cold (the second base's extra cost),
+// and a fleet of 3 drivers x 2 bases in one command cold; then it reads the
+// pushed manifests back (is each driver layer one blob on both bases? what
+// does the registry store?). Each row gives wall time, buildkitd's CPU time
+// (from /proc: what a shared machine's load does not move) and the CLI's own
+// CPU time, and which steps took the time. The client-side compression rows
+// solve the llb package's plan directly (the CLI has no such mode). A
 // benchmark, not a test: it never fails on a number.
 //
 //	go run ./bench/fleet [-payload zstd|xz] [-compression gzip|zstd]
-//
-// With FLEET_STEPS=1 it also prints, on stderr, every step and exporter
-// phase of 0.2 s or more of each build.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"github.com/gpuimg/gpuimg/bench/benchenv"
@@ -25,9 +27,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -46,8 +49,6 @@ import (
 	"github.com/klauspost/pgzip"
 	"github.com/moby/buildkit/client"
 	bk "github.com/moby/buildkit/client/llb"
-	"github.com/moby/buildkit/exporter/containerimage/exptypes"
-	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 )
@@ -56,9 +57,9 @@ var versions = []string{"999.10.01", "999.20.01", "999.30.01"}
 
 type env struct {
 	addr, reg, files string
+	gpuimg, cacheDir string // the CLI, with gpuimg-unpack next to it; its driver cache
 	runs, sums       map[string]string
 	bases            []llb.Base
-	configs          [][]byte
 	extractorDir     string
 	compression      string
 	d                *testenv.BuildkitDaemon
@@ -102,11 +103,15 @@ func run(ctx context.Context, payload, compression, work string) error {
 		}
 		e.runs[v], e.sums[v] = dst, sum
 	}
-	e.extractorDir = filepath.Join(work, "extractor")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(e.extractorDir, "gpuimg-unpack"), "./cmd/gpuimg-unpack")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build the extractor: %v\n%s", err, out)
+	// gpuimg and gpuimg-unpack side by side, as make build leaves them.
+	e.extractorDir = filepath.Join(work, "bin")
+	e.gpuimg, e.cacheDir = filepath.Join(e.extractorDir, "gpuimg"), filepath.Join(work, "drivers")
+	for _, b := range []struct{ out, pkg string }{{"gpuimg-unpack", "./cmd/gpuimg-unpack"}, {"gpuimg", "./cmd/gpuimg"}} {
+		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(e.extractorDir, b.out), b.pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", b.pkg, err, out)
+		}
 	}
 	var stop func()
 	var err error
@@ -131,60 +136,206 @@ func run(ctx context.Context, payload, compression, work string) error {
 
 func (e *env) scenarios(ctx context.Context, payload string) error {
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("payload %s, layers %s, load average %s", payload, e.compression, load)
+	fmt.Printf("payload %s, layers %s, %d CPUs, load average %s", payload, e.compression, runtime.NumCPU(), load)
 	v := versions[0]
-	row := func(what string, secs float64) {
-		fmt.Printf("%-62s %6.1f s wall %6.1f s builder CPU\n", what, secs, lastCPU)
+	a, b := e.bases[0].Name, e.bases[1].Name
+	if err := benchenv.Prune(ctx, e.d); err != nil {
+		return err
 	}
-	for _, sc := range []struct {
-		name  string
-		split bool
-	}{{"today: install from the .run, one layer", false}, {"split: extract step, driver layer + cache layer", true}} {
-		if err := benchenv.Prune(ctx, e.d); err != nil {
-			return err
-		}
-		t, err := e.timed(ctx, []image{{v, 0, sc.split}})
-		if err != nil {
-			return err
-		}
-		row("cold, "+sc.name, t)
-		c1 := lastCPU
-		t2, err := e.timed(ctx, []image{{v, 1, sc.split}})
-		if err != nil {
-			return err
-		}
-		row(fmt.Sprintf("  second base right after (%.2fx wall, %.2fx CPU)", t2/t, lastCPU/c1), t2)
-		t3, err := e.timed(ctx, []image{{v, 0, sc.split}})
-		if err != nil {
-			return err
-		}
-		row(fmt.Sprintf("  unchanged rebuild (%.2fx wall, %.2fx CPU)", t3/t, lastCPU/c1), t3)
-		if err := e.layers(v, sc.split); err != nil {
-			return err
-		}
+	one, err := e.cli(ctx, "cold, one driver on one base", []string{v}, a)
+	if err != nil {
+		return err
+	}
+	again, err := e.cli(ctx, "unchanged rebuild", []string{v}, a)
+	if err != nil {
+		return err
+	}
+	again.row(one)
+	if err := benchenv.Prune(ctx, e.d); err != nil {
+		return err
+	}
+	two, err := e.cli(ctx, "cold, one driver on two bases of one family, one command", []string{v}, a+","+b)
+	if err != nil {
+		return err
+	}
+	two.row(one)
+	fmt.Printf("  the second base's extra cost: %.2fx of one image's cold wall time, %.2fx of its builder CPU (target <= 0.3x)\n",
+		(two.wall-one.wall)/one.wall, (two.cpu-one.cpu)/one.cpu)
+	if err := e.stored([]string{v}); err != nil {
+		return err
 	}
 	if err := benchenv.Prune(ctx, e.d); err != nil {
 		return err
 	}
-	one, err := e.timed(ctx, []image{{v, 0, true}})
+	fleet, err := e.cli(ctx, "cold, fleet of 3 drivers x 2 bases, one command", versions, a+","+b)
 	if err != nil {
 		return err
 	}
-	row("cold, one image (split)", one)
-	oneCPU := lastCPU
-	if err := benchenv.Prune(ctx, e.d); err != nil {
+	fleet.row(one)
+	fmt.Printf("  the fleet: %.2fx one image's cold wall time, %.2fx its builder CPU (target <= 3.5x)\n", fleet.wall/one.wall, fleet.cpu/one.cpu)
+	if err := e.stored(versions); err != nil {
 		return err
 	}
-	var fleet []image
-	for _, d := range versions {
-		fleet = append(fleet, image{d, 0, true}, image{d, 1, true})
-	}
-	t, err := e.timed(ctx, fleet)
-	if err != nil {
-		return err
-	}
-	row(fmt.Sprintf("cold, fleet 3 drivers x 2 bases, one session (%.2fx wall, %.2fx CPU)", t/one, lastCPU/oneCPU), t)
 	return e.clientSide(ctx, v)
+}
+
+// timing is one timed gpuimg build.
+type timing struct {
+	what                  string
+	wall, cpu, clientCPU  float64
+	installs, linkerCache int                // install and linker-cache steps that ran
+	steps                 map[string]float64 // seconds per step that ran, by name
+}
+
+// row prints r, relative to the reference run, and r's longest steps.
+func (r timing) row(ref timing) {
+	fmt.Printf("%-58s %6.1f s wall (%.2fx) %6.1f s builder CPU (%.2fx) %5.1f s CLI CPU; %d install, %d linker cache steps\n",
+		r.what, r.wall, r.wall/ref.wall, r.cpu, r.cpu/ref.cpu, r.clientCPU, r.installs, r.linkerCache)
+	r.printSteps()
+}
+
+func (r timing) printSteps() {
+	names := make([]string, 0, len(r.steps))
+	for n, secs := range r.steps {
+		if secs >= 0.5 {
+			names = append(names, n)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return r.steps[names[i]] > r.steps[names[j]] })
+	for _, n := range names {
+		fmt.Printf("    %6.1f s  %s\n", r.steps[n], n)
+	}
+}
+
+// cli runs `gpuimg build` for drivers on bases (a comma list), pushing
+// every image to the registry, with rawjson progress read for the steps.
+func (e *env) cli(ctx context.Context, what string, drivers []string, bases string) (timing, error) {
+	var sums []string
+	for _, d := range drivers {
+		sums = append(sums, e.sums[d])
+	}
+	tag := e.reg + "/fleet:{driver}"
+	if strings.Contains(bases, ",") {
+		tag += "-{base}"
+	}
+	cmd := exec.CommandContext(ctx, e.gpuimg, "build", "--driver", strings.Join(drivers, ","), "--sha256", strings.Join(sums, ","),
+		"--mirror", "http://"+e.files+"/{file}", "--cache-dir", e.cacheDir, "--base", bases, "-t", tag, "--push",
+		"--compression", e.compression, "--progress", "rawjson", "--addr", e.addr)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cpu0 := e.builderCPU()
+	start := time.Now()
+	err := cmd.Run()
+	r := timing{what: what, wall: time.Since(start).Seconds(), cpu: e.builderCPU() - cpu0, steps: map[string]float64{}}
+	if err != nil {
+		return r, fmt.Errorf("%s: %v\n%s", what, err, tail(stderr.String(), 30))
+	}
+	r.clientCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	r.readSteps(stderr.Bytes())
+	say("%s: %.1f s", what, r.wall)
+	return r, nil
+}
+
+// readSteps reads the rawjson progress: how long each step that ran took
+// (steps of one name, such as the installs of three drivers, add up), and
+// how many times an install and a linker-cache step ran.
+func (r *timing) readSteps(progress []byte) {
+	installs, caches := map[string]bool{}, map[string]bool{}
+	ran := map[string]float64{}
+	names := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(progress))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var st client.SolveStatus
+		if json.Unmarshal(sc.Bytes(), &st) != nil {
+			continue
+		}
+		for _, v := range st.Vertexes {
+			if v.Started == nil || v.Completed == nil || v.Cached {
+				continue
+			}
+			d := v.Digest.String() + "@" + v.Started.String() // one run, however many builds share it
+			ran[d], names[d] = v.Completed.Sub(*v.Started).Seconds(), shortName(v.Name)
+			switch {
+			case strings.HasPrefix(v.Name, "install NVIDIA driver"):
+				installs[d] = true
+			case strings.HasPrefix(v.Name, "linker cache for driver"):
+				caches[d] = true
+			}
+		}
+	}
+	for d, secs := range ran {
+		r.steps[names[d]] += secs
+	}
+	r.installs, r.linkerCache = len(installs), len(caches)
+}
+
+// shortName drops what tells drivers and bases apart from a step's name, so
+// that the same step of several images adds up.
+func shortName(n string) string {
+	n = regexp.MustCompile(`999\.\d+\.01`).ReplaceAllString(n, "D")
+	n = regexp.MustCompile(`sha256:[0-9a-f]{64}`).ReplaceAllString(n, "sha256:…")
+	n = regexp.MustCompile(`127\.0\.0\.1:\d+/`).ReplaceAllString(n, "")
+	if len(n) > 100 {
+		n = n[:100] + "…"
+	}
+	return n
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// stored reads the pushed images of drivers on both bases back: the layers
+// each adds to its base, whether the driver layer is one blob on both, and
+// the bytes the registry holds for them against two separate images each.
+func (e *env) stored(drivers []string) error {
+	var unique, referenced int64
+	for _, v := range drivers {
+		var added [][]v1.Descriptor
+		for i := range e.bases {
+			r, err := name.ParseReference(fmt.Sprintf("%s/fleet:%s-base%d-latest", e.reg, v, i), name.Insecure)
+			if err != nil {
+				return err
+			}
+			img, err := remote.Image(r)
+			if err != nil {
+				return err
+			}
+			m, err := img.Manifest()
+			if err != nil {
+				return err
+			}
+			added = append(added, m.Layers[1+i:]) // base 1 = base 0 + one file
+		}
+		seen := map[string]bool{}
+		for i, ls := range added {
+			var parts []string
+			for _, l := range ls {
+				parts = append(parts, fmt.Sprintf("%s %.1f MB", l.Digest.Hex[:12], float64(l.Size)/1e6))
+				referenced += l.Size
+				if !seen[l.Digest.String()] {
+					seen[l.Digest.String()] = true
+					unique += l.Size
+				}
+			}
+			fmt.Printf("  driver %s, base %d adds: %s\n", v, i, strings.Join(parts, ", "))
+		}
+		// The last layer is each base's linker cache; the others are the
+		// driver's files.
+		same := len(added[0]) == len(added[1])
+		for j, l := range added[0][:len(added[0])-1] {
+			same = same && l.Digest == added[1][j].Digest
+		}
+		fmt.Printf("  driver %s: the driver layers are the same blobs on both bases: %v\n", v, same)
+	}
+	fmt.Printf("  the registry stores %.1f MB for the layers these %d images add to their bases, which reference %.1f MB\n",
+		float64(unique)/1e6, 2*len(drivers), float64(referenced)/1e6)
+	return nil
 }
 
 // clientSide measures the candidate "export the driver layer uncompressed
@@ -198,7 +349,7 @@ func (e *env) clientSide(ctx context.Context, v string) error {
 		return err
 	}
 	defer c.Close()
-	spec := e.spec(image{v, 0, true})
+	spec := e.spec(v)
 	plans, err := llb.Fleet(spec, e.bases[:1])
 	if err != nil {
 		return err
@@ -224,7 +375,7 @@ func (e *env) clientSide(ctx context.Context, v string) error {
 		var raw counter
 		cpu0, start, clientCPU0 := e.builderCPU(), time.Now(), processCPU()
 		_, err := c.Solve(ctx, def, client.SolveOpt{
-			LocalMounts: map[string]fsutil.FS{"extractor": fs},
+			LocalMounts: map[string]fsutil.FS{extractorName: fs},
 			Exports: []client.ExportEntry{{Type: client.ExporterTar, Output: func(map[string]string) (io.WriteCloser, error) {
 				return nopCloser{io.MultiWriter(&raw, zw)}, nil
 			}}},
@@ -235,9 +386,8 @@ func (e *env) clientSide(ctx context.Context, v string) error {
 		if err != nil {
 			return err
 		}
-		lastCPU = e.builderCPU() - cpu0
-		fmt.Printf("%-62s %6.1f s wall %6.1f s builder CPU %5.1f s client CPU, %.1f MB tar -> %.1f MB\n",
-			"client-side "+comp+" of the cached driver layer (tar export)", time.Since(start).Seconds(), lastCPU,
+		fmt.Printf("%-58s %6.1f s wall %6.1f s builder CPU %5.1f s client CPU, %.1f MB tar -> %.1f MB\n",
+			"client-side "+comp+" of the cached driver layer (tar export)", time.Since(start).Seconds(), e.builderCPU()-cpu0,
 			processCPU()-clientCPU0, float64(raw.n)/1e6, float64(n.n)/1e6)
 	}
 	return nil
@@ -258,21 +408,6 @@ func processCPU() float64 {
 	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
 
-// image is one build: a driver on base i, split or today's plan.
-type image struct {
-	driver string
-	base   int
-	split  bool
-}
-
-func (e *env) ref(im image) string {
-	kind := "today"
-	if im.split {
-		kind = "split"
-	}
-	return fmt.Sprintf("%s/%s-base%d:%s", e.reg, kind, im.base, im.driver)
-}
-
 // builderCPU is the CPU time buildkitd and its build steps have used.
 func (e *env) builderCPU() float64 {
 	secs, err := e.d.CPUSeconds()
@@ -282,163 +417,27 @@ func (e *env) builderCPU() float64 {
 	return secs
 }
 
-// lastCPU is the builder CPU time of the last timed call.
-var lastCPU float64
-
-// timed builds the images concurrently on one client and returns the time.
-func (e *env) timed(ctx context.Context, ims []image) (float64, error) {
-	cpu0 := e.builderCPU()
-	defer func() { lastCPU = e.builderCPU() - cpu0 }()
-	c, err := client.New(ctx, e.addr)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make([]error, len(ims))
-	for i, im := range ims {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = e.solve(ctx, c, im)
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return 0, err
-		}
-	}
-	return time.Since(start).Seconds(), nil
-}
-
-func (e *env) spec(im image) llb.Spec {
-	file := filepath.Base(e.runs[im.driver])
-	spec := llb.Spec{
+// spec is the split plan of driver v on the first base, as gpuimg build
+// plans it for a base that shares its family's driver layer (the same
+// extractor name, URL and flags: the CLI's fleet leaves it cached).
+func (e *env) spec(v string) llb.Spec {
+	file := filepath.Base(e.runs[v])
+	platform := ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	return llb.Spec{
 		Driver: drivers.Resolved{
-			Version: drivers.MustParseVersion(im.driver), Arch: drivers.ArchX86_64, Variant: drivers.VariantFull,
-			SHA256: e.sums[im.driver], URLs: []string{"http://" + e.files + "/" + file}, VerifiedBy: drivers.VerifiedByFlag,
+			Version: drivers.MustParseVersion(v), Arch: drivers.ArchX86_64, Variant: drivers.VariantFull,
+			SHA256: e.sums[v], URLs: []string{"http://" + e.files + "/" + file}, VerifiedBy: drivers.VerifiedByFlag,
 		},
-		Platform:   ocispecs.Platform{OS: "linux", Architecture: "amd64"},
-		Base:       e.bases[im.base],
-		Components: llb.All,
+		Platform:         platform,
+		Base:             e.bases[0],
+		Components:       llb.All,
+		Extractor:        &llb.Extractor{LocalName: extractorName, FileName: "gpuimg-unpack", Platform: platform},
+		SplitLinkerCache: true,
 	}
-	if im.split {
-		spec.Extractor = &llb.Extractor{LocalName: "extractor", FileName: "gpuimg-unpack", Platform: spec.Platform}
-		spec.SplitLinkerCache = true
-	}
-	return spec
 }
 
-func (e *env) solve(ctx context.Context, c *client.Client, im image) error {
-	spec := e.spec(im)
-	var st bk.State
-	if im.split {
-		plans, err := llb.Fleet(spec, []llb.Base{e.bases[0], e.bases[1]})
-		if err != nil {
-			return err
-		}
-		st = plans[im.base].Result
-	} else {
-		p, err := llb.Build(spec)
-		if err != nil {
-			return err
-		}
-		st = p.Result
-	}
-	fs, err := fsutil.NewFS(e.extractorDir)
-	if err != nil {
-		return err
-	}
-	attrs := map[string]string{"name": e.ref(im), "push": "true", "compression": e.compression}
-	if e.compression == "zstd" {
-		attrs["oci-mediatypes"] = "true"
-	}
-	opt := client.SolveOpt{
-		Exports:     []client.ExportEntry{{Type: client.ExporterImage, Attrs: attrs}},
-		LocalMounts: map[string]fsutil.FS{"extractor": fs},
-	}
-	config, err := llb.ImageConfig(e.configs[im.base], spec)
-	if err != nil {
-		return err
-	}
-	ch := make(chan *client.SolveStatus)
-	done := make(chan struct{})
-	steps := map[string]float64{}
-	go func() {
-		defer close(done)
-		for st := range ch {
-			for _, v := range st.Vertexes {
-				if v.Started != nil && v.Completed != nil && !v.Cached {
-					steps[v.Name] = v.Completed.Sub(*v.Started).Seconds()
-				}
-			}
-			for _, s := range st.Statuses {
-				if s.Started != nil && s.Completed != nil {
-					steps["  "+s.ID] = s.Completed.Sub(*s.Started).Seconds()
-				}
-			}
-		}
-	}()
-	defer func() {
-		<-done
-		if os.Getenv("FLEET_STEPS") != "" {
-			for n, secs := range steps {
-				if secs >= 0.2 {
-					fmt.Fprintf(os.Stderr, "  step %5.1f s  %s: %s\n", secs, e.ref(im), n)
-				}
-			}
-		}
-	}()
-	_, err = c.Build(ctx, opt, "", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
-		def, err := st.Marshal(ctx, bk.Platform(spec.Platform))
-		if err != nil {
-			return nil, err
-		}
-		r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB()})
-		if err != nil {
-			return nil, err
-		}
-		r.AddMeta(exptypes.ExporterImageConfigKey, config)
-		return r, nil
-	}, ch)
-	if err != nil {
-		return fmt.Errorf("%s: %w", e.ref(im), err)
-	}
-	return nil
-}
-
-// layers prints the layers each base's image adds, and whether the driver
-// layer is one blob on both bases.
-func (e *env) layers(v string, split bool) error {
-	var added [][]v1.Descriptor
-	for i := range e.bases {
-		r, err := name.ParseReference(e.ref(image{v, i, split}), name.Insecure)
-		if err != nil {
-			return err
-		}
-		img, err := remote.Image(r)
-		if err != nil {
-			return err
-		}
-		m, err := img.Manifest()
-		if err != nil {
-			return err
-		}
-		baseLayers := 1 + i // base 1 = base 0 + one layer
-		added = append(added, m.Layers[baseLayers:])
-	}
-	for i, ls := range added {
-		var parts []string
-		for _, l := range ls {
-			parts = append(parts, fmt.Sprintf("%s %.1f MB", l.Digest.Hex[:12], float64(l.Size)/1e6))
-		}
-		fmt.Printf("  base %d adds: %s\n", i, strings.Join(parts, ", "))
-	}
-	fmt.Printf("  driver layer one blob on both bases: %v\n", added[0][0].Digest == added[1][0].Digest)
-	return nil
-}
+// extractorName is gpuimg build's SolveOpt.LocalMounts key of the extractor.
+const extractorName = "gpuimg-extractor"
 
 // pushBases pushes the Debian base and a second base of the same family
 // (the first plus one file) and pins both by digest.
@@ -480,13 +479,8 @@ func (e *env) pushBases(layoutDir string) error {
 		if err != nil {
 			return err
 		}
-		cfg, err := img.RawConfigFile()
-		if err != nil {
-			return err
-		}
 		pinned := fmt.Sprintf("%s/base%d@%s", e.reg, i, dg)
 		e.bases = append(e.bases, llb.Base{Ref: pinned, Name: ref})
-		e.configs = append(e.configs, cfg)
 	}
 	return nil
 }
