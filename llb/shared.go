@@ -157,7 +157,7 @@ func OnBase(installed Graph, spec Spec, base bk.State) Graph {
 // LinkerCacheScript is the linker-cache step's script: refuse a base whose
 // fingerprint differs from the one the driver layer was installed on (exit
 // ExitBaseDoesNotFit, both fingerprints on stderr), else run ldconfig and
-// give the cache the build's epoch.
+// give what it changed (the cache and /etc itself) the build's epoch.
 func LinkerCacheScript(epoch int64) string {
 	return fmt.Sprintf(`set -u
 # cat and test only: a base need not have cmp or diff.
@@ -168,8 +168,14 @@ if [ "$(cat %[1]s/reference/fit)" != "$(cat %[1]s/this/fit)" ]; then
   cat %[1]s/this/fit >&2
   exit %[2]d
 fi
+# On the step's tmpfs, so it is not in the layer.
+stamp=/var/cache/ldconfig/gpuimg.stamp
+touch "$stamp"
 ldconfig
-touch -h -d @%[3]d /etc/ld.so.cache
+# What ldconfig changed (the cache, /etc's times, any link it made) gets the
+# build's epoch, as the install step's files do: the layer is the same bytes
+# on every build.
+find / -xdev -cnewer "$stamp" -exec touch -h -d @%[3]d {} +
 `, fitDir, ExitBaseDoesNotFit, epoch)
 }
 

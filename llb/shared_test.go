@@ -263,8 +263,9 @@ func mkdirs(t *testing.T) string {
 }
 
 // The linker-cache step's script in an overlay over the Debian base: with
-// equal fingerprints it rebuilds /etc/ld.so.cache (dated at the epoch) and
-// exits 0; with different ones it exits 45, names both, and writes nothing.
+// equal fingerprints it rebuilds /etc/ld.so.cache and exits 0, the cache
+// and /etc dated at the epoch (the layer is the same bytes every build);
+// with different ones it exits 45, names both, and writes nothing.
 func TestLinkerCacheScriptRefusesADifferentBase(t *testing.T) {
 	testenv.RequireRoot(t)
 	root := testenv.BaseRootFS(t, "amd64")
@@ -277,7 +278,7 @@ printf '%s' "$3" > "$1/up/u/gpuimg/fit/reference/fit"; printf '%s' "$4" > "$1/up
 mount -t overlay overlay -o "lowerdir=$2,upperdir=$1/up/u,workdir=$1/up/w" "$1/m"
 set +e
 chroot "$1/m" /bin/sh -c "$5"; rc=$?
-stat -c %Y "$1/up/u/etc/ld.so.cache" 2>/dev/null || echo "no cache written"
+stat -c %Y "$1/up/u/etc/ld.so.cache" "$1/up/u/etc" 2>/dev/null || echo "no cache written"
 exit $rc`, "cache", dir, root, reference, this, LinkerCacheScript(1700000000))
 		var stderr strings.Builder
 		c.Stderr = &stderr
@@ -290,7 +291,7 @@ exit $rc`, "cache", dir, root, reference, this, LinkerCacheScript(1700000000))
 		}
 		return strings.TrimSpace(string(out)), code, stderr.String()
 	}
-	if out, code, stderr := run("same\n", "same\n"); code != 0 || out != "1700000000" {
+	if out, code, stderr := run("same\n", "same\n"); code != 0 || out != "1700000000\n1700000000" {
 		t.Errorf("equal fingerprints: exit %d, cache mtime %q, stderr %s", code, out, stderr)
 	}
 	out, code, stderr := run("glvnd libGL.so.1\n", "no glvnd\n")
