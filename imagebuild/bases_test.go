@@ -2,12 +2,14 @@ package imagebuild
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/moby/buildkit/client"
 )
 
@@ -160,5 +162,15 @@ func TestPlanRefusesSeveralBasesWithoutBase(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("refused builds left %d files", len(entries))
+	}
+}
+
+// A linker-cache step that finds its base changed since the bases were
+// compared (exit 45) says so and how to go on.
+func TestExplainBaseThatNoLongerFits(t *testing.T) {
+	err := errors.New(`process "/bin/sh -c set -u\nif [ \"$(cat /gpuimg/fit/reference/fit)\" != ..." did not complete successfully: exit code: 45`)
+	got := newLogTap().explain(drivers.MustParseVersion("999.10.01"), err)
+	if !strings.Contains(got.Error(), "no longer shows NVIDIA's installer") || !strings.Contains(got.Error(), "one --base") || !errors.Is(got, err) {
+		t.Errorf("got %v", got)
 	}
 }

@@ -204,8 +204,14 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	if len(b.bases) > 1 {
 		plan, err := b.solveBases(bctx, c, stores, attachables, newStatus())
 		if err != nil {
+			// Every image fails with it; tried again alone (retryAlone), each
+			// is built the full way.
+			err = fmt.Errorf("comparing the bases: %w", b.builderGone(err))
 			for i := range errs {
-				errs[i] = fmt.Errorf("comparing the bases: %w", b.builderGone(err))
+				errs[i] = err
+			}
+			if b.in.FailFast {
+				cancel(err)
 			}
 		}
 		withPlan := *b

@@ -18,6 +18,9 @@ func TestBuildCommandRefusesBadInputWithTheFix(t *testing.T) {
 		{nil, []string{"build", "--driver", "535.261.03", "--output", "type=docker"}, "needs dest="},
 		{nil, []string{"build", "--driver", "535.261.03", "--progress", "fancy", "--addr", noBuilder}, "no BuildKit answering"},
 		{nil, []string{"build", "--driver", "535.261.03", "extra"}, "unknown command"},
+		{nil, []string{"build", "--driver", "535.261.03", "--base", "debian:bookworm,,ubuntu:22.04"}, "empty entry"},
+		{nil, []string{"build", "--driver", "535.261.03", "--base", "debian:bookworm", "--base", "ubuntu:22.04", "-t", "x:{driver}"}, "put {base} in it"},
+		{nil, []string{"build", "--driver", "535.261.03", "--base", "debian:bookworm", "--base", "debian:bookworm"}, "given twice"},
 	} {
 		_, stderr, code := gpuimg(t, tc.env, tc.args...)
 		if code == 0 || !strings.Contains(stderr, tc.wantErr) {
