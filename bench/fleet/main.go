@@ -36,12 +36,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/gpuimg/gpuimg/drivers"
+	"github.com/gpuimg/gpuimg/internal/ocilayout"
 	"github.com/gpuimg/gpuimg/internal/standin"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/llb"
@@ -146,6 +146,7 @@ func (e *env) scenarios(ctx context.Context, payload string) error {
 	if err != nil {
 		return err
 	}
+	one.row(one)
 	again, err := e.cli(ctx, "unchanged rebuild", []string{v}, a)
 	if err != nil {
 		return err
@@ -202,6 +203,9 @@ func (r timing) printSteps() {
 		}
 	}
 	sort.Slice(names, func(i, j int) bool { return r.steps[names[i]] > r.steps[names[j]] })
+	if len(names) > 0 {
+		fmt.Println("    steps that ran, seconds (a step of several images at once is summed, so more than the wall time):")
+	}
 	for _, n := range names {
 		fmt.Printf("    %6.1f s  %s\n", r.steps[n], n)
 	}
@@ -442,21 +446,17 @@ const extractorName = "gpuimg-extractor"
 // pushBases pushes the Debian base and a second base of the same family
 // (the first plus one file) and pins both by digest.
 func (e *env) pushBases(layoutDir string) error {
-	p, err := layout.FromPath(layoutDir)
+	l, err := ocilayout.Open(layoutDir)
 	if err != nil {
 		return err
 	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		return err
+	if len(l.Entries) == 0 {
+		return fmt.Errorf("base layout %s: no image", layoutDir)
 	}
-	m, err := idx.IndexManifest()
+	// The layout's first entry: the amd64 image, or an index holding it.
+	first, _, err := l.Image(l.Entries[0], ocispecs.Platform{OS: "linux", Architecture: "amd64"})
 	if err != nil {
-		return err
-	}
-	first, err := p.Image(m.Manifests[0].Digest)
-	if err != nil {
-		return err
+		return fmt.Errorf("base layout %s: %w", layoutDir, err)
 	}
 	extra, err := oneFileLayer("etc/second-base", "a second base of the same family\n")
 	if err != nil {
