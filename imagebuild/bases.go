@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -22,8 +23,11 @@ import (
 // tiny step, no network); bases whose fingerprints are equal form a group,
 // and each (driver, platform) is installed once per group, on the group's
 // first base: every image of the group is its base + that same driver layer
-// + its own linker cache layer (llb.Fleet; BuildKit runs the identical
-// extraction and install vertices of the concurrent image builds once). A
+// + its own linker cache layer (llb.Fleet). The other images of the group
+// start when the first base's image is done (leaders): the install, the
+// compression and, to one registry, the upload of the driver layer happen
+// once, and each later image adds an ldconfig, its small layer and its
+// manifest. A
 // base alone in its group gets today's plan, base + one layer, and a warning
 // naming the first difference.
 
@@ -248,6 +252,39 @@ func (b *Builder) layerUse(im *image) []DriverLayerUse {
 		out = append(out, use)
 	}
 	return out
+}
+
+// leaders lists the images whose driver layers image i shares, installed on
+// another base of its family (one per platform at most; none with one base).
+func (b *Builder) leaders(i int) []int {
+	im := b.images[i]
+	var out []int
+	for _, t := range im.targets {
+		f := b.plan.lookup(im.base, t.platform)
+		if f == nil || len(f.group) < 2 || f.group[0] == im.base {
+			continue
+		}
+		for j, other := range b.images {
+			if other.base == f.group[0] && sameTargets(im, other) && !slices.Contains(out, j) {
+				out = append(out, j)
+			}
+		}
+	}
+	return out
+}
+
+// sameTargets reports whether two images are the same driver on the same
+// platforms (on two bases).
+func sameTargets(a, b *image) bool {
+	if a.driver() != b.driver() || len(a.targets) != len(b.targets) {
+		return false
+	}
+	for i := range a.targets {
+		if platforms.Format(a.targets[i].platform) != platforms.Format(b.targets[i].platform) {
+			return false
+		}
+	}
+	return true
 }
 
 // DriverLayerUse says, in a build of several bases, where one platform of

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpuimg/gpuimg/drivers"
 	"github.com/moby/buildkit/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestBaseText(t *testing.T) {
@@ -172,5 +173,32 @@ func TestExplainBaseThatNoLongerFits(t *testing.T) {
 	got := newLogTap().explain(drivers.MustParseVersion("999.10.01"), err)
 	if !strings.Contains(got.Error(), "no longer shows NVIDIA's installer") || !strings.Contains(got.Error(), "one --base") || !errors.Is(got, err) {
 		t.Errorf("got %v", got)
+	}
+}
+
+// The images of a family wait for the one installed on its first base, per
+// driver; a base alone waits for nobody.
+func TestLeaders(t *testing.T) {
+	amd64 := ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+	var images []*image
+	for _, v := range []string{"999.10.01", "999.20.01"} {
+		targets := []target{{platform: amd64, driver: drivers.Resolved{Version: drivers.MustParseVersion(v)}}}
+		for base := range 3 {
+			images = append(images, &image{targets: targets, base: base})
+		}
+	}
+	fits := make([]baseFit, 3)
+	for i, g := range groupByFit([]string{"debian\n", "debian\n", "rhel\n"}) {
+		fits[i].group = g
+	}
+	b := &Builder{bases: make([]baseSpec, 3), images: images, plan: basePlan{"linux/amd64": fits}}
+	want := [][]int{nil, {0}, nil, nil, {3}, nil}
+	for i := range images {
+		if got := b.leaders(i); !slices.Equal(got, want[i]) {
+			t.Errorf("image %d (driver %s, base %d) waits for %v, want %v", i, images[i].driver(), images[i].base, got, want[i])
+		}
+	}
+	if got := (&Builder{images: images}).leaders(1); got != nil {
+		t.Errorf("without a plan, image 1 waits for %v", got)
 	}
 }

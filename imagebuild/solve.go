@@ -232,12 +232,28 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 		results[i], errs[i] = res, nil
 	}
 	var images sync.WaitGroup
+	done := make([]chan struct{}, len(b.images))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
 	for i := range b.images {
 		if errs[i] != nil {
+			close(done[i])
 			continue
 		}
 		images.Add(1)
-		go func() { defer images.Done(); one(i) }()
+		go func() {
+			defer images.Done()
+			defer close(done[i])
+			// The images of a family start once the image installed on
+			// its first base is done (built or failed): they find its
+			// layers compressed and, pushed to the same registry, already
+			// there, instead of uploading the same blobs at the same time.
+			for _, j := range b.leaders(i) {
+				<-done[j]
+			}
+			one(i)
+		}()
 	}
 	images.Wait()
 	// BuildKit shares identical steps (the base) between concurrent builds,
