@@ -48,7 +48,7 @@ func TestSeveralBasesShareOneDriverLayer(t *testing.T) {
 			{[]string{"--base", e.base + "," + second, "-t", "x:{driver}"}, "put {base} in it"},
 			{[]string{"--base", e.base + "," + second, "--output", "type=oci,dest=" + filepath.Join(out, "{driver}.tar")}, "put {base} in it"},
 			{[]string{"--base", e.base + ",," + second}, "empty entry"},
-			{[]string{"--base", e.base, "--base", e.base}, "given twice"},
+			{[]string{"--base", e.base + "," + e.base}, "given twice"},
 			{[]string{"--base", e.base + "," + second, "--emit", "llb"}, "one --base"},
 		} {
 			_, stderr, err := e.gpuimg(t, append([]string{"build", "--driver-file", run, "--sha256", sum}, tc.args...)...)
@@ -61,7 +61,7 @@ func TestSeveralBasesShareOneDriverLayer(t *testing.T) {
 		}
 	})
 
-	stdout, stderr, err := e.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base+","+second, "--base", i386,
+	stdout, stderr, err := e.gpuimg(t, "build", "--driver-file", run, "--sha256", sum, "--base", e.base+","+second+","+i386,
 		"--output", "type=oci,dest="+filepath.Join(out, "{driver}-{base}.tar"), "--json", "--progress", "rawjson")
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, tailLines(stderr, 40))

@@ -23,7 +23,7 @@ type Options struct {
 	Drivers []string // --driver V[,V...]
 	// Base is --base REF | oci-layout://DIR[:TAG|@DIGEST], or a comma list
 	// of several: one image per base, and bases of one family share one
-	// driver layer (see Builder.solveBases).
+	// driver install and its layers (see bases.go).
 	Base       string
 	Tags       []string // -t/--tag, with {driver}, {arch} and {base} placeholders
 	Outputs    []string // --output, BuildKit syntax

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gpuimg/gpuimg/imagebuild"
@@ -15,7 +14,6 @@ import (
 func newBuildCmd() *cobra.Command {
 	var o imagebuild.Options
 	var asJSON bool
-	var bases []string
 	cmd := &cobra.Command{
 		Use:   "build --driver VERSION[,VERSION...] [flags]",
 		Short: "Build images carrying the NVIDIA driver userspace, on BuildKit",
@@ -30,7 +28,7 @@ OCI layout with no registry. Outputs use BuildKit's --output syntax; without
 --output or --push, a docker tarball nvidia-driver-<driver>.tar is written.
 -t and dest= accept {driver} and {arch}, so one command builds a fleet matrix.
 
-Several bases (--base A,B or --base A --base B) give one image per base, named
+Several bases (--base A,B) give one image per base, named
 with {base} (debian:bookworm gives debian-bookworm). Bases of one family
 (checked first: what NVIDIA's installer looks at in each) share the driver:
 one install per driver and platform, and each image is its base + the same
@@ -57,13 +55,12 @@ same digest. stdout: one REF@sha256:… or destination per image.`,
 				t := time.Unix(sec, 0)
 				o.SourceDateEpoch = &t
 			}
-			o.Base = strings.Join(bases, ",")
 			return runBuild(cmd, o, asJSON)
 		},
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&o.Drivers, "driver", nil, "driver version(s) to build, e.g. 450.102.04 or 470.256.02,535.261.03")
-	f.StringSliceVar(&bases, "base", []string{imagebuild.DefaultBase}, "base image(s): a registry reference, or oci-layout://DIR[:TAG|@DIGEST]; several (comma list or repeated): one image per base, one driver layer per family")
+	f.StringVar(&o.Base, "base", imagebuild.DefaultBase, "base image: a registry reference, or oci-layout://DIR[:TAG|@DIGEST]; several, a comma list: one image per base, one driver install per family (a repeated --base replaces the earlier one)")
 	f.StringArrayVarP(&o.Tags, "tag", "t", nil, "image name; {driver}, {arch} (x86_64, aarch64) and {base} are replaced (default "+imagebuild.DefaultTag+", with -{base} for several bases)")
 	f.StringArrayVarP(&o.Outputs, "output", "o", nil, "BuildKit output: type=image,name=REF,push=true | type=docker,dest=FILE | type=oci,dest=FILE[,tar=false]")
 	f.BoolVar(&o.Push, "push", false, "push the tagged images (type=image,push=true)")

@@ -19,8 +19,8 @@ func TestBuildCommandRefusesBadInputWithTheFix(t *testing.T) {
 		{nil, []string{"build", "--driver", "535.261.03", "--progress", "fancy", "--addr", noBuilder}, "no BuildKit answering"},
 		{nil, []string{"build", "--driver", "535.261.03", "extra"}, "unknown command"},
 		{nil, []string{"build", "--driver", "535.261.03", "--base", "debian:bookworm,,ubuntu:22.04"}, "empty entry"},
-		{nil, []string{"build", "--driver", "535.261.03", "--base", "debian:bookworm", "--base", "ubuntu:22.04", "-t", "x:{driver}"}, "put {base} in it"},
-		{nil, []string{"build", "--driver", "535.261.03", "--base", "debian:bookworm", "--base", "debian:bookworm"}, "given twice"},
+		{nil, []string{"build", "--driver", "535.261.03", "--base", "debian:bookworm,ubuntu:22.04", "-t", "x:{driver}"}, "put {base} in it"},
+		{nil, []string{"build", "--driver", "535.261.03", "--base", "debian:bookworm,debian:bookworm"}, "given twice"},
 	} {
 		_, stderr, code := gpuimg(t, tc.env, tc.args...)
 		if code == 0 || !strings.Contains(stderr, tc.wantErr) {
