@@ -35,10 +35,9 @@ type baseSpec struct {
 	StoreID string
 }
 
-// parseBases parses --base: one base as before, or a comma list of several
-// (the command joins repeated flags with commas). Several bases must be
-// distinct, non-empty, and give distinct {base} texts. Each layout
-// directory gets one OCI store ID, the first the single base's.
+// parseBases parses --base: one base as before, or a comma list of several,
+// which must be distinct, non-empty, and give distinct {base} texts. Each
+// layout directory gets one OCI store ID, the first the single base's.
 func parseBases(s string) ([]baseSpec, error) {
 	entries := strings.Split(s, ",")
 	if len(entries) == 1 {
@@ -53,7 +52,7 @@ func parseBases(s string) ([]baseSpec, error) {
 	for _, e := range entries {
 		e = strings.TrimSpace(e)
 		if e == "" {
-			return nil, fmt.Errorf("--base %q has an empty entry: list the bases as --base A,B (or repeat --base A --base B)", s)
+			return nil, fmt.Errorf("--base %q has an empty entry: list the bases as --base A,B", s)
 		}
 		b, err := parseBase(e)
 		if err != nil {
