@@ -50,6 +50,7 @@ type result struct {
 	wall, builder, client, server float64
 	steps                         *stepLog
 	tarball, ref                  string
+	packed                        packedLayer // design (a)'s packer output
 }
 
 // build builds design d cold: the builder's cache pruned, no output file.
@@ -75,7 +76,7 @@ func (e *env) build(ctx context.Context, d design, tag string, cache *cacheOpts)
 	if d.pack {
 		layout := filepath.Join(e.out, tag+"-layout")
 		_ = os.RemoveAll(layout)
-		manifest, err := e.packSolve(ctx, c, layout, r.steps, cache)
+		manifest, err := e.packSolve(ctx, c, layout, &r, cache)
 		if err != nil {
 			return r, err
 		}
@@ -166,7 +167,7 @@ func (e *env) packStep() (bk.State, error) {
 // packSolve runs the packer step and brings its output (the blob and
 // layer.json) to layout with the local exporter, then completes the OCI
 // layout there (config, manifest, index) and returns the manifest digest.
-func (e *env) packSolve(ctx context.Context, c *client.Client, layout string, log *stepLog, cache *cacheOpts) (string, error) {
+func (e *env) packSolve(ctx context.Context, c *client.Client, layout string, r *result, cache *cacheOpts) (string, error) {
 	st, err := e.packStep()
 	if err != nil {
 		return "", err
@@ -185,13 +186,13 @@ func (e *env) packSolve(ctx context.Context, c *client.Client, layout string, lo
 			return nil, err
 		}
 		return gw.Solve(ctx, gateway.SolveRequest{Definition: def, CacheImports: gatewayCache(opt.CacheImports)})
-	}, log.channel("pack solve"))
+	}, r.steps.channel("pack solve"))
 	if err != nil {
 		return "", fmt.Errorf("packer step: %w", err)
 	}
 	t := time.Now()
-	manifest, err := writeLayout(layout, e.spec.Platform)
-	log.client("write the OCI layout's config and manifest", t)
+	manifest, err := writeLayout(layout, e.spec.Platform, &r.packed)
+	r.steps.client("write the OCI layout's config and manifest", t)
 	return manifest, err
 }
 

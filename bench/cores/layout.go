@@ -23,16 +23,18 @@ type packedLayer struct {
 	DiffID    string `json:"diffID"`
 	TarBytes  int64  `json:"tarBytes"`
 	Threads   int    `json:"threads"`
+	// The packer's own wall and CPU time (all its threads).
+	WallSeconds float64 `json:"wallSeconds"`
+	CPUSeconds  float64 `json:"cpuSeconds"`
 }
 
 // writeLayout turns the packer's output in dir (the blob and layer.json)
 // into an OCI layout of a one-layer image: its config (the diffID) and
 // manifest go into the same content store. It returns the manifest digest.
-func writeLayout(dir string, platform ocispecs.Platform) (string, error) {
-	var l packedLayer
+func writeLayout(dir string, platform ocispecs.Platform, l *packedLayer) (string, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "layer.json"))
 	if err == nil {
-		err = json.Unmarshal(data, &l)
+		err = json.Unmarshal(data, l)
 	}
 	if err != nil {
 		return "", fmt.Errorf("the packer's layer.json: %w", err)

@@ -54,6 +54,7 @@ import (
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/llb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
 )
 
 const version = "999.10.01"
@@ -87,6 +88,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cores: -runs must be at least 1")
 		os.Exit(2)
 	}
+	// containerd's content store (the OCI layouts) warns about fsverity.
+	logrus.SetLevel(logrus.ErrorLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg); err != nil {

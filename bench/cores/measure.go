@@ -111,6 +111,14 @@ func (e *env) table(all [][]result, layers []*driverLayer, ref [2]int64) {
 			median(rs, func(r result) float64 { return r.server }), "",
 			float64(layers[i].size)/1e6, 100*(float64(layers[i].size)/float64(refBytes)-1))
 	}
+	for i, d := range designs {
+		if d.pack {
+			rs := all[i]
+			fmt.Printf("  %s: the packer itself %.1f s wall, %.1f s CPU on %d threads (medians; tar %.1f MB -> blob %.1f MB)\n", d.name,
+				median(rs, func(r result) float64 { return r.packed.WallSeconds }), median(rs, func(r result) float64 { return r.packed.CPUSeconds }),
+				rs[0].packed.Threads, float64(rs[0].packed.TarBytes)/1e6, float64(rs[0].packed.Size)/1e6)
+		}
+	}
 	fmt.Println("\nwhere the time went (last round of each design; steps of 0.2 s or more, from the status streams):")
 	for i, d := range designs {
 		r := all[i][len(all[i])-1]
@@ -142,18 +150,25 @@ func minMax(rs []result, f func(result) float64) (float64, float64) {
 }
 
 // cacheOpts adds a type=local build cache to a design's solves: exported
-// to (or imported from) dir/<solve>, one per solve.
+// to (or imported from) dir/<solve>, one per solve. packUncompressed
+// exports the packer step's result (the already compressed blob)
+// uncompressed, so the cache exporter does not gzip it again.
 type cacheOpts struct {
-	dir            string
-	export, import_ bool
+	dir              string
+	export, load     bool
+	packUncompressed bool
 }
 
 func (c *cacheOpts) entries(solve string) (exports, imports []client.CacheOptionsEntry) {
 	dir := filepath.Join(c.dir, solve)
 	if c.export {
-		exports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"dest": dir}}}
+		attrs := map[string]string{"dest": dir}
+		if solve == "pack" && c.packUncompressed {
+			attrs["compression"] = "uncompressed"
+		}
+		exports = []client.CacheOptionsEntry{{Type: "local", Attrs: attrs}}
 	}
-	if c.import_ {
+	if c.load {
 		imports = []client.CacheOptionsEntry{{Type: "local", Attrs: map[string]string{"src": dir}}}
 	}
 	return exports, imports
@@ -172,19 +187,30 @@ func gatewayCache(entries []client.CacheOptionsEntry) []gateway.CacheOptionsEntr
 // type=local (the default mode, min), checks the images, then prunes the
 // builder and builds each again from that cache alone (--cache-from): does
 // the export work, what does it cost, and does the import skip the install?
+// Design (a) is tried twice: with the cache export as a user would ask for
+// it, and with the packer step's result exported uncompressed.
 func (e *env) cacheTrial(ctx context.Context, ref *driverLayer) error {
 	fmt.Println("\n--cache-to type=local,dest=DIR (mode=min), then a pruned builder with --cache-from type=local,src=DIR:")
-	for _, i := range []int{2, 0} {
-		dir := filepath.Join(filepath.Dir(e.out), fmt.Sprintf("cache-d%d", i))
+	trials := []struct {
+		design           int
+		packUncompressed bool
+	}{{2, false}, {2, true}, {0, false}}
+	for n, t := range trials {
+		d := designs[t.design]
+		label := d.name
+		if t.packUncompressed {
+			label += ", packer step's cache uncompressed"
+		}
+		dir := filepath.Join(filepath.Dir(e.out), fmt.Sprintf("cache-%d", n))
 		_ = os.RemoveAll(dir)
 		for _, phase := range []string{"export", "import"} {
 			if err := benchenv.Prune(ctx, e.d); err != nil {
 				return err
 			}
-			opts := &cacheOpts{dir: dir, export: phase == "export", import_: phase == "import"}
-			r, err := e.build(ctx, designs[i], fmt.Sprintf("cache-d%d-%s", i, phase), opts)
+			opts := &cacheOpts{dir: dir, export: phase == "export", load: phase == "import", packUncompressed: t.packUncompressed}
+			r, err := e.build(ctx, d, fmt.Sprintf("cache-%d-%s", n, phase), opts)
 			if err != nil {
-				fmt.Printf("  %s, cache %s: FAILED: %v\n", designs[i].name, phase, err)
+				fmt.Printf("  %s, cache %s: FAILED: %v\n", label, phase, err)
 				break
 			}
 			if _, _, err := e.checkResult(r, ref); err != nil {
@@ -195,7 +221,7 @@ func (e *env) cacheTrial(ctx context.Context, ref *driverLayer) error {
 				ran = "the install step did not run (cache hit)"
 			}
 			fmt.Printf("  %s, cache %s: %.1f s wall, %.1f s builder CPU, %.1f s client CPU; %s; cache dir %.1f MB\n",
-				designs[i].name, phase, r.wall, r.builder, r.client, ran, float64(dirSize(dir))/1e6)
+				label, phase, r.wall, r.builder, r.client, ran, float64(dirSize(dir))/1e6)
 			for _, l := range r.steps.lines(0.5) {
 				fmt.Println(l)
 			}

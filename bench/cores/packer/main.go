@@ -26,6 +26,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
 	"github.com/klauspost/compress/zstd"
@@ -40,6 +42,9 @@ type Layer struct {
 	DiffID    string `json:"diffID"`
 	TarBytes  int64  `json:"tarBytes"`
 	Threads   int    `json:"threads"`
+	// WallSeconds and CPUSeconds (user+sys, all threads) are the packer's.
+	WallSeconds float64 `json:"wallSeconds"`
+	CPUSeconds  float64 `json:"cpuSeconds"`
 }
 
 func main() {
@@ -55,6 +60,7 @@ func main() {
 }
 
 func pack(compression, lower, upper, out string) error {
+	start := time.Now()
 	dir := filepath.Join(out, "blobs", "sha256")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -103,6 +109,10 @@ func pack(compression, lower, upper, out string) error {
 	layer.Digest = "sha256:" + hex.EncodeToString(blobHash.Sum(nil))
 	layer.DiffID = "sha256:" + hex.EncodeToString(diffID.Sum())
 	layer.Size, layer.TarBytes = blob.n, tarBytes.n
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	layer.CPUSeconds = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	layer.WallSeconds = time.Since(start).Seconds()
 	if err := os.Rename(f.Name(), filepath.Join(dir, layer.Digest[len("sha256:"):])); err != nil {
 		return err
 	}
