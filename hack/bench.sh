@@ -5,8 +5,11 @@
 # formats, zstd (today's drivers) and xz (450.102.04's era), which prints the
 # tables and writes bench/results/<format>-payload/{latest.json,latest.md,chart.svg};
 # the issue-11 plans (bench/fleet: extraction once, one driver layer for many
-# bases, a fleet of 3 drivers x 2 bases) for both formats; and the layer
-# compressors (bench/compress). The Makefile has already run deps, build
+# bases, a fleet of 3 drivers x 2 bases) for both formats; the layer
+# compressors (bench/compress); and, for both formats, the designs that put
+# every core on the driver layer's compression end to end (bench/cores:
+# BuildKit compressing, a packer step handing BuildKit the blob, the
+# tarball and push as concurrent solves, and --cache-to with them). The Makefile has already run deps, build
 # (bin/gpuimg, bin/gpuimg-unpack), buildkitd and base. BENCH_RUNS=1 for a quick
 # look (default 3 rounds). The recipe's `apt install` needs Debian's mirror
 # from inside the build.
@@ -26,3 +29,6 @@ for payload in zstd xz; do
 done
 run=$(go run ./internal/standin/cmd/mkstandin -version 999.10.01 -compression zstd -scale realistic)
 go run ./bench/compress "$run" | tee bench/results/compress.txt
+for payload in zstd xz; do
+  go run ./bench/cores -runs "${BENCH_RUNS:-3}" -payload "$payload" | tee "bench/results/cores-$payload-payload.txt"
+done

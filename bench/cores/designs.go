@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,8 @@ type result struct {
 	steps                         *stepLog
 	tarball, ref                  string
 	packed                        packedLayer // design (a)'s packer output
+	// retried names the concurrent export solves tried again alone.
+	retried []string
 }
 
 // build builds design d cold: the builder's cache pruned, no output file.
@@ -90,7 +93,7 @@ func (e *env) build(ctx context.Context, d design, tag string, cache *cacheOpts)
 	if cache != nil {
 		opt.CacheExports, opt.CacheImports = cache.entries("image")
 	}
-	if err := e.export(ctx, c, opt, def, config, r, d.concurrent); err != nil {
+	if err := e.export(ctx, c, opt, def, config, &r, d.concurrent); err != nil {
 		return r, fmt.Errorf("%s: %w", d.name, err)
 	}
 	r.wall = time.Since(start).Seconds()
@@ -221,7 +224,7 @@ func (e *env) exportAttrs(ref string, push bool) map[string]string {
 
 // export solves def with the docker-tarball and push exporters: in one
 // solve, or as two concurrent solves of the same definition.
-func (e *env) export(ctx context.Context, c *client.Client, opt client.SolveOpt, def func() (*pb.Definition, error), config []byte, r result, concurrent bool) error {
+func (e *env) export(ctx context.Context, c *client.Client, opt client.SolveOpt, def func() (*pb.Definition, error), config []byte, r *result, concurrent bool) error {
 	tmp := r.tarball + ".tmp"
 	tarball := client.ExportEntry{Type: client.ExporterDocker, Attrs: e.exportAttrs(r.ref, false),
 		Output: func(map[string]string) (io.WriteCloser, error) { return os.Create(tmp) }}
@@ -251,10 +254,7 @@ func (e *env) export(ctx context.Context, c *client.Client, opt client.SolveOpt,
 		if i > 0 {
 			o.CacheExports = nil // the first solve exports the cache
 		}
-		label := "export: tarball + push"
-		if concurrent {
-			label = "export: " + exports[0].Type
-		}
+		label := "export: " + exportName(exports)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -262,11 +262,31 @@ func (e *env) export(ctx context.Context, c *client.Client, opt client.SolveOpt,
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
+	for i, err := range errs {
+		if err != nil && concurrent && ctx.Err() == nil && errs[1-i] == nil && strings.Contains(err.Error(), "context canceled") {
+			// The two solves share the OCI layout's lazy blob, which the
+			// builder reads through one client session: when the other
+			// solve ends first, its session goes and this read is cut.
+			// Tried again alone (as gpuimg retries an image that failed
+			// on a step shared with another), with the blob now on the
+			// builder.
+			say("%s failed on the other solve's closed session (%v); trying it again alone", exportName(solves[i]), err)
+			r.retried = append(r.retried, exportName(solves[i]))
+			o := opt
+			o.Exports, o.CacheExports = solves[i], nil
+			_, err = c.Build(ctx, o, "", buildFunc, r.steps.channel("export: "+exportName(solves[i])+" (again)"))
+		}
 		if err != nil {
 			_ = os.Remove(tmp)
 			return err
 		}
 	}
 	return os.Rename(tmp, r.tarball)
+}
+
+func exportName(exports []client.ExportEntry) string {
+	if len(exports) > 1 {
+		return "tarball + push"
+	}
+	return exports[0].Type
 }
