@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +27,8 @@ const (
 	packerName     = "gpuimg-pack"
 	layoutStoreID  = "bench-cores-layer" // design (a)'s OCI layout
 	packerDir      = "/gpuimg/packer"
+	// layoutVertexName names design (a)'s OCI-layout source.
+	layoutVertexName = "the packed driver layer (OCI layout on the client)"
 )
 
 // design is one way to build the image.
@@ -52,8 +53,6 @@ type result struct {
 	steps                         *stepLog
 	tarball, ref                  string
 	packed                        packedLayer // design (a)'s packer output
-	// retried names the concurrent export solves tried again alone.
-	retried []string
 }
 
 // build builds design d cold: the builder's cache pruned, no output file.
@@ -205,7 +204,7 @@ func (e *env) layerOnBase(manifest string) func() (*pb.Definition, error) {
 	platform := bk.Platform(e.spec.Platform)
 	base := bk.Image(e.spec.Base.Ref, platform, bk.WithCustomNamef("base %s", e.spec.Base.Ref))
 	layer := bk.OCILayout("bench-cores/driver-layer@"+manifest, bk.OCIStore("", layoutStoreID), platform,
-		bk.WithCustomName("the packed driver layer (OCI layout on the client)"))
+		bk.WithCustomName(layoutVertexName))
 	merged := bk.Merge([]bk.State{base, layer}, platform, bk.WithCustomName("base + packed driver layer"))
 	return func() (*pb.Definition, error) { return marshal(context.Background(), merged, e) }
 }
@@ -248,34 +247,36 @@ func (e *env) export(ctx context.Context, c *client.Client, opt client.SolveOpt,
 	}
 	errs := make([]error, len(solves))
 	var wg sync.WaitGroup
+	// With a blob from the client's OCI layout, the push solve starts once
+	// the tarball solve has the blob on the builder: the builder reads a
+	// layout's blob through one client session, and a read cut by that
+	// session's end is not resumed ("unsupported offset").
+	gate := make(chan struct{})
+	if opt.OCIStores == nil || !concurrent {
+		close(gate)
+	}
 	for i, exports := range solves {
 		o := opt
 		o.Exports = exports
+		label := "export: " + exportName(exports)
+		ch := r.steps.channel(label)
+		if i == 0 && concurrent && opt.OCIStores != nil {
+			ch = r.steps.channelUntil(label, layoutVertexName, gate)
+		}
 		if i > 0 {
 			o.CacheExports = nil // the first solve exports the cache
 		}
-		label := "export: " + exportName(exports)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = c.Build(ctx, o, "", buildFunc, r.steps.channel(label))
+			if i > 0 {
+				<-gate
+			}
+			_, errs[i] = c.Build(ctx, o, "", buildFunc, ch)
 		}()
 	}
 	wg.Wait()
-	for i, err := range errs {
-		if err != nil && concurrent && ctx.Err() == nil && errs[1-i] == nil && strings.Contains(err.Error(), "context canceled") {
-			// The two solves share the OCI layout's lazy blob, which the
-			// builder reads through one client session: when the other
-			// solve ends first, its session goes and this read is cut.
-			// Tried again alone (as gpuimg retries an image that failed
-			// on a step shared with another), with the blob now on the
-			// builder.
-			say("%s failed on the other solve's closed session (%v); trying it again alone", exportName(solves[i]), err)
-			r.retried = append(r.retried, exportName(solves[i]))
-			o := opt
-			o.Exports, o.CacheExports = solves[i], nil
-			_, err = c.Build(ctx, o, "", buildFunc, r.steps.channel("export: "+exportName(solves[i])+" (again)"))
-		}
+	for _, err := range errs {
 		if err != nil {
 			_ = os.Remove(tmp)
 			return err

@@ -25,7 +25,6 @@ func (e *env) measure(ctx context.Context) error {
 	layers := make([]*driverLayer, len(designs))
 	var ref *driverLayer
 	var refSizes [2]int64
-	retries := make([]int, len(designs))
 	for round := 0; round < e.cfg.runs; round++ {
 		for k := range designs {
 			i := (k + round) % len(designs)
@@ -37,9 +36,7 @@ func (e *env) measure(ctx context.Context) error {
 				return err
 			}
 			say("round %d/%d %-60s %5.1f s wall, %5.1f s builder CPU, %5.1f s client CPU", round+1, e.cfg.runs, designs[i].name, r.wall, r.builder, r.client)
-			if len(r.retried) > 0 {
-				retries[i]++
-			}
+
 			l, sizes, err := e.checkResult(r, ref)
 			if err != nil {
 				return err
@@ -52,7 +49,7 @@ func (e *env) measure(ctx context.Context) error {
 		}
 	}
 	fmt.Printf("load average after %s\n\n", loadavg())
-	e.table(all, layers, refSizes, retries)
+	e.table(all, layers, refSizes)
 	if !e.cfg.cacheTest {
 		return nil
 	}
@@ -96,7 +93,7 @@ func (e *env) checkResult(r result, ref *driverLayer) (*driverLayer, [2]int64, e
 
 // table prints medians (min-max) per design, the layer bytes against the
 // files' own gzip -6 / zstd -3, and the steps of each design's last round.
-func (e *env) table(all [][]result, layers []*driverLayer, ref [2]int64, retries []int) {
+func (e *env) table(all [][]result, layers []*driverLayer, ref [2]int64) {
 	refBytes, refName := ref[0], "gzip -6"
 	if e.compression == "zstd" {
 		refBytes, refName = ref[1], "zstd -3"
@@ -114,11 +111,6 @@ func (e *env) table(all [][]result, layers []*driverLayer, ref [2]int64, retries
 			median(rs, func(r result) float64 { return r.client }), "",
 			median(rs, func(r result) float64 { return r.server }), "",
 			float64(layers[i].size)/1e6, 100*(float64(layers[i].size)/float64(refBytes)-1))
-	}
-	for i, n := range retries {
-		if n > 0 {
-			fmt.Printf("  %s: in %d of %d rounds one export solve failed when the other's session closed, and was tried again alone (included in its times)\n", designs[i].name, n, len(all[i]))
-		}
 	}
 	for i, d := range designs {
 		if d.pack {

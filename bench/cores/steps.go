@@ -39,12 +39,32 @@ func (l *stepLog) channel(label string) chan *client.SolveStatus {
 	return ch
 }
 
+// channelUntil is channel, and closes gate when a vertex named name has
+// completed (or the solve has ended).
+func (l *stepLog) channelUntil(label, name string, gate chan struct{}) chan *client.SolveStatus {
+	ch := make(chan *client.SolveStatus)
+	go func() {
+		open := true
+		for s := range ch {
+			l.add(label, s)
+			for _, v := range s.Vertexes {
+				if open && v.Name == name && v.Completed != nil {
+					close(gate)
+					open = false
+				}
+			}
+		}
+		if open {
+			close(gate)
+		}
+	}()
+	return ch
+}
+
 func (l *stepLog) add(label string, s *client.SolveStatus) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	names := map[string]string{}
 	for _, v := range s.Vertexes {
-		names[v.Digest.String()] = v.Name
 		if v.Started != nil && v.Completed != nil && !v.Cached {
 			l.spans[label+v.Digest.String()] = span{label + ": " + v.Name, *v.Started, *v.Completed}
 		}
