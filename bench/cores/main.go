@@ -108,6 +108,8 @@ type env struct {
 	d           *testenv.BuildkitDaemon
 	files, reg  string
 	server      *exec.Cmd // the registry and file server
+	serveDir    string    // what the file server serves: the .run
+	baseLayout  string    // the base's OCI layout
 	spec        llb.Spec
 	baseConfig  []byte
 	baseLayers  []string // the base's layer digests
@@ -148,17 +150,15 @@ func run(ctx context.Context, cfg config) error {
 	if err := e.buildTools(); err != nil {
 		return err
 	}
-	if err := e.startServer(serveDir); err != nil {
+	e.serveDir, e.baseLayout = serveDir, envOr("GPUIMG_TEST_BASE", ".cache/base/debian-bookworm")
+	e.spec.Driver = drivers.Resolved{
+		Version: drivers.MustParseVersion(version), Arch: drivers.ArchX86_64, Variant: drivers.VariantFull,
+		SHA256: sum, VerifiedBy: drivers.VerifiedByFlag,
+	}
+	if err := e.freshServer(); err != nil {
 		return err
 	}
 	defer e.stopServer()
-	if err := e.pushBase(envOr("GPUIMG_TEST_BASE", ".cache/base/debian-bookworm")); err != nil {
-		return err
-	}
-	e.spec.Driver = drivers.Resolved{
-		Version: drivers.MustParseVersion(version), Arch: drivers.ArchX86_64, Variant: drivers.VariantFull,
-		SHA256: sum, URLs: []string{"http://" + e.files + "/" + filepath.Base(served)}, VerifiedBy: drivers.VerifiedByFlag,
-	}
 	say("starting a private buildkitd")
 	if e.d, err = testenv.StartBuildkitd(envOr("GPUIMG_BUILDKITD", "bin/buildkitd")); err != nil {
 		return err
@@ -181,6 +181,21 @@ func (e *env) buildTools() error {
 	e.spec.Components = llb.All
 	e.spec.Extractor = &llb.Extractor{LocalName: toolsLocalName, FileName: "gpuimg-unpack", Platform: e.spec.Platform}
 	return nil
+}
+
+// freshServer starts an empty registry (and the file server) and pushes
+// the base to it, so that every build pushes its driver layer for real: a
+// registry that already holds the blob from an earlier round answers the
+// push's existence check, and the upload is skipped.
+func (e *env) freshServer() error {
+	if e.server != nil {
+		e.stopServer()
+	}
+	if err := e.startServer(e.serveDir); err != nil {
+		return err
+	}
+	e.spec.Driver.URLs = []string{"http://" + e.files + "/" + e.spec.Driver.FileName()}
+	return e.pushBase(e.baseLayout)
 }
 
 // startServer re-executes this harness as the registry and file server, so

@@ -28,6 +28,9 @@ func (e *env) measure(ctx context.Context) error {
 	for round := 0; round < e.cfg.runs; round++ {
 		for k := range designs {
 			i := (k + round) % len(designs)
+			if err := e.freshServer(); err != nil {
+				return err
+			}
 			if err := benchenv.Prune(ctx, e.d); err != nil {
 				return err
 			}
@@ -205,6 +208,9 @@ func (e *env) cacheTrial(ctx context.Context, ref *driverLayer) error {
 		dir := filepath.Join(filepath.Dir(e.out), fmt.Sprintf("cache-%d", n))
 		_ = os.RemoveAll(dir)
 		for _, phase := range []string{"export", "import"} {
+			if err := e.freshServer(); err != nil {
+				return err
+			}
 			if err := benchenv.Prune(ctx, e.d); err != nil {
 				return err
 			}
