@@ -70,7 +70,10 @@ func (e *env) build(ctx context.Context, d design, tag string, cache *cacheOpts)
 	b0, c0, s0 := e.builderCPU(), processCPU(), e.serverCPU()
 	start := time.Now()
 	r.steps.start = start
-	def, config := e.imageDef(ctx)
+	def, config, err := e.imageDef(ctx)
+	if err != nil {
+		return r, err
+	}
 	opt, err := e.solveOpt()
 	if err != nil {
 		return r, err
@@ -101,18 +104,13 @@ func (e *env) build(ctx context.Context, d design, tag string, cache *cacheOpts)
 }
 
 // imageDef is today's graph (gpuimg build's plan) and the image config.
-func (e *env) imageDef(ctx context.Context) (func() (*pb.Definition, error), []byte) {
+func (e *env) imageDef(ctx context.Context) (func() (*pb.Definition, error), []byte, error) {
 	graph, err := llb.Build(e.spec)
-	config, cerr := llb.ImageConfig(e.baseConfig, e.spec)
-	return func() (*pb.Definition, error) {
-		if err != nil {
-			return nil, err
-		}
-		if cerr != nil {
-			return nil, cerr
-		}
-		return marshal(ctx, graph.Result, e)
-	}, config
+	if err != nil {
+		return nil, nil, err
+	}
+	config, err := llb.ImageConfig(e.baseConfig, e.spec)
+	return func() (*pb.Definition, error) { return marshal(ctx, graph.Result, e) }, config, err
 }
 
 func marshal(ctx context.Context, st bk.State, e *env) (*pb.Definition, error) {

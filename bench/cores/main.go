@@ -26,8 +26,10 @@
 // against (0)'s: the same base layers, and a driver layer with the same
 // entries (names, types, modes, owners, times, link targets, xattrs,
 // contents, whiteouts) and a diffID that is the sha256 of its tar; the run
-// aborts on a mismatch. Last, -cache-test exports design (a)'s build cache
-// with --cache-to type=local and imports it into a pruned builder. A
+// aborts on a mismatch. Every build pushes to an empty registry. Last,
+// -cache-test exports the build cache of designs (a) (as a user would ask,
+// and with the packer step's result uncompressed) and (0) with --cache-to
+// type=local, and builds each again from it in a pruned builder. A
 // benchmark, not a test: it never fails on a number.
 //
 //	go run ./bench/cores [-payload zstd|xz] [-compression gzip|zstd] [-runs N]

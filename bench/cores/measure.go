@@ -126,7 +126,7 @@ func (e *env) table(all [][]result, layers []*driverLayer, ref [2]int64) {
 	fmt.Println("\nwhere the time went (last round of each design; steps of 0.2 s or more, from the status streams):")
 	for i, d := range designs {
 		r := all[i][len(all[i])-1]
-		fmt.Printf("  %s: %.1f s wall, %.1f s builder CPU, %.1f s client CPU, layer %s\n", d.name, r.wall, r.builder, r.client, layers[i].digest[:19])
+		fmt.Printf("  %s: %.1f s wall, %.1f s builder CPU, %.1f s client CPU; layer %s, diffID %s\n", d.name, r.wall, r.builder, r.client, layers[i].digest[:19], layers[i].diffID[:19])
 		for _, l := range r.steps.lines(0.2) {
 			fmt.Println(l)
 		}

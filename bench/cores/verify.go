@@ -24,6 +24,7 @@ import (
 // design's docker tarball.
 type driverLayer struct {
 	digest    string
+	diffID    string
 	size      int64
 	tarBytes  int64
 	mediaType string
@@ -70,7 +71,7 @@ func (e *env) check(r result, reference *driverLayer, extra ...io.Writer) (*driv
 	desc := m.Layers[n]
 	l := &driverLayer{digest: desc.Digest.String(), size: desc.Size, mediaType: string(desc.MediaType)}
 	if reference != nil && l.digest == reference.digest && len(extra) == 0 {
-		l.entries, l.tarBytes = reference.entries, reference.tarBytes
+		l.entries, l.tarBytes, l.diffID = reference.entries, reference.tarBytes, reference.diffID
 		return l, nil
 	}
 	cfg, err := img.ConfigFile()
@@ -88,6 +89,7 @@ func (e *env) check(r result, reference *driverLayer, extra ...io.Writer) (*driv
 	if want := cfg.RootFS.DiffIDs[n].String(); diffID != want {
 		return nil, fmt.Errorf("driver layer of %s: the config's diffID is %s, its tar's sha256 %s", r.tarball, want, diffID)
 	}
+	l.diffID = diffID
 	if reference != nil {
 		if diff := compareEntries(reference.entries, l.entries); diff != "" {
 			return nil, fmt.Errorf("the driver layer of %s differs from design (0)'s:\n%s", r.tarball, diff)
