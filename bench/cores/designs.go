@@ -27,8 +27,6 @@ const (
 	packerName     = "gpuimg-pack"
 	layoutStoreID  = "bench-cores-layer" // design (a)'s OCI layout
 	packerDir      = "/gpuimg/packer"
-	// layoutVertexName names design (a)'s OCI-layout source.
-	layoutVertexName = "the packed driver layer (OCI layout on the client)"
 )
 
 // design is one way to build the image.
@@ -202,7 +200,7 @@ func (e *env) layerOnBase(manifest string) func() (*pb.Definition, error) {
 	platform := bk.Platform(e.spec.Platform)
 	base := bk.Image(e.spec.Base.Ref, platform, bk.WithCustomNamef("base %s", e.spec.Base.Ref))
 	layer := bk.OCILayout("bench-cores/driver-layer@"+manifest, bk.OCIStore("", layoutStoreID), platform,
-		bk.WithCustomName(layoutVertexName))
+		bk.WithCustomName("the packed driver layer (OCI layout on the client)"))
 	merged := bk.Merge([]bk.State{base, layer}, platform, bk.WithCustomName("base + packed driver layer"))
 	return func() (*pb.Definition, error) { return marshal(context.Background(), merged, e) }
 }
@@ -246,9 +244,11 @@ func (e *env) export(ctx context.Context, c *client.Client, opt client.SolveOpt,
 	errs := make([]error, len(solves))
 	var wg sync.WaitGroup
 	// With a blob from the client's OCI layout, the push solve starts once
-	// the tarball solve has the blob on the builder: the builder reads a
-	// layout's blob through one client session, and a read cut by that
-	// session's end is not resumed ("unsupported offset").
+	// the tarball solve has fetched the blob to the builder: the builder
+	// reads a layout's blob through any one session of the solves sharing
+	// it, and two solves fetching it at once failed ("failed to copy:
+	// context canceled"); tried again, the partial fetch could not be
+	// resumed ("unsupported offset").
 	gate := make(chan struct{})
 	if opt.OCIStores == nil || !concurrent {
 		close(gate)
@@ -259,7 +259,7 @@ func (e *env) export(ctx context.Context, c *client.Client, opt client.SolveOpt,
 		label := "export: " + exportName(exports)
 		ch := r.steps.channel(label)
 		if i == 0 && concurrent && opt.OCIStores != nil {
-			ch = r.steps.channelUntil(label, layoutVertexName, gate)
+			ch = r.steps.channelUntil(label, r.packed.Digest, gate)
 		}
 		if i > 0 {
 			o.CacheExports = nil // the first solve exports the cache

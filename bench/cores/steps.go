@@ -39,16 +39,16 @@ func (l *stepLog) channel(label string) chan *client.SolveStatus {
 	return ch
 }
 
-// channelUntil is channel, and closes gate when a vertex named name has
-// completed (or the solve has ended).
-func (l *stepLog) channelUntil(label, name string, gate chan struct{}) chan *client.SolveStatus {
+// channelUntil is channel, and closes gate when the progress item id (a
+// blob's digest: its fetch) has completed, or the solve has ended.
+func (l *stepLog) channelUntil(label, id string, gate chan struct{}) chan *client.SolveStatus {
 	ch := make(chan *client.SolveStatus)
 	go func() {
 		open := true
 		for s := range ch {
 			l.add(label, s)
-			for _, v := range s.Vertexes {
-				if open && v.Name == name && v.Completed != nil {
+			for _, st := range s.Statuses {
+				if open && st.ID == id && st.Completed != nil {
 					close(gate)
 					open = false
 				}
