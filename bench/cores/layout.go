@@ -132,8 +132,13 @@ func (e *env) pushBase(dir string) error {
 	if e.baseConfig, err = img.RawConfigFile(); err != nil {
 		return err
 	}
-	if e.baseLayers, err = layerDigests(img); err != nil {
+	cfg, err := img.ConfigFile()
+	if err != nil {
 		return err
+	}
+	e.baseDiffIDs = nil
+	for _, d := range cfg.RootFS.DiffIDs {
+		e.baseDiffIDs = append(e.baseDiffIDs, d.String())
 	}
 	e.spec.Base = llb.Base{Ref: ref.Context().String() + "@" + dg.String(), Name: ref.String()}
 	return nil

@@ -114,7 +114,7 @@ type env struct {
 	baseLayout  string    // the base's OCI layout
 	spec        llb.Spec
 	baseConfig  []byte
-	baseLayers  []string // the base's layer digests
+	baseDiffIDs []string // the base's layers' diffIDs
 	toolsDir    string   // gpuimg-unpack and the packer, synced to the builder
 	out         string
 	compression string

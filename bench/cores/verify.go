@@ -34,8 +34,8 @@ type driverLayer struct {
 }
 
 // check reads design result r's docker tarball and pushed image back and
-// returns its driver layer. Both must be the base's layers plus one, the
-// same in the file and the registry, with a diffID that is the sha256 of
+// returns its driver layer. Both must be the base's layers (by diffID)
+// plus one, the same in the file and the registry, with a diffID that is the sha256 of
 // the layer's tar; and, against reference (design 0's, nil for design 0
 // itself), the same blob or the same entries. Anything else is an error:
 // the run stops rather than time a wrong image. extra receives the
@@ -49,9 +49,18 @@ func (e *env) check(r result, reference *driverLayer, extra ...io.Writer) (*driv
 	if err != nil {
 		return nil, err
 	}
-	n := len(e.baseLayers)
-	if len(layers) != n+1 || strings.Join(layers[:n], " ") != strings.Join(e.baseLayers, " ") {
-		return nil, fmt.Errorf("%s: layers %v, want the base's %v and one more", r.tarball, layers, e.baseLayers)
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	// By diffID: with zstd layers the base's blobs are recompressed too.
+	n := len(e.baseDiffIDs)
+	var diffIDs []string
+	for _, d := range cfg.RootFS.DiffIDs {
+		diffIDs = append(diffIDs, d.String())
+	}
+	if len(layers) != n+1 || len(diffIDs) != n+1 || strings.Join(diffIDs[:n], " ") != strings.Join(e.baseDiffIDs, " ") {
+		return nil, fmt.Errorf("%s: layers with diffIDs %v, want the base's %v and one more", r.tarball, diffIDs, e.baseDiffIDs)
 	}
 	pushedRef, err := name.ParseReference(r.ref, name.Insecure)
 	if err != nil {
@@ -74,10 +83,6 @@ func (e *env) check(r result, reference *driverLayer, extra ...io.Writer) (*driv
 		l.entries, l.tarBytes, l.diffID = reference.entries, reference.tarBytes, reference.diffID
 		return l, nil
 	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
 	layer, err := img.LayerByDigest(desc.Digest)
 	if err != nil {
 		return nil, err
@@ -86,7 +91,7 @@ func (e *env) check(r result, reference *driverLayer, extra ...io.Writer) (*driv
 	if err != nil {
 		return nil, fmt.Errorf("driver layer of %s: %w", r.tarball, err)
 	}
-	if want := cfg.RootFS.DiffIDs[n].String(); diffID != want {
+	if want := diffIDs[n]; diffID != want {
 		return nil, fmt.Errorf("driver layer of %s: the config's diffID is %s, its tar's sha256 %s", r.tarball, want, diffID)
 	}
 	l.diffID = diffID
