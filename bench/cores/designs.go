@@ -12,6 +12,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/gpuimg/gpuimg/bench/cores/packed"
 	"github.com/gpuimg/gpuimg/llb"
 	"github.com/moby/buildkit/client"
 	bk "github.com/moby/buildkit/client/llb"
@@ -50,7 +51,7 @@ type result struct {
 	wall, builder, client, server float64
 	steps                         *stepLog
 	tarball, ref                  string
-	packed                        packedLayer // design (a)'s packer output
+	packed                        packed.Layer // design (a)'s packer output
 }
 
 // build builds design d cold: the builder's cache pruned, no output file.

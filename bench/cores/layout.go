@@ -10,29 +10,17 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/gpuimg/gpuimg/bench/cores/packed"
 	"github.com/gpuimg/gpuimg/llb"
 	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// packedLayer is the packer's layer.json.
-type packedLayer struct {
-	MediaType string `json:"mediaType"`
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
-	DiffID    string `json:"diffID"`
-	TarBytes  int64  `json:"tarBytes"`
-	Threads   int    `json:"threads"`
-	// The packer's own wall and CPU time (all its threads).
-	WallSeconds float64 `json:"wallSeconds"`
-	CPUSeconds  float64 `json:"cpuSeconds"`
-}
-
 // writeLayout turns the packer's output in dir (the blob and layer.json)
 // into an OCI layout of a one-layer image: its config (the diffID) and
 // manifest go into the same content store. It returns the manifest digest.
-func writeLayout(dir string, platform ocispecs.Platform, l *packedLayer) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "layer.json"))
+func writeLayout(dir string, platform ocispecs.Platform, l *packed.Layer) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, packed.FileName))
 	if err == nil {
 		err = json.Unmarshal(data, l)
 	}

@@ -30,22 +30,10 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/archive"
+	"github.com/gpuimg/gpuimg/bench/cores/packed"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 )
-
-// Layer is what layer.json says about the blob.
-type Layer struct {
-	MediaType string `json:"mediaType"`
-	Digest    string `json:"digest"`
-	Size      int64  `json:"size"`
-	DiffID    string `json:"diffID"`
-	TarBytes  int64  `json:"tarBytes"`
-	Threads   int    `json:"threads"`
-	// WallSeconds and CPUSeconds (user+sys, all threads) are the packer's.
-	WallSeconds float64 `json:"wallSeconds"`
-	CPUSeconds  float64 `json:"cpuSeconds"`
-}
 
 func main() {
 	compression := flag.String("compression", "gzip", "gzip (pgzip) or zstd")
@@ -75,7 +63,7 @@ func pack(compression, lower, upper, out string) error {
 	compressed := io.MultiWriter(f, blobHash, &blob)
 	cores := runtime.NumCPU()
 	var zw io.WriteCloser
-	layer := Layer{Threads: cores}
+	layer := packed.Layer{Threads: cores}
 	switch compression {
 	case "gzip":
 		w, err := pgzip.NewWriterLevel(compressed, 6)
@@ -120,7 +108,7 @@ func pack(compression, lower, upper, out string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(out, "layer.json"), append(js, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(out, packed.FileName), append(js, '\n'), 0o644)
 }
 
 type counter struct{ n int64 }
