@@ -102,7 +102,8 @@ func (e *env) build(ctx context.Context, d design, tag string, cache *cacheOpts)
 	return r, nil
 }
 
-// imageDef is today's graph (gpuimg build's plan) and the image config.
+// imageDef is today's graph (gpuimg build's plan with one driver layer)
+// and the image config.
 func (e *env) imageDef(ctx context.Context) (func() (*pb.Definition, error), []byte, error) {
 	graph, err := llb.Build(e.spec)
 	if err != nil {

@@ -7,8 +7,10 @@
 // a docker tarball and pushing to the registry:
 //
 //	(0)   today: gpuimg's plan (llb.Build with the extraction step, as
-//	      `gpuimg build` makes it), one solve with both exporters, BuildKit
-//	      compressing the layer on one core;
+//	      `gpuimg build --driver-layers 1` makes it: the driver's files in one
+//	      layer), one solve with both exporters, BuildKit compressing the
+//	      layer on one core (gpuimg build's default of 4 driver layers,
+//	      compressed one per core, is not one of these designs);
 //	(b)   the same plan, the docker-tarball export and the push as two
 //	      concurrent solves of the same definition (the solver shares the
 //	      steps and the blob);
