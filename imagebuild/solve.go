@@ -145,16 +145,9 @@ func (b *Builder) openDests() ([][]pendingDest, error) {
 // display for all of them; with several bases, after the pre-pass that
 // groups them by family (solveBases).
 func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Writer, dests [][]pendingDest) (*Summary, []string, error) {
-	mode := progressui.DisplayMode(b.in.Progress)
-	if mode == "" {
-		mode = progressui.DisplayMode(os.Getenv("BUILDKIT_PROGRESS"))
-	}
-	if mode == "" {
-		mode = progressui.AutoMode
-	}
-	display, err := progressui.NewDisplay(progress, mode)
+	display, err := b.display(progress)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--progress %q: %w (use auto, plain, tty, quiet or rawjson)", b.in.Progress, err)
+		return nil, nil, err
 	}
 	// containerd's content store (the OCI-layout base) logs probes such as
 	// "failed check for fsverity support" as warnings: noise on a CLI's stderr.
@@ -202,22 +195,7 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	errs := make([]error, len(b.images))
 	var warnings []string
 	if len(b.bases) > 1 {
-		plan, err := b.solveBases(bctx, c, stores, attachables, newStatus())
-		if err != nil {
-			// Every image fails with it; tried again alone (retryAlone), each
-			// is built the full way.
-			err = fmt.Errorf("comparing the bases: %w", b.builderGone(err))
-			for i := range errs {
-				errs[i] = err
-			}
-			if b.in.FailFast {
-				cancel(err)
-			}
-		}
-		withPlan := *b
-		withPlan.plan = plan
-		b = &withPlan
-		warnings = b.sharingWarnings(plan)
+		b, warnings = b.withBasePlan(bctx, c, stores, attachables, newStatus(), errs, cancel)
 	}
 	one := func(i int) {
 		im := b.images[i]
@@ -231,31 +209,7 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 		}
 		results[i], errs[i] = res, nil
 	}
-	var images sync.WaitGroup
-	done := make([]chan struct{}, len(b.images))
-	for i := range done {
-		done[i] = make(chan struct{})
-	}
-	for i := range b.images {
-		if errs[i] != nil {
-			close(done[i])
-			continue
-		}
-		images.Add(1)
-		go func() {
-			defer images.Done()
-			defer close(done[i])
-			// The images of a family start once the image installed on
-			// its first base is done (built or failed): they find its
-			// layers compressed and, pushed to the same registry, already
-			// there, instead of uploading the same blobs at the same time.
-			for _, j := range b.leaders(i) {
-				<-done[j]
-			}
-			one(i)
-		}()
-	}
-	images.Wait()
+	b.inFamilyOrder(errs, one)
 	// BuildKit shares identical steps (the base) between concurrent builds,
 	// and a shared step can end with the session of the build that failed
 	// ("error reading from server: EOF"): each failed image is tried once
@@ -277,6 +231,73 @@ func (b *Builder) solve(ctx context.Context, c *client.Client, progress io.Write
 	<-displayDone
 	summary, err := b.collect(ctx, bctx, c, results, errs, watch)
 	return summary, warnings, err
+}
+
+// withBasePlan compares the bases of a several-base build (solveBases) and
+// returns the Builder with that plan, and the warnings about the bases
+// that share no driver layer. When the comparison fails, every image fails
+// with it in errs (tried again alone later, each is built the full way).
+func (b *Builder) withBasePlan(ctx context.Context, c *client.Client, stores map[string]content.Store, attachables []session.Attachable,
+	status chan *client.SolveStatus, errs []error, cancel context.CancelCauseFunc) (*Builder, []string) {
+	plan, err := b.solveBases(ctx, c, stores, attachables, status)
+	if err != nil {
+		err = fmt.Errorf("comparing the bases: %w", b.builderGone(err))
+		for i := range errs {
+			errs[i] = err
+		}
+		if b.in.FailFast {
+			cancel(err)
+		}
+	}
+	withPlan := *b
+	withPlan.plan = plan
+	return &withPlan, withPlan.sharingWarnings(plan)
+}
+
+// display is the progress display --progress (else BUILDKIT_PROGRESS, else
+// auto) asks for.
+func (b *Builder) display(progress io.Writer) (progressui.Display, error) {
+	mode := progressui.DisplayMode(b.in.Progress)
+	if mode == "" {
+		mode = progressui.DisplayMode(os.Getenv("BUILDKIT_PROGRESS"))
+	}
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	display, err := progressui.NewDisplay(progress, mode)
+	if err != nil {
+		return display, fmt.Errorf("--progress %q: %w (use auto, plain, tty, quiet or rawjson)", b.in.Progress, err)
+	}
+	return display, nil
+}
+
+// inFamilyOrder runs one(i) for every image that has not failed already,
+// concurrently, and waits for them. The images of a family start once the
+// image installed on its first base is done (built or failed): they find
+// its layers compressed and, pushed to the same registry, already there,
+// instead of uploading the same blobs at the same time.
+func (b *Builder) inFamilyOrder(errs []error, one func(i int)) {
+	var images sync.WaitGroup
+	done := make([]chan struct{}, len(b.images))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	for i := range b.images {
+		if errs[i] != nil {
+			close(done[i])
+			continue
+		}
+		images.Add(1)
+		go func() {
+			defer images.Done()
+			defer close(done[i])
+			for _, j := range b.leaders(i) {
+				<-done[j]
+			}
+			one(i)
+		}()
+	}
+	images.Wait()
 }
 
 // layoutStores opens the OCI layout of every oci-layout:// base, one
