@@ -3,9 +3,7 @@ package imagebuild_test
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"encoding/json"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -16,8 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/gpuimg/gpuimg/imagebuild"
 	"github.com/gpuimg/gpuimg/internal/testenv"
 	"github.com/gpuimg/gpuimg/llb"
@@ -156,27 +152,11 @@ func TestSeveralBasesShareOneDriverLayer(t *testing.T) {
 // layoutWith writes, at dir, the test base plus one layer of files.
 func layoutWith(t *testing.T, dir, baseDir string, files map[string]string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	var entries []tarFile
 	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(files[name])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, files[name]); err != nil {
-			t.Fatal(err)
-		}
+		entries = append(entries, tarFile{name, 0o644, []byte(files[name])})
 	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(baseImage(t, baseDir), layer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := withFiles(t, baseImage(t, baseDir), entries...)
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
@@ -216,29 +196,10 @@ func layerFiles(t *testing.T, l v1.Layer) []string {
 	return slices.Sorted(maps.Keys(layerEntries(t, l)))
 }
 
-// layerEntries is what the layers hold together, by path (no whiteouts
-// expected: the layers gpuimg adds only add).
+// layerEntries is what the layers hold together, by path.
 func layerEntries(t *testing.T, layers ...v1.Layer) map[string]*tar.Header {
 	t.Helper()
-	entries := map[string]*tar.Header{}
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			entries[strings.TrimPrefix(strings.TrimSuffix(h.Name, "/"), "./")] = h
-		}
-		rc.Close()
-	}
+	entries, _ := readLayers(t, layers...)
 	return entries
 }
 

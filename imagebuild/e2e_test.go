@@ -146,8 +146,16 @@ func (e *e2e) addedLayers(t *testing.T, img v1.Image, n int) (map[string]*tar.He
 	if err != nil {
 		t.Fatal(err)
 	}
+	return readLayers(t, layers[len(base):]...)
+}
+
+// readLayers is what layers hold together, applied in order (whiteouts
+// delete), by path: the entries and the sha256 of each regular file's
+// contents.
+func readLayers(t *testing.T, layers ...v1.Layer) (map[string]*tar.Header, map[string]string) {
+	t.Helper()
 	entries, sums := map[string]*tar.Header{}, map[string]string{}
-	for _, l := range layers[len(base):] {
+	for _, l := range layers {
 		rc, err := l.Uncompressed()
 		if err != nil {
 			t.Fatal(err)
@@ -638,17 +646,25 @@ func muslLayout(t *testing.T) string {
 	if err != nil {
 		testenv.SkipOrFail(t, "busybox-static not installed (`make deps`): %v", err)
 	}
+	return writeLayout(t, withFiles(t, emptyAmd64(t),
+		tarFile{"bin/sh", 0o755, busybox},
+		tarFile{"lib/ld-musl-x86_64.so.1", 0o755, nil},
+		tarFile{"etc/alpine-release", 0o644, []byte("3.20.0\n")}))
+}
+
+// tarFile is a regular file of a test layer.
+type tarFile struct {
+	name string
+	mode int64
+	data []byte
+}
+
+// withFiles is img with one more layer holding files.
+func withFiles(t *testing.T, img v1.Image, files ...tarFile) v1.Image {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{
-		{"bin/sh", 0o755, busybox},
-		{"lib/ld-musl-x86_64.so.1", 0o755, nil},
-		{"etc/alpine-release", 0o644, []byte("3.20.0\n")},
-	} {
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
@@ -663,11 +679,11 @@ func muslLayout(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(emptyAmd64(t), layer)
+	img, err = mutate.AppendLayers(img, layer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return writeLayout(t, img)
+	return img
 }
 
 func emptyAmd64(t *testing.T) v1.Image {
@@ -683,22 +699,8 @@ func emptyAmd64(t *testing.T) v1.Image {
 // withoutFile is the base with one more layer deleting path (a whiteout).
 func withoutFile(t *testing.T, baseDir, path string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
 	dir, file := filepath.Split(path)
-	if err := tw.WriteHeader(&tar.Header{Name: dir + ".wh." + file, Typeflag: tar.TypeReg, Mode: 0o644}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Close()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(baseImage(t, baseDir), layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeLayout(t, img)
+	return writeLayout(t, withFiles(t, baseImage(t, baseDir), tarFile{name: dir + ".wh." + file, mode: 0o644}))
 }
 
 // withArch is the base with its config claiming another architecture.
