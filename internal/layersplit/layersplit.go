@@ -129,26 +129,27 @@ type Result struct {
 // like every file the install step changed.
 func Split(root string, before map[string]bool, dests []string, epoch time.Time) (Result, error) {
 	var candidates []File
-	var stay int64
-	stayFiles := 0
+	// Layer 0 starts with every new file and gives up the ones moved.
+	res := Result{Bytes: make([]int64, len(dests)+1), Files: make([]int, len(dests)+1)}
 	err := walk(root, func(p string, fi fs.FileInfo) error {
 		if before[p] || !fi.Mode().IsRegular() {
 			return nil
 		}
-		if fi.Sys().(*syscall.Stat_t).Nlink != 1 {
-			stay += fi.Size()
-			stayFiles++
-			return nil
+		res.Bytes[0] += fi.Size()
+		res.Files[0]++
+		if fi.Sys().(*syscall.Stat_t).Nlink == 1 {
+			candidates = append(candidates, File{Path: p, Size: fi.Size()})
 		}
-		candidates = append(candidates, File{Path: p, Size: fi.Size()})
 		return nil
 	})
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Bytes: make([]int64, len(dests)+1), Files: make([]int, len(dests)+1)}
-	plan := Plan(candidates, stay, len(dests)+1)
-	moved := map[string]bool{}
+	var candidateBytes int64
+	for _, f := range candidates {
+		candidateBytes += f.Size
+	}
+	plan := Plan(candidates, res.Bytes[0]-candidateBytes, len(dests)+1)
 	// Directories get their times last: each file moved in changes them.
 	dirs := append([]string(nil), dests...)
 	for i, files := range plan {
@@ -161,19 +162,12 @@ func Split(root string, before map[string]bool, dests []string, epoch time.Time)
 			if err := move(root, dests[i], f.Path, epoch); err != nil {
 				return res, err
 			}
-			moved[f.Path] = true
 			res.Bytes[i+1] += f.Size
 			res.Files[i+1]++
+			res.Bytes[0] -= f.Size
+			res.Files[0]--
 		}
 	}
-	for _, f := range candidates {
-		if !moved[f.Path] {
-			res.Bytes[0] += f.Size
-			res.Files[0]++
-		}
-	}
-	res.Bytes[0] += stay
-	res.Files[0] += stayFiles
 	for _, d := range dirs {
 		if err := os.Chtimes(d, epoch, epoch); err != nil {
 			return res, err
